@@ -1,0 +1,32 @@
+# Two entry points that work on a fresh clone: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export GX_ANALYTICS_ENABLED := False
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: install demo test bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/privgov demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2 --timeout 600
+
+bench: $(STAMP)
+	$(PY) benchmarks/crypto.py
+	$(PY) benchmarks/policy.py
+	$(PY) benchmarks/validate.py
+
+clean:
+	rm -rf $(VENV) .privgov build *.egg-info .pytest_cache .hypothesis

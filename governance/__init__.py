@@ -1,0 +1,1 @@
+"""privgov: governance layer."""

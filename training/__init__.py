@@ -1,0 +1,1 @@
+"""privgov: training layer."""
