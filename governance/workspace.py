@@ -1,0 +1,174 @@
+"""The workspace: one directory holding the metadata DB, encrypted objects and keys.
+
+Why a single root: an operator can back it up, move it, or point a CI job at it
+(`--workspace`, `PRIVGOV_WORKSPACE`), and every command finds the same store,
+keyring, audit log and budget ledger. Heavy collaborators are created lazily so
+read-only commands stay fast.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from governance.store import Base, make_engine
+from privacy.errors import WorkspaceError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from governance.audit import AuditLog
+    from governance.keyring import Keyring
+    from governance.objectstore import ObjectStore
+    from privacy.ledger import BudgetLedger
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "workspace.json"
+DEFAULT_ROOT = ".privgov"
+
+
+def resolve_root(option: str | Path | None) -> Path:
+    """`--workspace` beats `PRIVGOV_WORKSPACE` beats `./.privgov`."""
+    if option:
+        return Path(option).expanduser().resolve()
+    env = os.environ.get("PRIVGOV_WORKSPACE")
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path(DEFAULT_ROOT).resolve()
+
+
+def _import_table_modules() -> None:
+    """Tables are declared next to the code that owns them; import them all."""
+    import governance.audit  # noqa: F401
+    import governance.identity  # noqa: F401
+    import governance.keyring  # noqa: F401
+
+
+class Workspace:
+    def __init__(self, root: Path, config: dict) -> None:
+        self.root = root
+        self.config = config
+        url = os.environ.get("PRIVGOV_DB_URL") or config.get("db_url") or f"sqlite:///{root / 'privgov.db'}"
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._lock_fh: object | None = None
+
+    # ---- lifecycle -------------------------------------------------------
+    @classmethod
+    def create(cls, root: Path, *, key_provider: str = "file", passphrase: str | None = None) -> "Workspace":
+        """Create a new workspace. Refuses to touch an existing one."""
+        from governance.keyring import Keyring, provider_from_args
+
+        if (root / CONFIG_NAME).exists():
+            raise WorkspaceError(f"{root}: a workspace already exists here")
+        if root.exists() and any(root.iterdir()):
+            raise WorkspaceError(f"{root}: directory is not empty; choose a new --workspace")
+        root.mkdir(parents=True, exist_ok=True)
+        os.chmod(root, 0o700)
+        config = {"format_version": FORMAT_VERSION, "key_provider": key_provider}
+        try:
+            provider = provider_from_args(key_provider, root, passphrase)
+            ws = cls(root, config)
+            _import_table_modules()
+            Base.metadata.create_all(ws.engine)
+            ws.ledger.create_tables()
+            ws.__dict__["keyring"] = Keyring.create(root, provider)
+            (root / "objects").mkdir(exist_ok=True)
+            tmp = root / (CONFIG_NAME + ".tmp")
+            tmp.write_text(json.dumps(config, indent=2))
+            os.replace(tmp, root / CONFIG_NAME)  # the config file marks a complete workspace
+        except BaseException:
+            # leave nothing half-made behind
+            import shutil
+
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        return ws
+
+    @classmethod
+    def open(cls, root: Path) -> "Workspace":
+        cfg_path = root / CONFIG_NAME
+        if not cfg_path.exists():
+            raise WorkspaceError(f"{root}: no privgov workspace here; run `privgov init --workspace {root}` first")
+        try:
+            config = json.loads(cfg_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise WorkspaceError(f"{cfg_path}: unreadable workspace config ({exc})") from None
+        if config.get("format_version") != FORMAT_VERSION:
+            raise WorkspaceError(
+                f"{cfg_path}: workspace format {config.get('format_version')} is not supported (expected {FORMAT_VERSION})"
+            )
+        _import_table_modules()
+        return cls(root, config)
+
+    # ---- locking ---------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive lock for commands that write; the OS releases it if we die."""
+        path = self.root / "run.lock"
+        fh = open(path, "a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise WorkspaceError(
+                f"{self.root}: workspace is locked by another run (pid {holder}); wait for it to finish"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            fh.close()
+
+    # ---- collaborators ---------------------------------------------------
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def session_factory(self) -> Session:
+        return self._sessions()
+
+    @cached_property
+    def keyring(self) -> "Keyring":
+        from governance.keyring import Keyring
+
+        return Keyring.open(self.root)
+
+    @cached_property
+    def objects(self) -> "ObjectStore":
+        from governance.objectstore import ObjectStore
+
+        return ObjectStore(self.root, self.keyring)
+
+    @cached_property
+    def audit(self) -> "AuditLog":
+        from governance.audit import AuditLog
+
+        return AuditLog(self._sessions, self.keyring.signing_key(), self.keyring.verify_key())
+
+    @cached_property
+    def ledger(self) -> "BudgetLedger":
+        from privacy.ledger import BudgetLedger
+
+        return BudgetLedger(self.engine)
