@@ -20,7 +20,6 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
-    LargeBinary,
     String,
     Text,
     create_engine,
@@ -48,7 +47,20 @@ class Dataset(Base):
     privacy_unit: Mapped[str | None] = mapped_column(String(200), nullable=True)
     row_id_column: Mapped[str] = mapped_column(String(200), default="row_id")
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # sha256 of the policy text that governs reads of this dataset (see PolicyRecord)
+    policy_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PolicyRecord(Base):
+    """Every policy text a decision was made under, so decisions can be replayed."""
+
+    __tablename__ = "policies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    loaded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class DatasetVersion(Base):

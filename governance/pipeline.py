@@ -1,0 +1,415 @@
+"""The governed run: raw file → validated, cleaned, de-identified, encrypted
+version → policy decision → budget reservation → DP training → evidence.
+
+Why one runner: the order of the stages *is* the guarantee. Data is decrypted
+for training only after an allow decision and a budget reservation, both
+audited; every stage records counts, never values.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from governance import catalog
+from governance.pipeline_spec import PipelineSpec
+from governance.store import Run, ValidationRecord, utcnow
+from governance.workspace import Workspace
+from privacy.errors import AccessDenied, InputError, PrivgovError, QualityGateFailed
+
+Progress = Callable[[str, str], None]
+SPLIT_COLUMN = "split"
+
+
+@dataclass
+class RunSummary:
+    run_uid: str
+    dataset: str
+    status: str = "running"
+    reason: str | None = None
+    version: int | None = None
+    quarantine_version: int | None = None
+    rows_ingested: int = 0
+    rows_clean: int = 0
+    rows_quarantined: int = 0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    raw_validation_success: bool | None = None
+    clean_validation_success: bool | None = None
+    epsilon_target: float | None = None
+    epsilon_spent: float | None = None
+    delta: float | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    report_path: str | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _noop(stage: str, message: str) -> None:  # pragma: no cover - default progress
+    pass
+
+
+class PipelineRunner:
+    def __init__(self, ws: Workspace, spec: PipelineSpec, token: str | None, progress: Progress | None = None) -> None:
+        self.ws = ws
+        self.spec = spec
+        self.token = token
+        self.progress = progress or _noop
+        self.summary = RunSummary(run_uid=uuid.uuid4().hex[:16], dataset=spec.dataset)
+        self.principal_name = spec.principal
+        self.roles: list[str] = []
+
+    # ------------------------------------------------------------------ helpers
+    def _audit(self, action: str, decision: str = "info", **kw: Any) -> None:
+        with self.ws.session() as s:
+            self.ws.audit.record(
+                s, principal=self.principal_name, action=action, decision=decision, resource=self.spec.dataset, **kw
+            )
+
+    def _stage(self, name: str, fn: Callable[[], Any]) -> Any:
+        self.progress(name, "start")
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.summary.stage_seconds[name] = round(time.perf_counter() - t0, 3)
+            self.progress(name, "done")
+
+    def _decide(self, action: str, purpose: str | None, version: int | None = None):
+        from policies.engine import Request, decide
+
+        with self.ws.session() as s:
+            ds = catalog.find_dataset(s, self.spec.dataset) if action != "ingest" else None
+            tags = list(ds.tags) if ds is not None else list(self.spec.tags)
+        request = Request(
+            principal=self.principal_name,
+            roles=self.roles,
+            action=action,
+            dataset=self.spec.dataset,
+            tags=tags,
+            purpose=purpose,
+            now=utcnow(),
+        )
+        decision = decide(request, self.policy)
+        self._audit(
+            action,
+            decision="allow" if decision.allowed else "deny",
+            version=version,
+            purpose=purpose,
+            reason=decision.reason,
+        )
+        if not decision.allowed:
+            raise AccessDenied(
+                f"policy {Path(self.spec.policy).name} denies `{action}` on `{self.spec.dataset}` "
+                f"for principal `{self.principal_name}` with purpose `{purpose}`: {decision.reason}"
+            )
+        return decision
+
+    # ------------------------------------------------------------------ stages
+    def authenticate(self) -> None:
+        from governance.identity import authenticate
+        from policies.schema import load_policy
+
+        self.policy = load_policy(self.spec.resolve(self.spec.policy))
+        if not self.token:
+            self._audit("authenticate", decision="deny", reason="no token given")
+            raise AccessDenied("no API token: pass --token or set PRIVGOV_TOKEN")
+        try:
+            with self.ws.session() as s:
+                principal = authenticate(s, self.token)
+                self.roles = list(principal.roles or [])
+                name = principal.name
+        except AccessDenied as exc:
+            self._audit("authenticate", decision="deny", reason=str(exc))
+            raise
+        if name != self.spec.principal:
+            self.principal_name = name
+            self._audit("authenticate", decision="deny", reason=f"token belongs to `{name}`, pipeline declares `{self.spec.principal}`")
+            raise AccessDenied(f"the token belongs to `{name}` but the pipeline declares principal `{self.spec.principal}`")
+        self._audit("authenticate", decision="allow")
+
+    def ingest(self) -> pd.DataFrame:
+        from governance.ingest import read_table
+
+        self._decide("ingest", self.spec.ingest_purpose)
+        src = self.spec.source
+        rid = self.spec.row_id
+        if src.sample:
+            from governance.sample_data import generate_clinic
+
+            df = generate_clinic(src.rows, seed=src.seed)
+            if rid not in df.columns:
+                df.insert(0, rid, np.arange(len(df), dtype=np.int64))
+        else:
+            opts = src.csv.model_dump(exclude_none=True) if src.csv else None
+            df = read_table(self.spec.resolve(src.path), row_id_column=rid, fmt=src.format, csv_options=opts)
+            if src.test_path:
+                test = read_table(self.spec.resolve(src.test_path), row_id_column=rid, fmt=src.format, csv_options=opts)
+                test[rid] = test[rid] + (int(df[rid].max()) + 1 if len(df) else 0)
+                df[SPLIT_COLUMN] = "train"
+                test[SPLIT_COLUMN] = "test"
+                df = pd.concat([df, test], ignore_index=True)
+        for col in [c for c in [self.spec.privacy_unit] if c]:
+            if col not in df.columns:
+                raise InputError(f"pipeline `{self.spec.name}`: privacy_unit column `{col}` is not in the data")
+        self.summary.rows_ingested = len(df)
+        self._audit("ingest", details={"rows": int(len(df)), "columns": int(df.shape[1])}, purpose=self.spec.ingest_purpose)
+        return df
+
+    def validate(self, df: pd.DataFrame, stage: str):
+        from governance.quality import load_suite, validate
+
+        suite = load_suite(self.spec.resolve(self.spec.quality.suite))
+        result = validate(df, suite, row_id_column=self.spec.row_id, engine=self.spec.quality.engine)
+        failing = len(result.failing_row_ids)
+        with self.ws.session() as s:
+            s.add(
+                ValidationRecord(
+                    dataset_name=self.spec.dataset,
+                    stage=stage,
+                    suite_name=str(suite.get("name", "suite")),
+                    success=bool(result.success),
+                    evaluated=len(result.results),
+                    failed_expectations=sum(1 for r in result.results if not r.success),
+                    failing_rows=failing,
+                    result_json=result.to_json(),
+                )
+            )
+        self._audit(
+            "validate",
+            decision="info",
+            purpose=self.spec.ingest_purpose,
+            details={"stage": stage, "success": bool(result.success), "failing_rows": failing},
+        )
+        return result
+
+    def clean(self, df: pd.DataFrame):
+        from governance.cleaning import apply_steps, build_steps
+
+        steps = build_steps(self.spec.cleaning)
+        cleaned, reports = apply_steps(df, steps, row_id_column=self.spec.row_id)
+        return cleaned, [r.to_dict() if hasattr(r, "to_dict") else dict(r) for r in reports]
+
+    def deidentify(self, df: pd.DataFrame):
+        from privacy.deid import apply_deid, enforce_no_direct_identifiers, require_k
+
+        d = self.spec.deid
+        out, report = apply_deid(df, d.steps, key_for_domain=self.ws.keyring.hmac_key)
+        transformed = {r["column"] for r in report if r.get("action") in ("drop", "pseudonymize")}
+        enforce_no_direct_identifiers(out, d.direct_identifiers, transformed=transformed)
+        if d.require_k and d.quasi_identifiers:
+            require_k(out, d.quasi_identifiers, d.require_k)
+        return out, report
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> RunSummary:
+        spec = self.spec
+        with self.ws.session() as s:
+            s.add(Run(run_uid=self.summary.run_uid, pipeline=spec.name, dataset_name=spec.dataset,
+                      principal=spec.principal, purpose=spec.purpose))
+        try:
+            self._stage("authenticate", self.authenticate)
+            df = self._stage("ingest", self.ingest)
+            steps_log: list[dict[str, Any]] = []
+            if spec.quality:
+                raw = self._stage("validate", lambda: self.validate(df, "raw"))
+                self.summary.raw_validation_success = bool(raw.success)
+            if spec.cleaning:
+                df, clean_reports = self._stage("clean", lambda: self.clean(df))
+                steps_log.extend(clean_reports)
+            quarantine = None
+            if spec.quality:
+                res = self._stage("revalidate", lambda: self.validate(df, "cleaned"))
+                self.summary.clean_validation_success = bool(res.success)
+                if res.failing_row_ids:
+                    if spec.quality.on_failure == "fail":
+                        raise QualityGateFailed(
+                            f"suite {spec.quality.suite}: {len(res.failing_row_ids)} rows still fail after cleaning"
+                        )
+                    mask = df[spec.row_id].isin(res.failing_row_ids)
+                    share = float(mask.mean())
+                    if share > spec.quality.max_quarantine_share:
+                        raise QualityGateFailed(
+                            f"suite {spec.quality.suite}: {share:.1%} of rows fail after cleaning "
+                            f"(more than max_quarantine_share {spec.quality.max_quarantine_share:.0%}); fix the source or the cleaning steps"
+                        )
+                    reasons = res.reasons_by_row() if hasattr(res, "reasons_by_row") else {}
+                    quarantine = df[mask].copy()
+                    quarantine["quarantine_reason"] = quarantine[spec.row_id].map(
+                        lambda r: "; ".join(reasons.get(r, ["failed validation"]))
+                    )
+                    df = df[~mask].reset_index(drop=True)
+                    self.summary.rows_quarantined = int(mask.sum())
+                    for r in res.results:
+                        if not r.success:
+                            self.summary.quarantine_reasons[r.label] = int(r.unexpected_count)
+            df, deid_report = self._stage("deidentify", lambda: self.deidentify(df))
+            steps_log.extend({"stage": "deid", **r} for r in deid_report)
+            self.summary.rows_clean = len(df)
+            self._stage("encrypt", lambda: self._store(df, quarantine, steps_log))
+            del df, quarantine
+            if spec.training:
+                self._stage("train", self.train)
+            self.summary.status = "succeeded"
+        except PrivgovError as exc:
+            self.summary.status = "denied" if isinstance(exc, AccessDenied) else "failed"
+            self.summary.reason = str(exc)
+            self._finish()
+            raise
+        except BaseException as exc:  # unexpected: record, then re-raise
+            self.summary.status = "failed"
+            self.summary.reason = f"{type(exc).__name__}: {exc}"
+            self._finish()
+            raise
+        self._finish()
+        return self.summary
+
+    def _store(self, df: pd.DataFrame, quarantine: pd.DataFrame | None, steps_log: list[dict[str, Any]]) -> None:
+        spec = self.spec
+        with self.ws.session() as s:
+            ds = catalog.get_or_create_dataset(
+                s, spec.dataset, privacy_unit=spec.privacy_unit, row_id_column=spec.row_id, tags=spec.tags
+            )
+            meta: dict[str, Any] = {"pipeline": spec.name, "run_uid": self.summary.run_uid}
+            if spec.privacy_unit and SPLIT_COLUMN in df.columns:
+                meta["unit_counts"] = {
+                    k: int(v) for k, v in df.groupby(SPLIT_COLUMN)[spec.privacy_unit].nunique().items()
+                }
+            status = "passed" if self.summary.clean_validation_success in (True, None) or quarantine is not None else "failed"
+            row = catalog.write_version(self.ws, s, ds, df, kind="data", steps=steps_log, meta=meta, validation_status=status)
+            self.summary.version = row.version
+            self.version_id = row.id
+            self.lineage_id = ds.lineage_id
+            self.unit_count = row.unit_count
+            self.version_meta = meta
+            s.query(ValidationRecord).filter(
+                ValidationRecord.dataset_name == spec.dataset, ValidationRecord.version_id.is_(None)
+            ).update({"version_id": row.id})
+            s.query(Run).filter(Run.run_uid == self.summary.run_uid).update({"version_id": row.id})
+            if quarantine is not None and len(quarantine):
+                q = catalog.write_version(
+                    self.ws, s, ds, quarantine, kind="quarantine", parent_id=row.id,
+                    meta={"reasons": self.summary.quarantine_reasons, "run_uid": self.summary.run_uid},
+                    validation_status="failed",
+                )
+                self.summary.quarantine_version = q.version
+            self.ws.audit.record(
+                s, principal=self.principal_name, action="store", decision="info", resource=spec.dataset,
+                version=row.version, purpose=spec.ingest_purpose,
+                details={"rows": int(row.row_count), "content_hash": row.content_hash,
+                         "data_key_id": int(row.data_key_id or 0),
+                         "quarantined_rows": int(self.summary.rows_quarantined)},
+            )
+
+    def train(self) -> None:
+        from policies.engine import budget_for
+        from training.trainer import TrainConfig, plan, train_private
+
+        spec = self.spec
+        t = spec.training
+        decision = self._decide("train", spec.purpose, version=self.summary.version)
+        cap = budget_for(self.policy, spec.dataset)
+        if cap is None:
+            raise AccessDenied(f"policy {Path(spec.policy).name} sets no privacy budget for `{spec.dataset}`; training is refused")
+        cap_eps, cap_delta = cap
+        if decision.obligations.epsilon_cap is not None and t.epsilon > decision.obligations.epsilon_cap:
+            raise AccessDenied(
+                f"target epsilon {t.epsilon} exceeds the per-run cap {decision.obligations.epsilon_cap} granted to `{self.principal_name}`"
+            )
+        cfg = TrainConfig(
+            target=t.target, positive=t.positive, features=t.features, categorical=t.categorical, model=t.model,
+            hidden=t.hidden, epsilon=t.epsilon, delta=t.delta, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
+            max_grad_norm=t.max_grad_norm, device=t.device, seed=t.seed, unit_column=spec.privacy_unit,
+            sensitive_columns=t.sensitive_columns, test_fraction=t.test_fraction, bounding=t.bounding,
+            exclude_columns=[spec.row_id, SPLIT_COLUMN], **t.options,
+        )
+        unit = spec.privacy_unit or "row"
+        n_train = self._n_train_units(t.test_fraction)
+        privacy_plan = plan(n_train, cfg)
+        self.summary.epsilon_target = privacy_plan.epsilon
+        self.summary.delta = t.delta
+        with self.ws.session() as s:
+            self.ws.ledger.set_cap(self.lineage_id, unit, cap_eps, cap_delta)
+        self.ws.ledger.reserve(
+            lineage_id=self.lineage_id, unit=unit, run_uid=self.summary.run_uid, epsilon=privacy_plan.epsilon,
+            delta=t.delta, orders=list(privacy_plan.orders), rdp=list(privacy_plan.rdp),
+        )
+        self._audit("budget_reserve", decision="allow", epsilon=privacy_plan.epsilon, purpose=spec.purpose,
+                    version=self.summary.version, details={"sigma": float(privacy_plan.sigma), "steps": int(privacy_plan.steps)})
+        # Only now is the stored version decrypted.
+        with self.ws.session() as s:
+            ds = catalog.find_dataset(s, spec.dataset)
+            row = catalog.get_version(s, ds, self.summary.version)
+            data = catalog.read_version(self.ws, s, ds, row)
+        self._audit("read", decision="allow", purpose=spec.purpose, version=self.summary.version,
+                    details={"rows": int(len(data)), "for": "train"})
+        train_df, test_df = self._split(data, t.test_fraction, t.seed)
+        del data
+        result = train_private(train_df, test_df, cfg, privacy_plan)
+        self.ws.ledger.commit(run_uid=self.summary.run_uid, epsilon=result.epsilon_spent,
+                              orders=list(result.orders), rdp=list(result.rdp))
+        self.summary.epsilon_spent = result.epsilon_spent
+        self.summary.metrics = result.metrics
+        card = dict(result.model_card)
+        card.update({"dataset": spec.dataset, "dataset_version": self.summary.version, "privacy_unit": unit,
+                     "run_uid": self.summary.run_uid})
+        with self.ws.session() as s:
+            ds = catalog.find_dataset(s, spec.dataset)
+            ref = self.ws.objects.put_bytes(s, result.model_bytes, associated=f"privgov:model;run={self.summary.run_uid}".encode())
+            run = s.query(Run).filter(Run.run_uid == self.summary.run_uid).one()
+            run.epsilon = result.epsilon_spent
+            run.delta = t.delta
+            run.metrics_json = {"metrics": result.metrics, "per_group": result.per_group, "history": result.history}
+            run.model_card_json = card
+            run.model_blob_hash = ref.blob_hash
+            run.model_data_key_id = ref.data_key_id
+            s.flush()
+            catalog.add_edge(s, "version", self.version_id, "run", run.id, "trained")
+            self.ws.audit.record(s, principal=self.principal_name, action="train", decision="info", resource=spec.dataset,
+                                 version=self.summary.version, purpose=spec.purpose, epsilon=float(result.epsilon_spent),
+                                 details={"accuracy": float(result.metrics.get("accuracy", float("nan"))),
+                                          "steps": int(result.steps)})
+
+    def _n_train_units(self, test_fraction: float) -> int:
+        counts = self.version_meta.get("unit_counts")
+        if counts and "train" in counts:
+            return int(counts["train"])
+        from training.trainer import train_unit_count
+
+        return train_unit_count(int(self.unit_count or 0) or self._row_count(), test_fraction)
+
+    def _row_count(self) -> int:
+        with self.ws.session() as s:
+            ds = catalog.find_dataset(s, self.spec.dataset)
+            return int(catalog.get_version(s, ds, self.summary.version).row_count)
+
+    def _split(self, data: pd.DataFrame, test_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if SPLIT_COLUMN in data.columns:
+            return (data[data[SPLIT_COLUMN] == "train"].reset_index(drop=True),
+                    data[data[SPLIT_COLUMN] == "test"].reset_index(drop=True))
+        from training.trainer import split_by_unit
+
+        return split_by_unit(data, self.spec.privacy_unit, test_fraction, seed)
+
+    def _finish(self) -> None:
+        with self.ws.session() as s:
+            run = s.query(Run).filter(Run.run_uid == self.summary.run_uid).one_or_none()
+            if run is not None:
+                run.status = self.summary.status
+                run.reason = self.summary.reason
+                run.ended_at = utcnow()
+            self.ws.audit.record(s, principal=self.principal_name, action="run", decision="info",
+                                 resource=self.spec.dataset, version=self.summary.version,
+                                 reason=self.summary.status,
+                                 details={"run_uid": self.summary.run_uid})
+            self.ws.audit.checkpoint(s)
+        if self.spec.report and self.summary.status == "succeeded":
+            from governance.report import write_report
+
+            out = Path(self.spec.report)  # relative to the working directory
+            write_report(self.ws, out)
+            self.summary.report_path = str(out)
