@@ -1,0 +1,390 @@
+"""`privgov` command line.
+
+Why this shape: pipelines (Airflow, Dagster, cron) call it and branch on the
+exit code, people read its output. Every failure is one line `error: ...` on
+stderr with a stable exit code (1 quality gate, 2 bad input, 3 denied, 4
+integrity). Only typer is imported at start-up: `privgov --help` must stay well
+under a second, so torch, Great Expectations, pandas and SQLAlchemy are imported
+inside the commands that need them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    name="privgov",
+    help="Privacy-focused data governance: quality gates, de-identification, encryption at rest, "
+    "policy-as-code, differentially private training and a tamper-evident audit log.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+dataset_app = typer.Typer(help="Datasets, versions, lineage, export and erasure.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained, signed audit log.", no_args_is_help=True)
+budget_app = typer.Typer(help="Privacy budget ledger.", no_args_is_help=True)
+quality_app = typer.Typer(help="Validate data with Great Expectations suites.", no_args_is_help=True)
+pii_app = typer.Typer(help="Detect and transform personal data.", no_args_is_help=True)
+policy_app = typer.Typer(help="Policy-as-code: test policies against expected decisions.", no_args_is_help=True)
+principal_app = typer.Typer(help="People and service accounts.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+keys_app = typer.Typer(help="Key-encryption keys: rotation and retirement.", no_args_is_help=True)
+access_app = typer.Typer(help="Access reviews.", no_args_is_help=True)
+sample_app = typer.Typer(help="Built-in sample data generators.", no_args_is_help=True)
+for sub, name in [
+    (dataset_app, "dataset"), (audit_app, "audit"), (budget_app, "budget"), (quality_app, "quality"),
+    (pii_app, "pii"), (policy_app, "policy"), (principal_app, "principal"), (token_app, "token"),
+    (keys_app, "keys"), (access_app, "access"), (sample_app, "sample"),
+]:
+    app.add_typer(sub, name=name)
+
+WorkspaceOpt = typer.Option(None, "--workspace", "-w", help="Workspace directory (default $PRIVGOV_WORKSPACE or ./.privgov).")
+TokenOpt = typer.Option(None, "--token", help="API token (default $PRIVGOV_TOKEN).")
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _open(workspace: Optional[Path]):
+    from governance.workspace import Workspace, resolve_root
+
+    return Workspace.open(resolve_root(workspace))
+
+
+def _token(token: Optional[str]) -> Optional[str]:
+    return token or os.environ.get("PRIVGOV_TOKEN")
+
+
+def _require_admin(ws, token: Optional[str], action: str) -> str:
+    """Admin operations need a token whose principal has the `admin` role; audited either way."""
+    from governance.identity import authenticate
+    from privacy.errors import AccessDenied
+
+    tok = _token(token)
+    with ws.session() as s:
+        if not tok:
+            ws.audit.record(s, principal="anonymous", action=action, decision="deny", reason="no token")
+            raise AccessDenied(f"`{action}` needs an admin token: pass --token or set PRIVGOV_TOKEN")
+        try:
+            p = authenticate(s, tok)
+        except AccessDenied as exc:
+            ws.audit.record(s, principal="anonymous", action=action, decision="deny", reason=str(exc))
+            raise
+        if "admin" not in (p.roles or []):
+            ws.audit.record(s, principal=p.name, action=action, decision="deny", reason="principal lacks role admin")
+            raise AccessDenied(f"`{action}` needs the admin role; `{p.name}` has {sorted(p.roles or [])}")
+        ws.audit.record(s, principal=p.name, action=action, decision="allow")
+        return p.name
+
+
+# --------------------------------------------------------------------------- workspace
+@app.command()
+def init(
+    workspace: Optional[Path] = WorkspaceOpt,
+    key_provider: str = typer.Option("file", help="Where the key-encryption key comes from: file | passphrase | env."),
+    admin: str = typer.Option("admin", help="Name of the first admin principal."),
+) -> None:
+    """Create a workspace (SQLite DB, encrypted object store, keyring, audit log) and an admin principal."""
+    from governance.identity import add_principal, issue_token
+    from governance.workspace import Workspace, resolve_root
+
+    root = resolve_root(workspace)
+    passphrase = os.environ.get("PRIVGOV_PASSPHRASE") if key_provider == "passphrase" else None
+    ws = Workspace.create(root, key_provider=key_provider, passphrase=passphrase)
+    with ws.lock(), ws.session() as s:
+        add_principal(s, admin, kind="person", roles=["admin"])
+        token = issue_token(s, admin, ttl_days=90)
+        ws.audit.record(s, principal="local-admin", action="init", decision="info", details={"admin": admin})
+        ws.audit.checkpoint(s)
+    out = _console()
+    out.print(f"Workspace created at {root}")
+    out.print(f"Admin principal `{admin}`; its token is shown once — store it now:")
+    print(token)
+
+
+@app.command()
+def run(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
+    workspace: Optional[Path] = WorkspaceOpt,
+    token: Optional[str] = TokenOpt,
+    adult_dir: Optional[Path] = typer.Option(None, help="Folder with adult.data/adult.test (sets PRIVGOV_ADULT_DIR)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+) -> None:
+    """Run a declared pipeline end to end with a per-stage progress display."""
+    summary = _run_pipeline(pipeline, workspace, _token(token), adult_dir)
+    _print_summary(summary, json_out)
+
+
+def _run_pipeline(pipeline: Path, workspace: Optional[Path], token: Optional[str], adult_dir: Optional[Path]):
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from governance.pipeline import PipelineRunner
+    from governance.pipeline_spec import load_pipeline
+
+    overrides = {"PRIVGOV_ADULT_DIR": str(adult_dir.resolve())} if adult_dir else None
+    spec = load_pipeline(pipeline, overrides)
+    ws = _open(workspace)
+    with ws.lock():
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=_console(stderr=True), transient=False) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(stage: str, state: str) -> None:
+                if state == "start":
+                    tasks[stage] = bar.add_task(f"{stage} …", total=1)
+                else:
+                    bar.update(tasks[stage], completed=1, description=f"[green]✓[/] {stage}")
+
+            return PipelineRunner(ws, spec, token, progress).run()
+
+
+def _print_summary(summary, json_out: bool) -> None:
+    from dataclasses import asdict
+
+    if json_out:
+        print(json.dumps(asdict(summary), indent=2, default=str))
+        return
+    out = _console()
+    out.print(f"[bold]Run {summary.run_uid}[/] on `{summary.dataset}`: {summary.status}")
+    out.print(f"  rows ingested {summary.rows_ingested:,}; stored {summary.rows_clean:,} as version {summary.version}; "
+              f"quarantined {summary.rows_quarantined:,}"
+              + (f" (version {summary.quarantine_version})" if summary.quarantine_version else ""))
+    if summary.quarantine_reasons:
+        for label, count in summary.quarantine_reasons.items():
+            out.print(f"    quarantine reason: {label}: {count:,} rows")
+    if summary.epsilon_spent is not None:
+        m = summary.metrics
+        out.print(f"  DP training: ε spent {summary.epsilon_spent:.3f} (δ={summary.delta:g}); "
+                  f"test accuracy {m.get('accuracy', float('nan')):.4f}, ROC AUC {m.get('roc_auc', float('nan')):.4f}")
+    if summary.report_path:
+        out.print(f"  report: {summary.report_path}")
+
+
+@app.command()
+def demo(
+    pipeline: Path = typer.Argument(Path("examples/clinic/pipeline.yaml"), help="Pipeline to run."),
+    workspace: Optional[Path] = WorkspaceOpt,
+) -> None:
+    """Create the workspace if needed, enrol the demo principal and run the example pipeline."""
+    from governance.identity import add_principal, issue_token, list_principals
+    from governance.pipeline_spec import load_pipeline
+    from governance.workspace import Workspace, resolve_root
+
+    root = resolve_root(workspace)
+    spec = load_pipeline(pipeline)
+    ws = Workspace.open(root) if (root / "workspace.json").exists() else Workspace.create(root)
+    with ws.lock(), ws.session() as s:
+        names = {p.name for p in list_principals(s)}
+        if spec.principal not in names:
+            add_principal(s, spec.principal, kind="service", roles=["ml-engineer", "data-engineer"])
+        token = issue_token(s, spec.principal, ttl_days=1)
+        ws.audit.record(s, principal="local-admin", action="token_issue", decision="info",
+                        details={"principal": spec.principal, "ttl_days": 1})
+    summary = _run_pipeline(pipeline, root, token, None)
+    _print_summary(summary, False)
+    _console().print(f"Inspect: privgov dataset list · privgov budget show {spec.dataset} · privgov audit verify")
+
+
+@app.command()
+def report(
+    out: Path = typer.Option(Path("reports/privgov-report.html"), "--out", help="HTML file to write."),
+    workspace: Optional[Path] = WorkspaceOpt,
+) -> None:
+    """Write a self-contained HTML report of datasets, validations, decisions, runs, budgets and audit status."""
+    from governance.report import write_report
+
+    ws = _open(workspace)
+    write_report(ws, out)
+    _console().print(f"report written to {out}")
+
+
+# --------------------------------------------------------------------------- datasets
+@dataset_app.command("list")
+def dataset_list(workspace: Optional[Path] = WorkspaceOpt) -> None:
+    """Datasets with their latest version, rows and validation status."""
+    from rich.table import Table
+
+    from governance import catalog
+    from governance.store import Dataset
+
+    ws = _open(workspace)
+    table = Table("dataset", "versions", "latest", "rows", "validation", "tags", "lineage")
+    with ws.session() as s:
+        for ds in s.query(Dataset).order_by(Dataset.name):
+            vs = catalog.versions_of(s, ds, kind="data")
+            last = vs[-1] if vs else None
+            table.add_row(ds.name, str(len(vs)), str(last.version if last else "-"),
+                          f"{last.row_count:,}" if last else "-", last.validation_status if last else "-",
+                          ",".join(ds.tags or []), ds.lineage_id[:12])
+    _console().print(table)
+
+
+@dataset_app.command("show")
+def dataset_show(name: str, workspace: Optional[Path] = WorkspaceOpt) -> None:
+    """Every version: rows, content hash, key id, validation status, lineage, erasure."""
+    from rich.table import Table
+
+    from governance import catalog
+
+    ws = _open(workspace)
+    with ws.session() as s:
+        ds = catalog.find_dataset(s, name)
+        out = _console()
+        out.print(f"[bold]{ds.name}[/]  lineage {ds.lineage_id}  privacy unit {ds.privacy_unit or 'row'}  tags {ds.tags}")
+        table = Table("version", "kind", "rows", "units", "content sha256", "data key", "validation", "parent", "erased")
+        for v in catalog.versions_of(s, ds):
+            parent = next((p.version for p in catalog.versions_of(s, ds) if p.id == v.parent_id), None)
+            table.add_row(str(v.version), v.kind, f"{v.row_count:,}", str(v.unit_count or "-"), v.content_hash[:16],
+                          str(v.data_key_id), v.validation_status, str(parent or "-"),
+                          v.erased_at.strftime("%Y-%m-%d %H:%M") if v.erased_at else "")
+        out.print(table)
+
+
+@dataset_app.command("erase")
+def dataset_erase(
+    name: str,
+    version: int = typer.Option(..., "--version", help="Version to crypto-shred."),
+    workspace: Optional[Path] = WorkspaceOpt,
+    token: Optional[str] = TokenOpt,
+) -> None:
+    """Crypto-shred a version (destroy its data key) and list everything derived from it."""
+    from governance import catalog
+
+    ws = _open(workspace)
+    with ws.lock():
+        who = _require_admin(ws, token, "erase")
+        with ws.session() as s:
+            ds = catalog.find_dataset(s, name)
+            rep = catalog.erase_version(ws, s, ds, version)
+            ws.audit.record(s, principal=who, action="erase", decision="info", resource=name, version=version,
+                            details={"affected_versions": rep.affected_versions, "affected_runs": len(rep.affected_runs)})
+            ws.audit.checkpoint(s)
+    out = _console()
+    out.print(f"Erased `{name}` version {version}: its data key is destroyed; the ciphertext can no longer be read.")
+    out.print(f"  derived versions flagged: {rep.affected_versions or 'none'}")
+    out.print(f"  models flagged (trained on it): {rep.affected_runs or 'none'}")
+    out.print("  not covered: " + "; ".join(rep.not_covered))
+
+
+# --------------------------------------------------------------------------- audit
+@audit_app.command("verify")
+def audit_verify(
+    workspace: Optional[Path] = WorkspaceOpt,
+    file: Optional[Path] = typer.Option(None, "--file", help="Verify an exported JSONL extract instead."),
+) -> None:
+    """Recompute the hash chain and check checkpoint signatures; exit 0 only if everything checks out."""
+    from privacy.errors import IntegrityFailure
+
+    if file is not None:
+        from governance.audit import verify_file
+
+        rep = verify_file(file)
+    else:
+        ws = _open(workspace)
+        with ws.session() as s:
+            rep = ws.audit.verify(s)
+    out = _console()
+    if rep.ok:
+        out.print(f"audit log OK: {rep.events} events, {rep.checkpoints} signed checkpoints")
+        return
+    for problem in rep.problems:
+        out.print(f"[red]✗[/] {problem}")
+    raise IntegrityFailure(f"audit log verification failed: {rep.problems[0]}")
+
+
+@audit_app.command("log")
+def audit_log(
+    workspace: Optional[Path] = WorkspaceOpt,
+    dataset: Optional[str] = typer.Option(None, "--dataset"),
+    limit: int = typer.Option(50, help="Show the last N events."),
+) -> None:
+    """The latest audit events (who, what, which version, purpose, decision, ε)."""
+    from rich.table import Table
+
+    from governance.audit import AuditEvent
+
+    ws = _open(workspace)
+    table = Table("seq", "time", "principal", "action", "resource", "ver", "purpose", "decision", "ε", "reason")
+    with ws.session() as s:
+        q = s.query(AuditEvent)
+        if dataset:
+            q = q.filter(AuditEvent.resource == dataset)
+        rows = q.order_by(AuditEvent.seq.desc()).limit(limit).all()
+        for e in reversed(rows):
+            table.add_row(str(e.seq), e.ts.strftime("%H:%M:%S") if hasattr(e.ts, "strftime") else str(e.ts),
+                          e.principal, e.action, e.resource or "", str(e.version or ""), e.purpose or "",
+                          e.decision, f"{e.epsilon:.3f}" if e.epsilon is not None else "", (e.reason or "")[:60])
+    _console().print(table)
+
+
+# --------------------------------------------------------------------------- budget
+@budget_app.command("show")
+def budget_show(name: str, workspace: Optional[Path] = WorkspaceOpt) -> None:
+    """Cap, spent, reserved and remaining ε for a dataset's lineage, with per-run history."""
+    from rich.table import Table
+
+    from governance import catalog
+
+    ws = _open(workspace)
+    with ws.session() as s:
+        ds = catalog.find_dataset(s, name)
+        lineage, unit = ds.lineage_id, ds.privacy_unit or "row"
+    st = ws.ledger.status(lineage, unit)
+    out = _console()
+    out.print(f"[bold]{name}[/] (privacy unit: {unit})")
+    out.print(f"  cap ε={st.cap_epsilon:g}, δ={st.cap_delta:g}")
+    out.print(f"  spent (RDP-composed) ε={st.spent:.4f}; reserved ε={st.reserved:.4f}; remaining ε={st.remaining:.4f}")
+    out.print(f"  naive sum of per-run ε={st.naive_sum_epsilon:.4f} (composition saves {st.naive_sum_epsilon - st.composed_epsilon:.4f})")
+    table = Table("run", "state", "ε target", "ε spent", "δ", "reserved at", "committed at")
+    for r in st.runs:
+        table.add_row(r.run_uid, r.state, f"{r.epsilon_reserved:.4f}",
+                      f"{r.epsilon_spent:.4f}" if r.epsilon_spent is not None else "-", f"{r.delta:g}",
+                      str(r.reserved_at)[:19], str(r.committed_at or "")[:19])
+    out.print(table)
+
+
+# --------------------------------------------------------------------------- sample data
+@sample_app.command("clinic")
+def sample_clinic(
+    rows: int = typer.Option(10000, "--rows", min=1),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(..., "--out", help="CSV or Parquet file to write."),
+) -> None:
+    """Generate realistic, deliberately dirty clinic-visit records (synthetic people)."""
+    from governance.sample_data import write_clinic
+
+    write_clinic(out, rows, seed)
+    _console().print(f"wrote {rows:,} synthetic clinic visits to {out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: maps privgov errors to one line and an exit code.
+
+    With `argv` given (tests, embedding) the exit code is returned instead of
+    exiting the process.
+    """
+    from privacy.errors import PrivgovError
+
+    code = 0
+    try:
+        app(args=argv, prog_name="privgov")
+    except PrivgovError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
