@@ -34,7 +34,7 @@ DEFAULT_ORDERS: tuple[float, ...] = tuple(
 )
 
 # PRV discretisation error; the reported epsilon is the accountant's upper bound.
-PRV_EPS_ERROR = 0.01
+PRV_EPS_ERROR = 0.005
 
 
 def _check_epsilon(value: float, field: str = "epsilon") -> float:
