@@ -340,13 +340,13 @@ def budget_show(name: str, workspace: Optional[Path] = WorkspaceOpt) -> None:
     st = ws.ledger.status(lineage, unit)
     out = _console()
     out.print(f"[bold]{name}[/] (privacy unit: {unit})")
-    out.print(f"  cap ε={st.cap_epsilon:g}, δ={st.cap_delta:g}")
+    out.print(f"  cap ε={st.epsilon_cap:g}, δ={st.delta_cap:g}")
     out.print(f"  spent (RDP-composed) ε={st.spent:.4f}; reserved ε={st.reserved:.4f}; remaining ε={st.remaining:.4f}")
     out.print(f"  naive sum of per-run ε={st.naive_sum_epsilon:.4f} (composition saves {st.naive_sum_epsilon - st.composed_epsilon:.4f})")
-    table = Table("run", "state", "ε target", "ε spent", "δ", "reserved at", "committed at")
+    table = Table("run", "state", "ε target", "ε charged", "δ", "RDP curve", "reserved at", "committed at")
     for r in st.runs:
-        table.add_row(r.run_uid, r.state, f"{r.epsilon_reserved:.4f}",
-                      f"{r.epsilon_spent:.4f}" if r.epsilon_spent is not None else "-", f"{r.delta:g}",
+        table.add_row(r.run_uid, r.state, f"{r.target_epsilon:.4f}", f"{r.epsilon:.4f}", f"{r.delta:g}",
+                      "yes" if r.has_curve else "no (basic composition)",
                       str(r.reserved_at)[:19], str(r.committed_at or "")[:19])
     out.print(table)
 

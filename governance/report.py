@@ -86,11 +86,10 @@ def _plots(validations: list[ValidationRecord], budgets: list[tuple[str, Any]], 
             eps = [0.0]
             naive = [0.0]
             for r in st.runs:
-                spent = r.epsilon_spent if r.epsilon_spent is not None else r.epsilon_reserved
-                naive.append(naive[-1] + spent)
+                naive.append(naive[-1] + r.epsilon)
             ax.step(range(len(naive)), naive, where="post", linestyle="--", label=f"{name}: naive sum")
             eps.append(st.composed_epsilon)
-            ax.axhline(st.cap_epsilon, color="red", linewidth=0.8)
+            ax.axhline(st.epsilon_cap, color="red", linewidth=0.8)
             ax.plot([len(naive) - 1], [st.composed_epsilon], marker="s", label=f"{name}: RDP-composed total")
         ax.set_xlabel("runs")
         ax.set_ylabel("ε")
@@ -142,7 +141,7 @@ def build_report(ws: Workspace) -> str:
                 ])
             try:
                 st = ws.ledger.status(ds.lineage_id, ds.privacy_unit or "row")
-                if st.runs or st.cap_epsilon:
+                if st.runs or st.epsilon_cap:
                     budgets.append((ds.name, st))
             except Exception:  # no budget set for this lineage yet
                 pass
@@ -211,7 +210,7 @@ def build_report(ws: Workspace) -> str:
     parts.append("<h2>Privacy budgets</h2>")
     parts.append(_table(
         ["dataset", "cap ε", "cap δ", "spent ε (RDP-composed)", "reserved ε", "remaining ε", "naive sum ε", "runs"],
-        [[n, f"{st.cap_epsilon:g}", f"{st.cap_delta:g}", f"{st.spent:.4f}", f"{st.reserved:.4f}", f"{st.remaining:.4f}",
+        [[n, f"{st.epsilon_cap:g}", f"{st.delta_cap:g}", f"{st.spent:.4f}", f"{st.reserved:.4f}", f"{st.remaining:.4f}",
           f"{st.naive_sum_epsilon:.4f}", len(st.runs)] for n, st in budgets],
     ))
     plots = _plots(validations, budgets, runs)
