@@ -1,0 +1,1 @@
+"""De-identification: PII detection, transforms (HMAC pseudonyms, generalization), risk."""
