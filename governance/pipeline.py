@@ -49,6 +49,26 @@ class RunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
+def _label(r: Any) -> str:
+    return f"{r.type}({r.column})" if r.column else r.type
+
+
+def _blocking_ids(result: Any) -> set[Any]:
+    """Rows failing an expectation that failed; rows tolerated by `mostly` stay."""
+    ids: set[Any] = set()
+    for r in result.failed:
+        ids.update(r.failing_row_ids)
+    return ids
+
+
+def _reasons_by_row(result: Any) -> dict[Any, list[str]]:
+    reasons: dict[Any, list[str]] = {}
+    for r in result.failed:
+        for rid in r.failing_row_ids:
+            reasons.setdefault(rid, []).append(_label(r))
+    return reasons
+
+
 def _noop(stage: str, message: str) -> None:  # pragma: no cover - default progress
     pass
 
@@ -165,7 +185,7 @@ class PipelineRunner:
 
         suite = load_suite(self.spec.resolve(self.spec.quality.suite))
         result = validate(df, suite, row_id_column=self.spec.row_id, engine=self.spec.quality.engine)
-        failing = len(result.failing_row_ids)
+        failing = len(_blocking_ids(result))
         with self.ws.session() as s:
             s.add(
                 ValidationRecord(
@@ -176,7 +196,7 @@ class PipelineRunner:
                     evaluated=len(result.results),
                     failed_expectations=sum(1 for r in result.results if not r.success),
                     failing_rows=failing,
-                    result_json=result.to_json(),
+                    result_json=result.to_dict(),
                 )
             )
         self._audit(
@@ -225,28 +245,28 @@ class PipelineRunner:
             if spec.quality:
                 res = self._stage("revalidate", lambda: self.validate(df, "cleaned"))
                 self.summary.clean_validation_success = bool(res.success)
-                if res.failing_row_ids:
+                blocking = _blocking_ids(res)
+                if blocking:
                     if spec.quality.on_failure == "fail":
                         raise QualityGateFailed(
-                            f"suite {spec.quality.suite}: {len(res.failing_row_ids)} rows still fail after cleaning"
+                            f"suite {spec.quality.suite}: {len(blocking)} rows still fail after cleaning"
                         )
-                    mask = df[spec.row_id].isin(res.failing_row_ids)
+                    mask = df[spec.row_id].isin(blocking)
                     share = float(mask.mean())
                     if share > spec.quality.max_quarantine_share:
                         raise QualityGateFailed(
                             f"suite {spec.quality.suite}: {share:.1%} of rows fail after cleaning "
                             f"(more than max_quarantine_share {spec.quality.max_quarantine_share:.0%}); fix the source or the cleaning steps"
                         )
-                    reasons = res.reasons_by_row() if hasattr(res, "reasons_by_row") else {}
+                    reasons = _reasons_by_row(res)
                     quarantine = df[mask].copy()
                     quarantine["quarantine_reason"] = quarantine[spec.row_id].map(
                         lambda r: "; ".join(reasons.get(r, ["failed validation"]))
                     )
                     df = df[~mask].reset_index(drop=True)
                     self.summary.rows_quarantined = int(mask.sum())
-                    for r in res.results:
-                        if not r.success:
-                            self.summary.quarantine_reasons[r.label] = int(r.unexpected_count)
+                    for r in res.failed:
+                        self.summary.quarantine_reasons[_label(r)] = int(r.unexpected_count)
             df, deid_report = self._stage("deidentify", lambda: self.deidentify(df))
             steps_log.extend({"stage": "deid", **r} for r in deid_report)
             self.summary.rows_clean = len(df)

@@ -26,6 +26,7 @@ class CsvOptions(_Strict):
     sep: str | None = None
     na_values: list[str] | None = None
     skipinitialspace: bool = False
+    comment: str | None = None  # e.g. '|' skips adult.test's `|1x3 Cross validator` line
 
 
 class SourceSpec(_Strict):
