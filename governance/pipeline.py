@@ -69,6 +69,18 @@ def _reasons_by_row(result: Any) -> dict[Any, list[str]]:
     return reasons
 
 
+def _record_policy(session: Any, text: str, name: str) -> str:
+    """Keep the exact policy text decisions were made under (content-addressed)."""
+    import hashlib
+
+    from governance.store import PolicyRecord
+
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    if session.query(PolicyRecord).filter(PolicyRecord.content_hash == digest).one_or_none() is None:
+        session.add(PolicyRecord(name=str(name), content_hash=digest, text=text))
+    return digest
+
+
 def _noop(stage: str, message: str) -> None:  # pragma: no cover - default progress
     pass
 
@@ -134,7 +146,9 @@ class PipelineRunner:
         from governance.identity import authenticate
         from policies.schema import load_policy
 
-        self.policy = load_policy(self.spec.resolve(self.spec.policy))
+        policy_path = self.spec.resolve(self.spec.policy)
+        self.policy = load_policy(policy_path)
+        self.policy_text = policy_path.read_text(encoding="utf-8")
         if not self.token:
             self._audit("authenticate", decision="deny", reason="no token given")
             raise AccessDenied("no API token: pass --token or set PRIVGOV_TOKEN")
@@ -294,6 +308,7 @@ class PipelineRunner:
             ds = catalog.get_or_create_dataset(
                 s, spec.dataset, privacy_unit=spec.privacy_unit, row_id_column=spec.row_id, tags=spec.tags
             )
+            ds.policy_hash = _record_policy(s, self.policy_text, getattr(self.policy, "name", spec.policy))
             meta: dict[str, Any] = {"pipeline": spec.name, "run_uid": self.summary.run_uid}
             if spec.privacy_unit and SPLIT_COLUMN in df.columns:
                 meta["unit_counts"] = {
