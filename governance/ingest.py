@@ -27,7 +27,7 @@ _SNIFF_BYTES = 8192
 _ALLOWED_CSV_OPTIONS = {
     "sep", "delimiter", "quotechar", "skipinitialspace", "comment", "dtype",
     "keep_default_na", "true_values", "false_values", "thousands", "decimal",
-    "usecols", "skip_rows", "names", "header", "skipfooter", "encoding",
+    "usecols", "skip_rows", "names", "na_values", "header", "skipfooter", "encoding",
 }
 
 
@@ -84,6 +84,9 @@ def read_table(
         )
     names = opts.pop("names", names)
     skip_rows = int(opts.pop("skip_rows", skip_rows))
+    if opts.get("na_values") is not None:
+        na_values = [*(na_values or []), *opts.pop("na_values")]
+    opts.pop("na_values", None)
     if not path.exists():
         raise InputError(f"{path}: file not found; expected a CSV or Parquet file")
     if path.is_dir():
