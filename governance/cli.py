@@ -365,6 +365,328 @@ def sample_clinic(
     _console().print(f"wrote {rows:,} synthetic clinic visits to {out}")
 
 
+# --------------------------------------------------------------------------- governed reads
+def _authorize(ws, token: Optional[str], action: str, dataset_name: str, purpose: Optional[str]):
+    """Authenticate, decide under the dataset's recorded policy, audit; return (principal, decision, ds)."""
+    from governance import catalog
+    from governance.identity import authenticate
+    from governance.store import PolicyRecord, utcnow
+    from policies.engine import Request, decide
+    from policies.schema import parse_policy
+    from privacy.errors import AccessDenied
+
+    tok = _token(token)
+    with ws.session() as s:
+        ds = catalog.find_dataset(s, dataset_name)
+        try:
+            if not tok:
+                raise AccessDenied("no API token: pass --token or set PRIVGOV_TOKEN")
+            p = authenticate(s, tok)
+        except AccessDenied as exc:
+            ws.audit.record(s, principal="anonymous", action=action, decision="deny", resource=dataset_name,
+                            purpose=purpose, reason=str(exc))
+            raise
+        rec = s.query(PolicyRecord).filter(PolicyRecord.content_hash == ds.policy_hash).one_or_none()
+        if rec is None:
+            ws.audit.record(s, principal=p.name, action=action, decision="deny", resource=dataset_name,
+                            purpose=purpose, reason="no policy bound to dataset")
+            raise AccessDenied(f"dataset `{dataset_name}` has no policy bound; nobody may `{action}` it (deny by default)")
+        policy = parse_policy(rec.text, source=f"policy {rec.name}")
+        d = decide(Request(principal=p.name, roles=list(p.roles or []), action=action, dataset=dataset_name,
+                           tags=list(ds.tags or []), purpose=purpose, now=utcnow()), policy)
+        ws.audit.record(s, principal=p.name, action=action, decision="allow" if d.allowed else "deny",
+                        resource=dataset_name, purpose=purpose, reason=d.reason)
+        if not d.allowed:
+            raise AccessDenied(f"`{p.name}` may not `{action}` `{dataset_name}` for purpose `{purpose}`: {d.reason}")
+        return p.name, d, ds
+
+
+@dataset_app.command("export")
+def dataset_export(
+    name: str,
+    purpose: str = typer.Option(..., "--purpose", help="Why you need the data (required for every access)."),
+    out: Path = typer.Option(..., "--out", help="CSV or Parquet file to write."),
+    version: Optional[int] = typer.Option(None, "--version"),
+    workspace: Optional[Path] = WorkspaceOpt,
+    token: Optional[str] = TokenOpt,
+) -> None:
+    """Write only what the principal may see (masks, row filters applied); the export is audited."""
+    from governance import catalog
+    from governance.obligations import apply_obligations
+
+    ws = _open(workspace)
+    who, decision, _ = _authorize(ws, token, "read_masked", name, purpose)
+    with ws.session() as s:
+        ds = catalog.find_dataset(s, name)
+        row = catalog.get_version(s, ds, version)
+        df = catalog.read_version(ws, s, ds, row)
+    masked = apply_obligations(df, decision.obligations, key=ws.keyring.hmac_key(f"export:{name}"))
+    tmp = out.with_name(out.name + ".tmp")
+    if out.suffix.lower() == ".parquet":
+        masked.to_parquet(tmp, index=False)
+    else:
+        masked.to_csv(tmp, index=False)
+    os.replace(tmp, out)
+    with ws.session() as s:
+        ws.audit.record(s, principal=who, action="export", decision="info", resource=name, version=row.version,
+                        purpose=purpose, details={"rows": int(len(masked)), "columns": int(masked.shape[1]),
+                                                  "masked_columns": sorted(decision.obligations.column_masks)})
+        ws.audit.checkpoint(s)
+    _console().print(f"exported {len(masked):,} rows × {masked.shape[1]} columns of `{name}` v{row.version} to {out}")
+
+
+# --------------------------------------------------------------------------- quality
+def _load_data_arg(data: str, workspace: Optional[Path], token: Optional[str], action: str, purpose: str):
+    """`DATA` is a file path, or `dataset:NAME[@VERSION]` for a stored (encrypted) version."""
+    if data.startswith("dataset:"):
+        from governance import catalog
+
+        ref = data[len("dataset:"):]
+        name, _, ver = ref.partition("@")
+        ws = _open(workspace)
+        _authorize(ws, token, action, name, purpose)
+        with ws.session() as s:
+            ds = catalog.find_dataset(s, name)
+            row = catalog.get_version(s, ds, int(ver) if ver else None)
+            return catalog.read_version(ws, s, ds, row), ds.row_id_column
+    from governance.ingest import read_table
+
+    return read_table(Path(data)), "row_id"
+
+
+@quality_app.command("validate")
+def quality_validate(
+    data: str = typer.Argument(..., help="CSV/Parquet file, or dataset:NAME[@VERSION]."),
+    suite: Path = typer.Option(..., "--suite", help="GX 1.x suite JSON."),
+    fmt: str = typer.Option("text", "--format", help="text | json"),
+    engine: str = typer.Option("fast", "--engine", help="fast | gx"),
+    row_id: Optional[str] = typer.Option(None, "--row-id", help="Row-id column (assigned if absent)."),
+    purpose: str = typer.Option("pipeline", "--purpose"),
+    workspace: Optional[Path] = WorkspaceOpt,
+    token: Optional[str] = TokenOpt,
+) -> None:
+    """Validate and exit 0 (pass), 1 (fail) or 2 (bad input); results carry row ids, never values."""
+    from governance.quality import load_suite, validate
+    from privacy.errors import InputError
+
+    if fmt not in ("text", "json"):
+        raise InputError(f"--format: expected text or json, got {fmt!r}")
+    df, rid = _load_data_arg(data, workspace, token, "validate", purpose)
+    if row_id:
+        from governance.ingest import ensure_row_ids
+
+        df = ensure_row_ids(df, row_id, source=data)
+        rid = row_id
+    st = load_suite(suite, columns=list(df.columns))
+    result = validate(df, st, row_id_column=rid, engine=engine)
+    if fmt == "json":
+        print(result.to_json(indent=2))
+    else:
+        out = _console()
+        out.print(f"suite `{result.suite}` on {data}: {'[green]PASSED[/]' if result.success else '[red]FAILED[/]'} "
+                  f"({len(result.results) - len(result.failed)}/{len(result.results)} expectations, {result.row_count:,} rows)")
+        for r in result.results:
+            mark = "[green]✓[/]" if r.success else "[red]✗[/]"
+            out.print(f"  {mark} {r.type}({r.column or ''}): {r.unexpected_count:,} unexpected"
+                      + (f"; first row ids {list(r.failing_row_ids[:5])}" if r.failing_row_ids else ""))
+    raise typer.Exit(0 if result.success else 1)
+
+
+@quality_app.command("suggest")
+def quality_suggest(
+    data: str = typer.Argument(..., help="CSV/Parquet file, or dataset:NAME[@VERSION]."),
+    out: Path = typer.Option(..., "--out", help="Suite JSON to write."),
+    name: Optional[str] = typer.Option(None, "--name"),
+    purpose: str = typer.Option("pipeline", "--purpose"),
+    workspace: Optional[Path] = WorkspaceOpt,
+    token: Optional[str] = TokenOpt,
+) -> None:
+    """Profile data and write a starting GX 1.x suite to edit."""
+    from governance.quality import suggest_suite
+
+    df, rid = _load_data_arg(data, workspace, token, "validate", purpose)
+    suite = suggest_suite(df, row_id_column=rid, name=name or Path(data).stem)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(suite, indent=2) + "\n")
+    os.replace(tmp, out)
+    _console().print(f"wrote {len(suite['expectations'])} expectations to {out}")
+
+
+# --------------------------------------------------------------------------- pii
+@pii_app.command("scan")
+def pii_scan(
+    data: Path = typer.Argument(..., help="CSV/Parquet file."),
+    fmt: str = typer.Option("text", "--format", help="text | json"),
+) -> None:
+    """Detect PII per column (type, share of matching values, confidence); values are never printed."""
+    from dataclasses import asdict, is_dataclass
+
+    from rich.table import Table
+
+    from governance.ingest import read_table
+    from privacy.deid import scan
+
+    findings = scan(read_table(data))
+    if fmt == "json":
+        print(json.dumps([asdict(f) if is_dataclass(f) else dict(f) for f in findings], indent=2, default=str))
+        return
+    table = Table("column", "pii type", "share", "confidence", "direct identifier")
+    for f in findings:
+        table.add_row(f.column, f.pii_type, f"{f.share:.1%}", f"{f.confidence:.2f}", "yes" if f.is_direct_identifier else "")
+    _console().print(table)
+
+
+@pii_app.command("apply")
+def pii_apply(
+    data: Path = typer.Argument(..., help="CSV/Parquet file."),
+    spec: Path = typer.Option(..., "--spec", help="YAML list of de-identification steps."),
+    out: Path = typer.Option(..., "--out", help="File to write (CSV/Parquet)."),
+    workspace: Optional[Path] = WorkspaceOpt,
+) -> None:
+    """Apply drop / pseudonymize / generalize / suppress steps with the workspace's HMAC keys."""
+    import yaml
+
+    from governance.ingest import read_table
+    from privacy.deid import apply_deid
+    from privacy.errors import InputError
+
+    steps = yaml.safe_load(spec.read_text())
+    if isinstance(steps, dict):
+        steps = steps.get("steps")
+    if not isinstance(steps, list):
+        raise InputError(f"{spec}: expected a YAML list of steps (or a mapping with `steps:`)")
+    ws = _open(workspace)
+    df, report = apply_deid(read_table(data), steps, key_for_domain=ws.keyring.hmac_key)
+    tmp = out.with_name(out.name + ".tmp")
+    (df.to_parquet if out.suffix.lower() == ".parquet" else df.to_csv)(tmp, index=False)
+    os.replace(tmp, out)
+    for r in report:
+        _console().print(f"  {r}")
+
+
+# --------------------------------------------------------------------------- policy
+@policy_app.command("test")
+def policy_test(policy: Path, cases: Path) -> None:
+    """Run a table of expected decisions against a policy; exit 1 if any case fails."""
+    from policies.casetest import run_cases
+
+    rep = run_cases(policy, cases)
+    out = _console()
+    for line in rep.lines() if hasattr(rep, "lines") else []:
+        out.print(line)
+    out.print(f"{rep.passed} passed, {rep.failed} failed")
+    raise typer.Exit(0 if rep.failed == 0 else 1)
+
+
+# --------------------------------------------------------------------------- identity
+@principal_app.command("add")
+def principal_add(
+    name: str,
+    roles: str = typer.Option("", "--roles", help="Comma-separated roles."),
+    kind: str = typer.Option("person", "--kind", help="person | service"),
+    workspace: Optional[Path] = WorkspaceOpt,
+    token: Optional[str] = TokenOpt,
+) -> None:
+    """Add a principal (admin only)."""
+    from governance.identity import add_principal
+
+    ws = _open(workspace)
+    who = _require_admin(ws, token, "principal_add")
+    with ws.session() as s:
+        add_principal(s, name, kind=kind, roles=[r for r in roles.split(",") if r])
+        ws.audit.record(s, principal=who, action="principal_add", decision="info", details={"name": name})
+    _console().print(f"added {kind} `{name}`")
+
+
+@principal_app.command("list")
+def principal_list(workspace: Optional[Path] = WorkspaceOpt) -> None:
+    """Principals, roles and status."""
+    from rich.table import Table
+
+    from governance.identity import list_principals
+
+    ws = _open(workspace)
+    table = Table("name", "kind", "roles", "created", "revoked")
+    with ws.session() as s:
+        for p in list_principals(s):
+            table.add_row(p.name, p.kind, ",".join(p.roles or []), str(p.created_at)[:19], str(p.revoked_at or "")[:19])
+    _console().print(table)
+
+
+@principal_app.command("revoke")
+def principal_revoke(name: str, workspace: Optional[Path] = WorkspaceOpt, token: Optional[str] = TokenOpt) -> None:
+    """Revoke a principal and all its tokens (admin only)."""
+    from governance.identity import revoke_principal
+
+    ws = _open(workspace)
+    who = _require_admin(ws, token, "principal_revoke")
+    with ws.session() as s:
+        revoke_principal(s, name)
+        ws.audit.record(s, principal=who, action="principal_revoke", decision="info", details={"name": name})
+    _console().print(f"revoked `{name}`")
+
+
+@token_app.command("issue")
+def token_issue(
+    name: str,
+    ttl_days: int = typer.Option(90, "--ttl-days", min=1),
+    workspace: Optional[Path] = WorkspaceOpt,
+    token: Optional[str] = TokenOpt,
+) -> None:
+    """Issue an API token for a principal (admin only); it is printed once."""
+    from governance.identity import issue_token
+
+    ws = _open(workspace)
+    who = _require_admin(ws, token, "token_issue")
+    with ws.session() as s:
+        new = issue_token(s, name, ttl_days=ttl_days)
+        ws.audit.record(s, principal=who, action="token_issue", decision="info",
+                        details={"principal": name, "ttl_days": ttl_days})
+    print(new)
+
+
+# --------------------------------------------------------------------------- keys
+@keys_app.command("rotate")
+def keys_rotate(workspace: Optional[Path] = WorkspaceOpt, token: Optional[str] = TokenOpt) -> None:
+    """New key-encryption key; every data key is re-wrapped (no data re-encryption)."""
+    ws = _open(workspace)
+    with ws.lock():
+        who = _require_admin(ws, token, "keys_rotate")
+        with ws.session() as s:
+            kek = ws.keyring.rotate(s)
+            ws.audit.record(s, principal=who, action="keys_rotate", decision="info", details={"kek_id": kek})
+            ws.audit.checkpoint(s)
+    _console().print(f"active key-encryption key is now {kek}; all data keys re-wrapped")
+
+
+@keys_app.command("retire")
+def keys_retire(kek_id: str, workspace: Optional[Path] = WorkspaceOpt, token: Optional[str] = TokenOpt) -> None:
+    """Remove an old key-encryption key once nothing is wrapped under it."""
+    ws = _open(workspace)
+    with ws.lock():
+        who = _require_admin(ws, token, "keys_retire")
+        ws.keyring.retire(kek_id)
+        with ws.session() as s:
+            ws.audit.record(s, principal=who, action="keys_retire", decision="info", details={"kek_id": kek_id})
+    _console().print(f"retired {kek_id}")
+
+
+# --------------------------------------------------------------------------- access review
+@access_app.command("review")
+def access_review(workspace: Optional[Path] = WorkspaceOpt) -> None:
+    """Who can do what on which dataset under the bound policies, and when each grant was last used."""
+    from rich.table import Table
+
+    from governance.access_review import review
+
+    ws = _open(workspace)
+    table = Table("dataset", "principal", "roles", "action", "purposes", "grant", "expires", "last used")
+    with ws.session() as s:
+        for row in review(s):
+            table.add_row(*[str(x) if x is not None else "" for x in row])
+    _console().print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: maps privgov errors to one line and an exit code.
 
