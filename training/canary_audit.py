@@ -1,0 +1,114 @@
+"""Empirical privacy audits of trained models.
+
+Why: the accountant proves epsilon for the algorithm as specified; an audit
+attacks the implementation. `run_membership_audit` is the descriptive
+loss-threshold attack (train vs held-out). `run_one_run_audit` is the
+Steinke-Nasr-Jagielski one-run audit: m canaries (random features, random
+labels - points the model can only fit by memorizing) are each inserted with
+probability 1/2 *before* training, the model is trained once with the same
+DP settings, canaries are scored by minus their loss, and
+`privacy.empirical.one_run_audit` turns the guesses into a lower bound on
+epsilon at 95% confidence. A bound above the claimed epsilon means a bug.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from privacy import empirical
+from privacy.errors import InputError
+
+
+def per_row_loss(model: Any, encoder: Any, df: pd.DataFrame, device: Any = "cpu") -> np.ndarray:
+    """Cross-entropy of each row under its own label (final model only)."""
+    import torch
+    from torch.nn import functional as F
+
+    from training.trainer import _tensors
+
+    data, y = _tensors(encoder, df, device)
+    model = model.to(device).eval()
+    with torch.no_grad():
+        loss = F.cross_entropy(model(*data).float(), y, reduction="none")
+    model.train()
+    return loss.cpu().numpy().astype(np.float64)
+
+
+def run_membership_audit(model: Any, encoder: Any, members: pd.DataFrame, nonmembers: pd.DataFrame,
+                         device: Any = "cpu") -> dict[str, Any]:
+    """Loss-threshold MIA: score = -loss; members = training rows, nonmembers = held out."""
+    res = empirical.membership_inference(-per_row_loss(model, encoder, members, device),
+                                         -per_row_loss(model, encoder, nonmembers, device))
+    return {"attack": "loss-threshold", **asdict(res)}
+
+
+def make_canaries(train_df: pd.DataFrame, target: str, m: int, rng: np.random.Generator,
+                  labels: list[Any] | None = None, unit_column: str | None = None) -> pd.DataFrame:
+    """m records with independently random feature values and random labels."""
+    cols = {}
+    for c in train_df.columns:
+        if c == target:
+            continue
+        col = train_df[c]
+        if unit_column is not None and c == unit_column:
+            cols[c] = [f"__canary_{i}" for i in range(m)]
+        elif pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            lo, hi = float(col.min()), float(col.max())
+            vals = rng.uniform(lo, hi, size=m)
+            cols[c] = np.round(vals) if pd.api.types.is_integer_dtype(col) else vals
+        else:
+            vals = col.dropna().unique()
+            cols[c] = rng.choice(vals, size=m) if len(vals) else [None] * m
+    labels = labels if labels is not None else list(pd.unique(train_df[target].dropna()))
+    cols[target] = rng.choice(np.asarray(labels, dtype=object), size=m)
+    out = pd.DataFrame(cols)[list(train_df.columns)]
+    for c in train_df.columns:
+        if c != unit_column and pd.api.types.is_integer_dtype(train_df[c]):
+            out[c] = out[c].astype(train_df[c].dtype)
+    return out
+
+
+def run_one_run_audit(train_df: pd.DataFrame, cfg: Any, m_canaries: int = 200, *, seed: int = 0,
+                      private: bool = True, confidence: float = 0.95, device: Any = None) -> dict[str, Any]:
+    """One-run audit with the SAME DP settings as `cfg` (or non-private, to show the audit can fail).
+
+    Returns the lower bound, the claimed epsilon and `passed` = bound <= claimed.
+    """
+    from training.trainer import count_units, load_model, plan, resolve_device, train_nonprivate, train_private
+
+    if m_canaries < 10:
+        raise InputError(f"m_canaries: expected at least 10 canaries, got {m_canaries}")
+    rng = np.random.default_rng(seed)
+    canaries = make_canaries(train_df, cfg.target, m_canaries, rng, unit_column=cfg.unit_column)
+    included = rng.random(m_canaries) < 0.5  # fixed before training
+    audit_df = pd.concat([train_df, canaries[included]], ignore_index=True)
+    if private:
+        n_units, max_group = count_units(audit_df, cfg)
+        pplan = plan(n_units, cfg, max_group_size=max_group)
+        result = train_private(audit_df, None, cfg, pplan)
+        claimed = result.epsilon_spent
+    else:
+        result = train_nonprivate(audit_df, None, cfg)
+        claimed = float("inf")
+    model = load_model(result, cfg)
+    dev = resolve_device(cfg.device) if device is None else device
+    scores = -per_row_loss(model, result.encoder, canaries, dev)
+    audit = empirical.one_run_audit(scores, included, delta=cfg.delta, confidence=confidence)
+    return {
+        "method": "one-run (Steinke, Nasr & Jagielski 2023)",
+        "canaries": m_canaries,
+        "included": int(included.sum()),
+        "epsilon_lower_bound": audit.epsilon_lower,
+        "claimed_epsilon": claimed,
+        "confidence": confidence,
+        "guesses": audit.guesses,
+        "correct": audit.correct,
+        "passed": bool(audit.epsilon_lower <= claimed),
+        "private": private,
+    }
+
+
+__all__ = ["make_canaries", "per_row_loss", "run_membership_audit", "run_one_run_audit"]

@@ -1,0 +1,196 @@
+"""DataFrame -> tensors for DP training.
+
+Why a dedicated, picklable encoder: the same transformation must be applied at
+training time, at evaluation time and later at inference time from the saved
+model alone, so every statistic and vocabulary lives in one object saved next to
+the weights. Numerics are standardized with statistics fitted on the *train*
+split only; categoricals become integer codes for embeddings (index 0 of every
+field is reserved for "unknown or missing") or one-hot columns.
+
+Note: the standardization statistics and vocabularies are computed from the
+private training split without noise. Where that matters, pass public bounds /
+vocabularies (`numeric_stats=`, `vocabularies=`) instead of fitting them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from privacy.errors import InputError
+
+_TRUE_LABELS = {"1", "true", "yes", "y", "t", "positive", "pos"}
+
+
+def _label_key(value: Any) -> str:
+    return str(value).strip()
+
+
+@dataclass
+class FeatureEncoder:
+    """Fitted feature transform: numerics standardized, categoricals coded.
+
+    Categorical codes: field f, value v -> offsets[f] + 1 + vocab_index(v);
+    offsets[f] + 0 is the reserved unknown/missing slot of that field. With
+    `categorical_encoding="onehot"` the same codes are expanded to one-hot
+    columns appended after the numerics instead.
+    """
+
+    target: str
+    numeric: list[str]
+    categorical: list[str]
+    positive_label: str
+    categorical_encoding: str = "embedding"
+    means: list[float] = field(default_factory=list)
+    stds: list[float] = field(default_factory=list)
+    vocabularies: dict[str, list[str]] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ fit
+    @classmethod
+    def fit(
+        cls,
+        df: pd.DataFrame,
+        target: str,
+        features: list[str] | None = None,
+        categorical: list[str] | None = None,
+        *,
+        positive_label: Any = None,
+        categorical_encoding: str = "embedding",
+        exclude: tuple[str, ...] = (),
+        numeric_stats: dict[str, tuple[float, float]] | None = None,
+        vocabularies: dict[str, list[str]] | None = None,
+    ) -> "FeatureEncoder":
+        """Fit on the training split only (never on test/validation data)."""
+        if target not in df.columns:
+            raise InputError(f"target: column {target!r} not in data (columns: {list(df.columns)[:20]})")
+        if categorical_encoding not in ("embedding", "onehot"):
+            raise InputError("categorical_encoding: expected 'embedding' or 'onehot'")
+        if features is None:
+            features = [c for c in df.columns if c != target and c not in exclude]
+        missing = [c for c in features if c not in df.columns]
+        if missing:
+            raise InputError(f"features: columns {missing} not in data")
+        if target in features:
+            raise InputError(f"features: the target column {target!r} cannot also be a feature")
+        if categorical is None:
+            categorical = [
+                c for c in features
+                if not (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]))
+            ]
+        bad = [c for c in categorical if c not in features]
+        if bad:
+            raise InputError(f"categorical: columns {bad} are not in features")
+        numeric = [c for c in features if c not in categorical]
+        for c in numeric:
+            if not (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])):
+                raise InputError(f"features: column {c!r} is not numeric; list it in categorical")
+        pos = cls._resolve_positive(df[target], positive_label)
+        means, stds = [], []
+        for c in numeric:
+            if numeric_stats and c in numeric_stats:
+                m, s = numeric_stats[c]
+            else:
+                col = pd.to_numeric(df[c], errors="coerce").astype("float64")
+                m = float(col.mean()) if col.notna().any() else 0.0
+                s = float(col.std(ddof=0)) if col.notna().sum() > 1 else 1.0
+            means.append(float(m))
+            stds.append(float(s) if s and np.isfinite(s) and s > 1e-12 else 1.0)
+        vocabs: dict[str, list[str]] = {}
+        for c in categorical:
+            if vocabularies and c in vocabularies:
+                vocabs[c] = [str(v) for v in vocabularies[c]]
+            else:
+                vals = df[c].dropna().astype(str).unique().tolist()
+                vocabs[c] = sorted(vals)
+        return cls(target, numeric, list(categorical), pos, categorical_encoding, means, stds, vocabs)
+
+    @staticmethod
+    def _resolve_positive(y: pd.Series, positive_label: Any) -> str:
+        values = sorted({_label_key(v) for v in y.dropna().unique()})
+        if positive_label is not None:
+            key = _label_key(positive_label)
+            if key not in values:
+                raise InputError(f"positive_label: {positive_label!r} not among target values {values[:10]}")
+            return key
+        if len(values) == 0:
+            raise InputError("target: column has no non-missing values")
+        lowered = {v.lower() for v in values}
+        if lowered <= {"0", "1", "0.0", "1.0", "true", "false"}:
+            return next(v for v in values if v.lower() in {"1", "1.0", "true"}) if lowered & {"1", "1.0", "true"} else values[-1]
+        if len(values) != 2:
+            raise InputError(
+                f"target: {len(values)} distinct values; set positive_label to binarize (one of {values[:10]})"
+            )
+        return values[-1]  # deterministic: lexicographically last label is the positive class
+
+    # ------------------------------------------------------------ transform
+    @property
+    def cardinalities(self) -> list[int]:
+        """Rows per field in the embedding table, including the reserved slot."""
+        return [len(self.vocabularies[c]) + 1 for c in self.categorical]
+
+    @property
+    def offsets(self) -> list[int]:
+        out, acc = [], 0
+        for card in self.cardinalities:
+            out.append(acc)
+            acc += card
+        return out
+
+    @property
+    def n_numeric(self) -> int:
+        extra = sum(self.cardinalities) if self.categorical_encoding == "onehot" else 0
+        return len(self.numeric) + extra
+
+    @property
+    def embedding_cardinalities(self) -> list[int]:
+        return self.cardinalities if self.categorical_encoding == "embedding" else []
+
+    def codes(self, df: pd.DataFrame) -> np.ndarray:
+        """Global categorical codes (n, F) with per-field offsets; 0-slot = unknown."""
+        n = len(df)
+        out = np.zeros((n, len(self.categorical)), dtype=np.int64)
+        for j, (c, off) in enumerate(zip(self.categorical, self.offsets)):
+            if c not in df.columns:
+                raise InputError(f"features: column {c!r} missing from the data to encode")
+            lookup = {v: i + 1 for i, v in enumerate(self.vocabularies[c])}
+            col = df[c]
+            vals = col.astype(str).map(lookup)
+            vals = vals.where(col.notna(), 0).fillna(0).astype(np.int64).to_numpy()
+            out[:, j] = off + vals
+        return out
+
+    def transform(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(x_num float32 (n, d), x_cat int64 (n, F), y int64 (n,) or None if no target)."""
+        n = len(df)
+        num = np.zeros((n, len(self.numeric)), dtype=np.float32)
+        for j, c in enumerate(self.numeric):
+            if c not in df.columns:
+                raise InputError(f"features: column {c!r} missing from the data to encode")
+            col = pd.to_numeric(df[c], errors="coerce").astype("float64").to_numpy()
+            z = (col - self.means[j]) / self.stds[j]
+            num[:, j] = np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
+        codes = self.codes(df)
+        if self.categorical_encoding == "onehot":
+            onehot = np.zeros((n, sum(self.cardinalities)), dtype=np.float32)
+            if codes.size:
+                np.put_along_axis(onehot, codes, 1.0, axis=1)
+            num = np.concatenate([num, onehot], axis=1)
+            codes = np.zeros((n, 0), dtype=np.int64)
+        y = None
+        if self.target in df.columns:
+            y = np.array([_label_key(v) == self.positive_label for v in df[self.target]], dtype=np.int64)
+        return num, codes, y
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain description for the model card (no data values beyond vocabularies)."""
+        return {
+            "target": self.target,
+            "positive_label": self.positive_label,
+            "numeric": list(self.numeric),
+            "categorical": list(self.categorical),
+            "categorical_encoding": self.categorical_encoding,
+            "fitted_on": "train split only",
+        }

@@ -1,0 +1,429 @@
+"""DP training entry points: `plan` (metadata only) and `train_private`.
+
+Why two phases: the privacy plan (sigma, q, steps, epsilon, RDP curve) is
+computed from metadata alone - the number of privacy units and the config -
+so the budget ledger can reserve (epsilon, delta) before any data is
+decrypted. `train_private` then must spend exactly what was planned: same
+sample rate, same number of Poisson steps, same sigma; epsilon is reported
+by the same PRV accountant that calibrated sigma.
+
+Model selection: there is no early stopping and no checkpoint picking on
+validation data; the final iterate is returned (selection on private data
+would itself leak). Hyper-parameters must come from public data or a split
+that is accounted separately.
+"""
+from __future__ import annotations
+
+import io
+import math
+import pickle
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from privacy import accounting
+from privacy.errors import InputError
+from training.features import FeatureEncoder
+from training.sampling import BOUNDINGS, check_sampler
+
+ACCOUNTANT = "prv (opacus PRVAccountant; RDP curve kept for ledger composition)"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a DP training run (and hence its privacy cost)."""
+
+    target: str
+    features: list[str] | None = None
+    categorical: list[str] | None = None
+    model: str = "mlp"
+    hidden: list[int] = field(default_factory=lambda: [64])
+    epsilon: float = 1.0
+    delta: float = 1e-5
+    epochs: int = 10
+    batch_size: int = 256          # expected logical batch (Poisson: q = batch_size / n_units)
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    max_grad_norm: float = 1.0
+    device: str = "auto"           # auto | cpu | cuda
+    seed: int = 0
+    unit_column: str | None = None
+    sensitive_columns: list[str] = field(default_factory=list)
+    test_fraction: float = 0.2
+    bounding: str = "one_row_per_unit"  # or "group" (group privacy at the max group size)
+    sampler: str = "poisson"       # or "shuffle_unsafe" (NOT Poisson-accounted)
+    clipping: str = "bookkeeping"  # bookkeeping | ghost | per_sample
+    amp: bool = False              # bf16 autocast (opt-in)
+    physical_batch: int | None = None
+    positive_label: str | None = None
+    categorical_encoding: str = "embedding"
+    weight_decay: float = 0.0
+    cuda_graphs: bool = True
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise InputError(f"epochs: expected an integer >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise InputError(f"batch_size: expected an integer >= 1, got {self.batch_size}")
+        if not (self.max_grad_norm > 0):
+            raise InputError(f"max_grad_norm: expected > 0, got {self.max_grad_norm}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise InputError(f"device: expected auto, cpu or cuda, got {self.device!r}")
+        if self.bounding not in BOUNDINGS:
+            raise InputError(f"bounding: expected one of {BOUNDINGS}, got {self.bounding!r}")
+        if self.clipping not in ("bookkeeping", "ghost", "per_sample"):
+            raise InputError(f"clipping: expected bookkeeping, ghost or per_sample, got {self.clipping!r}")
+        check_sampler(self.sampler)
+
+
+@dataclass
+class PrivacyPlan:
+    sigma: float
+    sample_rate: float
+    steps: int
+    epsilon: float           # per privacy unit (after group conversion when bounding="group")
+    delta: float
+    orders: list[float]
+    rdp: list[float]          # record-level RDP curve of the mechanism
+    n_units: int
+    expected_batch_size: float
+    group_size: int = 1
+    record_epsilon: float | None = None
+    record_delta: float | None = None
+    poisson_accounted: bool = True
+
+
+@dataclass
+class TrainResult:
+    model_bytes: bytes
+    encoder: FeatureEncoder
+    metrics: dict[str, Any]
+    per_group: dict[str, Any]
+    history: list[dict[str, float]]
+    epsilon_spent: float
+    sigma: float
+    sample_rate: float
+    steps: int
+    orders: list[float]
+    rdp: list[float]
+    model_card: dict[str, Any]
+    device: str
+    delta: float = 0.0
+    train_seconds: float = 0.0
+
+
+def plan(n_train_units: int, cfg: TrainConfig, *, max_group_size: int = 1) -> PrivacyPlan:
+    """Privacy plan from metadata only: q = batch/n_units, steps = epochs/q, sigma by PRV.
+
+    With `bounding="group"` the mechanism runs over rows and the guarantee is
+    converted to units by group privacy at `max_group_size` (k): the record
+    level target becomes (eps/k, delta / (k e^{(k-1) eps/k})).
+    """
+    cfg.validate()
+    n = int(n_train_units)
+    if n < 2:
+        raise InputError(f"n_train_units: expected at least 2 units, got {n}")
+    k = int(max_group_size) if cfg.bounding == "group" else 1
+    if k < 1:
+        raise InputError(f"max_group_size: expected >= 1, got {max_group_size}")
+    q = min(1.0, cfg.batch_size / n)
+    steps = max(1, int(math.ceil(cfg.epochs / q)))
+    rec_eps = cfg.epsilon / k
+    rec_delta = cfg.delta / (k * math.exp((k - 1) * rec_eps)) if k > 1 else cfg.delta
+    sigma = accounting.calibrate_sigma(rec_eps, rec_delta, q, steps)
+    eps_rec = accounting.epsilon_for(sigma, q, steps, rec_delta)
+    if k > 1:
+        group = getattr(accounting, "group_privacy", None)
+        eps_unit, _ = group(eps_rec, rec_delta, k) if group else (k * eps_rec, None)
+    else:
+        eps_unit = eps_rec
+    orders = list(accounting.DEFAULT_ORDERS)
+    rdp = accounting.rdp_curve(sigma, q, steps, orders)
+    return PrivacyPlan(sigma=sigma, sample_rate=q, steps=steps, epsilon=float(eps_unit), delta=cfg.delta,
+                       orders=orders, rdp=rdp, n_units=n, expected_batch_size=q * n, group_size=k,
+                       record_epsilon=eps_rec, record_delta=rec_delta,
+                       poisson_accounted=cfg.sampler == "poisson")
+
+
+def count_units(df: pd.DataFrame, cfg: TrainConfig) -> tuple[int, int]:
+    """(units the sampler draws from, largest rows-per-unit) - what `plan` needs."""
+    if cfg.unit_column is None:
+        return len(df), 1
+    if cfg.unit_column not in df.columns:
+        raise InputError(f"unit_column: column {cfg.unit_column!r} not in data")
+    sizes = df[cfg.unit_column].value_counts(dropna=False)
+    if cfg.bounding == "group":
+        return len(df), int(sizes.max())
+    return int(sizes.size), int(sizes.max())
+
+
+def resolve_device(name: str) -> "torch.device":  # noqa: F821
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("device: 'cuda' requested but no CUDA device is available; use 'auto' or 'cpu'")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _model_kwargs(cfg: TrainConfig, enc: FeatureEncoder) -> dict[str, Any]:
+    kw = dict(n_numeric=enc.n_numeric, cardinalities=enc.embedding_cardinalities, hidden=list(cfg.hidden),
+              n_classes=2)
+    kw.update(cfg.model_kwargs)
+    return kw
+
+
+def _tensors(enc: FeatureEncoder, df: pd.DataFrame, device: Any) -> tuple[list[Any], Any]:
+    import torch
+
+    num, cat, y = enc.transform(df)
+    if y is None:
+        raise InputError(f"target: column {enc.target!r} missing")
+    data = [torch.as_tensor(num, device=device)]
+    if cat.shape[1]:
+        data.append(torch.as_tensor(cat, device=device))
+    return data, torch.as_tensor(y, device=device)
+
+
+class _Run:
+    """Holds the live objects of one run so it can be checkpointed and resumed."""
+
+    def __init__(self, train_df: pd.DataFrame, cfg: TrainConfig, pplan: PrivacyPlan,
+                 encoder: FeatureEncoder | None = None) -> None:
+        import torch
+
+        from training.models import build_model
+        from training.sampling import PoissonSampler, unit_codes
+        from training.stepper import DPStepper, make_optimizer
+
+        self.cfg, self.plan = cfg, pplan
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        exclude = tuple(c for c in [cfg.unit_column] if c)
+        self.encoder = encoder or FeatureEncoder.fit(
+            train_df, cfg.target, cfg.features, cfg.categorical, positive_label=cfg.positive_label,
+            categorical_encoding=cfg.categorical_encoding, exclude=exclude)
+        self.data, self.y = _tensors(self.encoder, train_df, self.device)
+        self.model = build_model(cfg.model, **_model_kwargs(cfg, self.encoder)).to(self.device)
+        units = None
+        if cfg.unit_column is not None:
+            units, n_units, _ = unit_codes(train_df[cfg.unit_column].to_numpy(), self.device)
+            expected_units = n_units if cfg.bounding == "one_row_per_unit" else len(train_df)
+        else:
+            expected_units = len(train_df)
+        if expected_units != pplan.n_units:
+            raise InputError(f"plan: made for {pplan.n_units} units but the data has {expected_units}; re-plan")
+        self.sampler = PoissonSampler(len(train_df), pplan.sample_rate, units=units, bounding=cfg.bounding,
+                                      sampler=cfg.sampler, device=self.device, seed=cfg.seed)
+        use_graph = cfg.cuda_graphs and self.device.type == "cuda" and cfg.clipping == "bookkeeping"
+        self.optimizer = make_optimizer(cfg.optimizer, [p for p in self.model.parameters()], cfg.lr,
+                                        weight_decay=cfg.weight_decay, capturable=use_graph)
+        self.stepper = DPStepper(self.model, self.data, self.y, self.sampler, self.optimizer,
+                                 noise_multiplier=pplan.sigma, max_grad_norm=cfg.max_grad_norm,
+                                 expected_batch_size=pplan.expected_batch_size, clipping=cfg.clipping,
+                                 amp=cfg.amp, physical_batch=cfg.physical_batch, cuda_graph=use_graph,
+                                 noise_seed=cfg.seed)
+        self.history: list[dict[str, float]] = []
+        self.steps_per_epoch = self.sampler.steps_per_epoch
+
+    @property
+    def steps_done(self) -> int:
+        return self.sampler.steps_done
+
+    def run(self, stop_after: int | None = None, progress: Callable[[dict[str, Any]], None] | None = None) -> None:
+        end = self.plan.steps if stop_after is None else min(self.plan.steps, stop_after)
+        while self.sampler.steps_done < end:
+            self.stepper.step()
+            done = self.sampler.steps_done
+            if done % self.steps_per_epoch == 0 or done == self.plan.steps:
+                loss, rows = self.stepper.take_epoch_stats()
+                rec = {"epoch": len(self.history) + 1, "step": done, "train_loss": loss, "rows": rows}
+                self.history.append(rec)
+                if progress:
+                    progress(rec)
+
+    def state_dict(self) -> dict[str, Any]:
+        import torch
+
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "sampler": self.sampler.state_dict(), "noise_rng": self.stepper.noise_generator.get_state(),
+                "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
+                "history": list(self.history), "steps_done": self.steps_done,
+                "plan": asdict(self.plan), "encoder": self.encoder}
+
+    def load_state_dict(self, st: dict[str, Any]) -> None:
+        import torch
+
+        self.model.load_state_dict(st["model"])
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.sampler.load_state_dict(st["sampler"])
+        self.stepper.noise_generator.set_state(st["noise_rng"])
+        if st.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(st["cuda_rng"])
+        self.history = list(st["history"])
+
+
+def save_checkpoint(run: _Run, path: str | Path) -> None:
+    """Model, optimizer, steps done, sampler and noise RNG states (torch.save)."""
+    import torch
+
+    torch.save(run.state_dict(), str(path))
+
+
+def start_run(train_df: pd.DataFrame, cfg: TrainConfig, pplan: PrivacyPlan) -> _Run:
+    """A run object that can `run(stop_after=...)`, be checkpointed and resumed."""
+    return _Run(train_df, cfg, pplan)
+
+
+def resume(path: str | Path, train_df: pd.DataFrame, cfg: TrainConfig, pplan: PrivacyPlan) -> _Run:
+    """Rebuild a run from a checkpoint; it continues with the same Poisson draws."""
+    import torch
+
+    st = torch.load(str(path), weights_only=False)
+    saved = st["plan"]
+    if abs(saved["sigma"] - pplan.sigma) > 1e-12 or saved["steps"] != pplan.steps or \
+            abs(saved["sample_rate"] - pplan.sample_rate) > 1e-15:
+        raise InputError(f"checkpoint {path}: privacy plan differs from the current plan; resume with the same plan")
+    run = _Run(train_df, cfg, pplan, encoder=st["encoder"])
+    run.load_state_dict(st)
+    return run
+
+
+def _predict(model: Any, enc: FeatureEncoder, df: pd.DataFrame, device: Any, batch: int = 65536) -> np.ndarray:
+    import torch
+
+    data, _ = _tensors(enc, df, device)
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(df), batch):
+            logits = model(*[t[s:s + batch] for t in data]).float()
+            out.append(torch.softmax(logits, dim=1)[:, 1].cpu())
+    model.train()
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def finish_run(run: _Run, test_df: pd.DataFrame | None, cfg: TrainConfig, *, t0: float | None = None,
+               dataset_hash: str | None = None) -> TrainResult:
+    """Evaluate the final iterate, report epsilon from PRV, build the model card."""
+    import torch
+
+    from training.evaluation import evaluate, per_group_report
+    from training.model_card import build_model_card
+
+    if run.steps_done != run.plan.steps:
+        raise InputError(f"run: {run.steps_done} of {run.plan.steps} steps done; resume before finishing")
+    bk = getattr(run.stepper.clipper, "detach", None)
+    if bk:
+        bk()
+    p = run.plan
+    eps_rec = accounting.epsilon_for(p.sigma, p.sample_rate, p.steps, p.record_delta or p.delta)
+    eps = eps_rec
+    if p.group_size > 1:
+        eps = accounting.group_privacy(eps_rec, p.record_delta, p.group_size)[0]
+    metrics: dict[str, Any] = {}
+    per_group: dict[str, Any] = {}
+    if test_df is not None and len(test_df):
+        prob = _predict(run.model, run.encoder, test_df, run.device)
+        y = run.encoder.transform(test_df)[2]
+        metrics = evaluate(y, prob)
+        if cfg.sensitive_columns:
+            per_group = per_group_report(y, prob, test_df, cfg.sensitive_columns)
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in run.model.state_dict().items()}, buf)
+    result = TrainResult(
+        model_bytes=buf.getvalue(), encoder=run.encoder, metrics=metrics, per_group=per_group,
+        history=run.history, epsilon_spent=float(eps), sigma=p.sigma, sample_rate=p.sample_rate, steps=p.steps,
+        orders=p.orders, rdp=p.rdp, model_card={}, device=str(run.device), delta=p.delta,
+        train_seconds=(time.time() - t0) if t0 else 0.0)
+    result.model_card = build_model_card(cfg, p, result, dataset_hash=dataset_hash,
+                                         extra={"cuda_graph_steps": run.stepper.graph_steps,
+                                                "empty_batches": run.stepper.empty_steps})
+    return result
+
+
+def train_private(train_df: pd.DataFrame, test_df: pd.DataFrame | None, cfg: TrainConfig, plan: PrivacyPlan,
+                  progress: Callable[[dict[str, Any]], None] | None = None, *,
+                  dataset_hash: str | None = None) -> TrainResult:
+    """Train with DP-SGD exactly as planned; returns weights, metrics, epsilon and the model card."""
+    t0 = time.time()
+    run = _Run(train_df, cfg, plan)
+    run.run(progress=progress)
+    return finish_run(run, test_df, cfg, t0=t0, dataset_hash=dataset_hash)
+
+
+def train_nonprivate(train_df: pd.DataFrame, test_df: pd.DataFrame | None, cfg: TrainConfig,
+                     progress: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+    """Ordinary training (no clipping, no noise) for comparisons only; epsilon is inf."""
+    import torch
+    from torch.nn import functional as F
+
+    from training.evaluation import evaluate, per_group_report
+    from training.models import build_model
+    from training.stepper import make_optimizer
+
+    t0 = time.time()
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    enc = FeatureEncoder.fit(train_df, cfg.target, cfg.features, cfg.categorical, positive_label=cfg.positive_label,
+                             categorical_encoding=cfg.categorical_encoding,
+                             exclude=tuple(c for c in [cfg.unit_column] if c))
+    data, y = _tensors(enc, train_df, device)
+    model = build_model(cfg.model, **_model_kwargs(cfg, enc)).to(device)
+    opt = make_optimizer(cfg.optimizer, list(model.parameters()), cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(cfg.seed)
+    n = len(train_df)
+    history = []
+    for epoch in range(cfg.epochs):
+        perm = torch.randperm(n, device=device, generator=gen)
+        tot = torch.zeros((), device=device)
+        for s in range(0, n, cfg.batch_size):
+            idx = perm[s:s + cfg.batch_size]
+            loss = F.cross_entropy(model(*[t[idx] for t in data]).float(), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot += loss.detach() * idx.numel()
+        rec = {"epoch": epoch + 1, "train_loss": float(tot.item()) / n}
+        history.append(rec)
+        if progress:
+            progress(rec)
+    metrics, per_group = {}, {}
+    if test_df is not None and len(test_df):
+        prob = _predict(model, enc, test_df, device)
+        yt = enc.transform(test_df)[2]
+        metrics = evaluate(yt, prob)
+        if cfg.sensitive_columns:
+            per_group = per_group_report(yt, prob, test_df, cfg.sensitive_columns)
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
+    card = {"privacy": {"differentially_private": False, "epsilon": math.inf}, "metrics": metrics}
+    return TrainResult(model_bytes=buf.getvalue(), encoder=enc, metrics=metrics, per_group=per_group,
+                       history=history, epsilon_spent=math.inf, sigma=0.0, sample_rate=0.0, steps=0,
+                       orders=[], rdp=[], model_card=card, device=str(device), delta=0.0,
+                       train_seconds=time.time() - t0)
+
+
+def load_model(result: TrainResult, cfg: TrainConfig) -> Any:
+    """Rebuild the trained torch model on CPU from `model_bytes` and the encoder."""
+    import torch
+
+    from training.models import build_model
+
+    model = build_model(cfg.model, **_model_kwargs(cfg, result.encoder))
+    model.load_state_dict(torch.load(io.BytesIO(result.model_bytes), weights_only=True))
+    return model
+
+
+def encoder_bytes(enc: FeatureEncoder) -> bytes:
+    """Pickled encoder, saved next to the model weights."""
+    return pickle.dumps(enc)
