@@ -132,7 +132,8 @@ def build_steps(specs: list[dict[str, Any]]) -> list[Step]:
 
 
 def _describe(exc: ValidationError, model: type[StepParams]) -> str:
-    err = exc.errors()[0]
+    errs = exc.errors()
+    err = next((e for e in errs if e.get("type") == "extra_forbidden"), errs[0])  # typos first
     key = ".".join(str(x) for x in err.get("loc", ())) or "?"
     allowed = ", ".join(model.model_fields)
     if err.get("type") == "extra_forbidden":
