@@ -18,6 +18,7 @@ Opacus (and therefore torch) is imported lazily inside the functions so that
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Sequence
 
@@ -37,20 +38,25 @@ DEFAULT_ORDERS: tuple[float, ...] = tuple(
 PRV_EPS_ERROR = 0.005
 
 
+def _is_real(value: object) -> bool:
+    """Python and numpy numbers (np.float32 included); bools are not numbers here."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _check_epsilon(value: float, field: str = "epsilon") -> float:
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if not _is_real(value) or not math.isfinite(value) or value <= 0:
         raise InputError(f"{field}: expected a finite number > 0, got {value!r}")
     return float(value)
 
 
 def _check_delta(value: float, field: str = "delta") -> float:
-    if not isinstance(value, (int, float)) or not (0.0 < value < 1.0):
+    if not _is_real(value) or not (0.0 < value < 1.0):
         raise InputError(f"{field}: expected a number with 0 < delta < 1, got {value!r}")
     return float(value)
 
 
 def _check_sample_rate(value: float, field: str = "sample_rate") -> float:
-    if not isinstance(value, (int, float)) or not (0.0 < value <= 1.0):
+    if not _is_real(value) or not (0.0 < value <= 1.0):
         raise InputError(f"{field}: expected 0 < sample_rate <= 1, got {value!r}")
     return float(value)
 
@@ -67,7 +73,7 @@ def _check_steps(value: int, field: str = "steps") -> int:
 
 
 def _check_sigma(value: float, field: str = "sigma") -> float:
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if not _is_real(value) or not math.isfinite(value) or value <= 0:
         raise InputError(f"{field}: expected a noise multiplier > 0, got {value!r}")
     return float(value)
 
