@@ -1,0 +1,389 @@
+"""De-identification transforms driven by declarative specs.
+
+``apply_deid(df, specs, key_for_domain)`` runs a list of steps, in order, on a copy of ``df``
+and returns ``(new_df, report)``. Each spec is a dict (JSON/YAML friendly), validated with
+pydantic (unknown keys are rejected); ``InputError`` names the spec index and the key::
+
+    [
+      {"column": "ssn",   "action": "drop"},
+      {"column": "name",  "action": "drop"},
+      {"column": "email", "action": "pseudonymize", "domain": "email", "length": 16},
+      {"column": "patient_id", "action": "pseudonymize", "domain": "patient"},
+      {"column": "age",   "action": "generalize", "method": "age_band", "width": 10, "top": 90},
+      {"column": "zip",   "action": "generalize", "method": "zip_prefix", "digits": 3},
+      {"column": "date_of_birth", "action": "generalize", "method": "date_truncate", "to": "year"},
+      {"column": "bmi",   "action": "generalize", "method": "round", "ndigits": 0},
+      {"column": "diagnosis_code", "action": "suppress_rare", "k": 10, "other": "other"},
+      {"column": "sex",   "action": "keep"}
+    ]
+
+Actions
+  ``drop``           remove the column.
+  ``pseudonymize``   keyed HMAC-SHA256 of the value, hex prefix of ``length`` (8-64, default 16)
+                     chars. The key is ``key_for_domain(domain)`` (``domain`` defaults to the column
+                     name) and the domain is also bound into the message, so the same value gets
+                     the same pseudonym in every dataset version and every column that shares a
+                     domain (joins keep working), and different pseudonyms under another key or
+                     domain. ``normalize``: ``"strip"`` (default), ``"strip_lower"`` (emails) or
+                     ``"none"`` is applied before hashing. Nulls stay null.
+  ``generalize``     ``method``: ``age_band`` (``width``, optional ``top`` -> "90+"; values outside
+                     0-130 become null), ``zip_prefix`` (``digits``, default 3, padded with ``*``;
+                     ``hipaa_restricted: true`` maps the 17 low-population HIPAA ZIP3s to "000"),
+                     ``date_truncate`` (``to``: ``year`` -> "1985", ``month`` -> "1985-03"),
+                     ``round`` (``ndigits``, or ``base`` to round to a multiple, e.g. 5).
+  ``suppress_rare``  categories seen fewer than ``k`` times become ``other`` (default "other").
+  ``keep``           leave as is (documents an explicit decision).
+
+The report has one dict per step with counts only -- never data values::
+
+    {"step": 2, "column": "email", "action": "pseudonymize", "domain": "email", "rows": 1000,
+     "nulls": 20, "changed": 980, "distinct_before": 812, "distinct_after": 812}
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Annotated, Any, Callable, Iterable, Literal, Union
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from privacy.errors import InputError
+
+__all__ = [
+    "DropSpec", "KeepSpec", "PseudonymizeSpec", "AgeBandSpec", "ZipPrefixSpec", "DateTruncateSpec",
+    "RoundSpec", "SuppressRareSpec", "parse_specs", "apply_deid", "pseudonymize", "generalize",
+    "suppress_rare", "transformed_columns", "HIPAA_RESTRICTED_ZIP3",
+]
+
+# 3-digit ZIP prefixes with population <= 20,000 (2000 Census) that HIPAA Safe Harbor maps to 000.
+HIPAA_RESTRICTED_ZIP3 = frozenset({"036", "059", "063", "102", "203", "556", "692", "790", "821",
+                                   "823", "830", "831", "878", "879", "884", "890", "893"})
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    column: Annotated[str, Field(min_length=1)]
+
+
+class DropSpec(_Spec):
+    action: Literal["drop"]
+
+
+class KeepSpec(_Spec):
+    action: Literal["keep"]
+
+
+class PseudonymizeSpec(_Spec):
+    action: Literal["pseudonymize"]
+    domain: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    length: Annotated[int, Field(ge=8, le=64)] = 16
+    normalize: Literal["none", "strip", "strip_lower"] = "strip"
+
+
+class _Generalize(_Spec):
+    action: Literal["generalize"]
+
+
+class AgeBandSpec(_Generalize):
+    method: Literal["age_band"]
+    width: Annotated[int, Field(ge=1, le=130)] = 10
+    top: Annotated[int, Field(ge=1, le=130)] | None = None
+
+
+class ZipPrefixSpec(_Generalize):
+    method: Literal["zip_prefix"]
+    digits: Annotated[int, Field(ge=0, le=5)] = 3
+    pad: bool = True
+    hipaa_restricted: bool = False
+
+
+class DateTruncateSpec(_Generalize):
+    method: Literal["date_truncate"]
+    to: Literal["year", "month"] = "year"
+
+
+class RoundSpec(_Generalize):
+    method: Literal["round"]
+    ndigits: Annotated[int, Field(ge=-9, le=9)] = 0
+    base: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "RoundSpec":
+        if self.base is not None and self.ndigits != 0:
+            raise ValueError("give either ndigits or base, not both")
+        return self
+
+
+class SuppressRareSpec(_Spec):
+    action: Literal["suppress_rare"]
+    k: Annotated[int, Field(ge=2)] = 10
+    other: Annotated[str, Field(max_length=100)] = "other"
+
+
+Spec = Union[DropSpec, KeepSpec, PseudonymizeSpec, AgeBandSpec, ZipPrefixSpec, DateTruncateSpec,
+             RoundSpec, SuppressRareSpec]
+_ACTIONS: dict[str, type[BaseModel]] = {
+    "drop": DropSpec, "keep": KeepSpec, "pseudonymize": PseudonymizeSpec,
+    "suppress_rare": SuppressRareSpec,
+}
+_METHODS: dict[str, type[BaseModel]] = {
+    "age_band": AgeBandSpec, "zip_prefix": ZipPrefixSpec, "date_truncate": DateTruncateSpec,
+    "round": RoundSpec,
+}
+
+
+def _parse_one(i: int, raw: Any) -> Spec:
+    where = f"deid spec #{i}"
+    if isinstance(raw, BaseModel) and type(raw) in (*_ACTIONS.values(), *_METHODS.values()):
+        return raw  # already parsed
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: expected a mapping with keys column/action, got {type(raw).__name__}")
+    action = raw.get("action")
+    if action is None:
+        raise InputError(f"{where}: missing key 'action' (expected one of "
+                         f"{', '.join([*_ACTIONS, 'generalize'])})")
+    if action == "generalize":
+        method = raw.get("method")
+        if method not in _METHODS:
+            raise InputError(f"{where}: key 'method': expected one of {', '.join(_METHODS)}"
+                             + ("" if method is None else f", got {method!r}"))
+        model = _METHODS[method]
+    elif action in _ACTIONS:
+        model = _ACTIONS[action]
+    else:
+        raise InputError(f"{where}: key 'action': expected one of "
+                         f"{', '.join([*_ACTIONS, 'generalize'])}, got {action!r}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err.get("loc", ())) or "spec"
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            msg = f"unknown key for action {action!r}"
+        raise InputError(f"{where}: key {key!r}: {msg}") from None
+
+
+def parse_specs(specs: Iterable[Any]) -> list[Spec]:
+    """Validate a list of spec dicts (InputError names the spec index and the key)."""
+    if isinstance(specs, (str, bytes, dict)) or not isinstance(specs, Iterable):
+        raise InputError("deid specs: expected a list of spec mappings")
+    return [_parse_one(i, raw) for i, raw in enumerate(specs)]
+
+
+# ---- primitive transforms -----------------------------------------------------------------------
+def _canon_text(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    return str(v)
+
+
+def pseudonymize(series: pd.Series, key: bytes, *, domain: str = "", length: int = 16,
+                 normalize: str = "strip") -> pd.Series:
+    """Keyed HMAC-SHA256 pseudonyms (hex prefix of ``length`` chars); nulls stay null.
+
+    Computed once per distinct value (``pd.factorize``), so cost scales with the number of
+    distinct values, not rows."""
+    if not isinstance(key, (bytes, bytearray)) or len(key) < 16:
+        raise InputError(f"pseudonymize: key for domain {domain!r} must be at least 16 bytes")
+    if not 8 <= int(length) <= 64:
+        raise InputError(f"pseudonymize: length must be 8-64 hex characters, got {length!r}")
+    s = series if isinstance(series, pd.Series) else pd.Series(series)
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    if pd.api.types.is_string_dtype(getattr(uniques, "dtype", object)) and not isinstance(uniques, np.ndarray):
+        texts = pd.Series(uniques, dtype="str")
+    else:
+        texts = pd.Series([_canon_text(u) for u in uniques], dtype="str")
+    if normalize == "strip":
+        texts = texts.str.strip()
+    elif normalize == "strip_lower":
+        texts = texts.str.strip().str.lower()
+    prefix = domain.encode("utf-8") + b"\x00"
+    key = bytes(key)
+    digest = hmac.digest
+    out_u = [digest(key, prefix + t.encode("utf-8", "surrogatepass"), "sha256").hex()[:length]
+             for t in texts.tolist()]
+    vocab = np.array(out_u + [None], dtype=object)
+    res = vocab[np.where(codes < 0, len(out_u), codes)]
+    return pd.Series(res, index=s.index, name=s.name, dtype="str")
+
+
+def _age_band(s: pd.Series, width: int, top: int | None) -> pd.Series:
+    x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    valid = np.isfinite(x) & (x >= 0) & (x <= 130)
+    lo = np.where(valid, np.floor(np.where(valid, x, 0) / width) * width, 0).astype(np.int64)
+    if width == 1:
+        labels = pd.Series(lo).astype("str")
+    else:
+        labels = pd.Series(lo).astype("str") + "-" + pd.Series(lo + width - 1).astype("str")
+    labels = labels.to_numpy(dtype=object)
+    if top is not None:
+        labels = np.where(valid & (x >= top), f"{top}+", labels)
+    labels = np.where(valid, labels, None)
+    return pd.Series(labels, index=s.index, name=s.name, dtype="str")
+
+
+def _zip_prefix(s: pd.Series, digits: int, pad: bool, hipaa: bool) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        t = pd.to_numeric(s, errors="coerce").astype("Int64").astype("str").str.zfill(5)
+    else:
+        t = s.astype("str").str.strip()
+    ok = t.str.fullmatch(r"\d{5}(?:-?\d{4})?").fillna(False).astype(bool)
+    z5 = t.str.slice(0, 5).where(ok)
+    pre = z5.str.slice(0, digits)
+    if hipaa:
+        pre = pre.where(~z5.str.slice(0, 3).isin(HIPAA_RESTRICTED_ZIP3), "000"[:digits] if digits else "")
+    if pad:
+        pre = pre + "*" * (5 - digits)
+    return pd.Series(pre.to_numpy(dtype=object), index=s.index, name=s.name, dtype="str")
+
+
+def _to_datetime(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return s
+    t = s.astype("str").str.strip()
+    d = pd.to_datetime(t, errors="coerce", format="ISO8601")
+    rest = d.isna() & t.notna()
+    if rest.any():
+        d2 = pd.to_datetime(t[rest], errors="coerce", format="mixed")
+        d = d.astype("datetime64[ns]")
+        d[rest] = d2.astype("datetime64[ns]")
+    return d
+
+
+def _date_truncate(s: pd.Series, to: str) -> pd.Series:
+    d = _to_datetime(s)
+    fmt = "%Y" if to == "year" else "%Y-%m"
+    return pd.Series(d.dt.strftime(fmt).to_numpy(dtype=object), index=s.index, name=s.name, dtype="str")
+
+
+def _round(s: pd.Series, ndigits: int, base: float | None) -> pd.Series:
+    x = pd.to_numeric(s, errors="coerce")
+    if base is not None:
+        y = (x / base).round() * base
+    else:
+        y = x.round(ndigits)
+    if (base is not None and float(base).is_integer()) or (base is None and ndigits <= 0):
+        if pd.api.types.is_integer_dtype(s.dtype):
+            return y.astype(s.dtype)
+    return y
+
+
+def generalize(series: pd.Series, how: str, **params: Any) -> pd.Series:
+    """``how`` in age_band / zip_prefix / date_truncate / round, with that method's params."""
+    spec = _parse_one(0, {"column": str(series.name or "value"), "action": "generalize",
+                          "method": how, **params})
+    return _generalize(series, spec)
+
+
+def _generalize(s: pd.Series, spec: Spec) -> pd.Series:
+    if isinstance(spec, AgeBandSpec):
+        return _age_band(s, spec.width, spec.top)
+    if isinstance(spec, ZipPrefixSpec):
+        return _zip_prefix(s, spec.digits, spec.pad, spec.hipaa_restricted)
+    if isinstance(spec, DateTruncateSpec):
+        return _date_truncate(s, spec.to)
+    if isinstance(spec, RoundSpec):
+        return _round(s, spec.ndigits, spec.base)
+    raise InputError(f"generalize: unsupported method for {spec!r}")  # pragma: no cover
+
+
+def suppress_rare(series: pd.Series, k: int = 10, other: str = "other") -> tuple[pd.Series, int]:
+    """Replace categories seen fewer than ``k`` times by ``other``; returns (series, n_categories_suppressed)."""
+    counts = series.value_counts(dropna=True)
+    rare = counts.index[counts.to_numpy() < k]
+    if len(rare) == 0:
+        return series.copy(), 0
+    mask = series.isin(rare)
+    out = series.astype(object).where(~mask, other)
+    if pd.api.types.is_string_dtype(series.dtype) or series.dtype == object:
+        out = out.astype("str") if all(isinstance(v, str) for v in counts.index) else out
+    return out, int(len(rare))
+
+
+# ---- driver -------------------------------------------------------------------------------------
+def _n_changed(before: pd.Series, after: pd.Series) -> int:
+    bn, an = before.isna().to_numpy(), after.isna().to_numpy()
+    if before.dtype == after.dtype:
+        diff = (before.to_numpy() != after.to_numpy()) if before.dtype != object else \
+            (before.astype(object).to_numpy() != after.astype(object).to_numpy())
+        diff = np.asarray(diff, dtype=bool)
+        return int(((bn != an) | (~bn & ~an & diff)).sum())
+    # the type changed (e.g. ints -> pseudonym strings): every non-null value changed
+    return int((~(bn & an)).sum())
+
+
+def apply_deid(df: pd.DataFrame, specs: list[dict], key_for_domain: Callable[[str], bytes],
+               ) -> tuple[pd.DataFrame, list[dict]]:
+    """Run the spec steps in order on a copy of ``df``; return (new frame, per-step report)."""
+    if not isinstance(df, pd.DataFrame):
+        raise InputError(f"apply_deid: expected a pandas DataFrame, got {type(df).__name__}")
+    parsed = parse_specs(specs)
+    out = df.copy()
+    report: list[dict] = []
+    for i, spec in enumerate(parsed):
+        col = spec.column
+        if col not in out.columns:
+            dropped = any(r["column"] == col and r["action"] == "drop" for r in report)
+            raise InputError(f"deid spec #{i}: column {col!r} is not in the data"
+                             + (" (dropped by an earlier step)" if dropped else ""))
+        before = out[col]
+        entry: dict[str, Any] = {"step": i, "column": col, "action": spec.action, "rows": int(len(out))}
+        if isinstance(spec, DropSpec):
+            out = out.drop(columns=[col])
+            entry["nulls_before"] = int(before.isna().sum())
+            report.append(entry)
+            continue
+        if isinstance(spec, KeepSpec):
+            entry.update(nulls=int(before.isna().sum()), changed=0)
+            report.append(entry)
+            continue
+        if isinstance(spec, PseudonymizeSpec):
+            domain = spec.domain or col
+            try:
+                key = key_for_domain(domain)
+            except Exception as exc:  # the callback's own error types are not ours to leak
+                if isinstance(exc, InputError):
+                    raise
+                raise InputError(f"deid spec #{i}: no pseudonym key for domain {domain!r} "
+                                 f"({type(exc).__name__})") from None
+            if not isinstance(key, (bytes, bytearray)) or len(key) < 16:
+                raise InputError(f"deid spec #{i}: key for domain {domain!r} must be at least 16 bytes")
+            after = pseudonymize(before, key, domain=domain, length=spec.length, normalize=spec.normalize)
+            entry.update(domain=domain, length=spec.length)
+        elif isinstance(spec, SuppressRareSpec):
+            after, n_sup = suppress_rare(before, spec.k, spec.other)
+            entry.update(k=spec.k, categories_suppressed=n_sup,
+                         rows_suppressed=int(_n_changed(before, after)))
+        else:
+            after = _generalize(before, spec)
+            entry["method"] = spec.method
+            entry.update({k: v for k, v in spec.model_dump().items()
+                          if k not in ("column", "action", "method") and v is not None})
+            entry["became_null"] = int((after.isna() & before.notna()).sum())
+        entry.update(nulls=int(after.isna().sum()), changed=_n_changed(before, after),
+                     distinct_before=int(before.nunique(dropna=True)),
+                     distinct_after=int(after.nunique(dropna=True)))
+        out[col] = after
+        report.append(entry)
+    return out, report
+
+
+def transformed_columns(report: Iterable[dict]) -> set[str]:
+    """Columns no longer in clear after ``apply_deid``: pseudonymized or generalized (and not
+    overwritten later by a ``keep``-only history). Dropped columns are simply absent."""
+    done: set[str] = set()
+    for r in report:
+        if r.get("action") in ("pseudonymize", "generalize"):
+            done.add(r["column"])
+    return done
