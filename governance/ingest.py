@@ -170,7 +170,7 @@ def _read_csv(
     sep = opts.pop("sep", None) or opts.pop("delimiter", None) or ","
     quotechar = opts.get("quotechar", '"')
     _check_structure(path, text, sep=sep, quotechar=quotechar, skip_rows=skip_rows,
-                     headerless=names is not None, comment=opts.get("comment"))
+                     comment=opts.get("comment"), skipinitialspace=bool(opts.get("skipinitialspace")))
     kwargs: dict[str, Any] = dict(opts)
     if names is not None:
         kwargs["names"] = list(names)
@@ -206,7 +206,7 @@ def _safe(exc: Exception) -> str:
 
 def _check_structure(
     path: Path, text: str, *, sep: str, quotechar: str, skip_rows: int,
-    headerless: bool, comment: str | None,
+    comment: str | None, skipinitialspace: bool = False,
 ) -> None:
     """Reject ragged rows and bad quoting with the offending line number.
 
@@ -220,7 +220,7 @@ def _check_structure(
         _check_unquoted(path, text, sep, skip_rows)
         return
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quotechar=quotechar,
-                        strict=True)
+                        strict=True, skipinitialspace=skipinitialspace)
     expected = None
     try:
         for rec in reader:

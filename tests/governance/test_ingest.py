@@ -54,6 +54,8 @@ def test_headerless_adult_style(tmp_path) -> None:
     df2 = read_table(p, csv_options={"names": ["age", "workclass", "fnlwgt", "income"], "skip_rows": 1,
                                      "na_values": ["?"], "skipinitialspace": True})
     assert df2.equals(df)
+    q = write(tmp_path, "q.csv", 'a, b\n1, "x,y"\n2, z\n')
+    assert read_table(q, csv_options={"skipinitialspace": True})["b"].tolist() == ["x,y", "z"]
 
 
 @pytest.mark.parametrize("name, data, expected", [
