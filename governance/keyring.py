@@ -308,6 +308,23 @@ def _kek_check(kek: bytes) -> str:
     return _b64(hmac.new(kek, _CHECK_LABEL, hashlib.sha256).digest()[:16])
 
 
+def _workspace_engine(root: Path):
+    """Engine for the workspace database beside ``keys/`` (mirrors ``Workspace``'s URL rules)."""
+    from governance.store import make_engine
+
+    url = os.environ.get("PRIVGOV_DB_URL")
+    cfg = root / "workspace.json"
+    if not url and cfg.exists():
+        try:
+            url = json.loads(cfg.read_text()).get("db_url")
+        except (OSError, ValueError, AttributeError):
+            raise WorkspaceError(f"{cfg}: unreadable workspace config") from None
+    db = root / "privgov.db"
+    if not url and not db.exists():
+        raise WorkspaceError(f"no workspace database for {root}; cannot check which data keys use the KEK")
+    return make_engine(url or f"sqlite:///{db}")
+
+
 # ---- keyring -----------------------------------------------------------------
 
 class Keyring:
@@ -445,14 +462,23 @@ class Keyring:
     def retire(self, kek_id: str, session: Session | None = None) -> None:
         """Remove an old KEK once nothing is wrapped under it (checked in ``data_keys``).
 
-        ``session`` is required to prove no live data key still uses the KEK.
+        Without ``session`` (the CLI's ``keys retire``) the workspace database the
+        keyring belongs to is opened for the check, resolved like the workspace
+        does: ``PRIVGOV_DB_URL``, else ``db_url`` in ``workspace.json``, else
+        ``<root>/privgov.db``.
         """
         if kek_id not in self._meta["keks"]:
             raise InputError(f"no KEK {kek_id} in keyring {self.path}; known: {', '.join(self.kek_ids)}")
         if kek_id == self.active_kek_id:
             raise InputError(f"{kek_id} is the active KEK; run rotate first, then retire it")
         if session is None:
-            raise WorkspaceError(f"retiring {kek_id} needs a database session to check the data keys")
+            engine = _workspace_engine(self.root)
+            try:
+                with Session(engine) as own:
+                    self.retire(kek_id, own)
+                return
+            finally:
+                engine.dispose()
         live = session.scalar(select(func.count()).select_from(DataKey).where(
             DataKey.kek_id == kek_id, DataKey.wrapped.is_not(None)))
         secrets = [n for n in _SECRETS if self._secret_record(n)["kek_id"] == kek_id]

@@ -165,12 +165,15 @@ def test_retire(tmp_path: Path, session: Session) -> None:
         ring.retire("kek-1", session)
     session.delete(stale)
     session.flush()
-    with pytest.raises(WorkspaceError, match="session"):
-        ring.retire("kek-1")
-    ring.retire("kek-1", session)
+    session.commit()
+    with pytest.raises(WorkspaceError, match="no workspace database"):
+        ring.retire("kek-1")  # no session and no database beside keys/
+    (tmp_path / "meta.db").rename(tmp_path / "privgov.db")
+    ring.retire("kek-1")  # the CLI's call: checks the workspace database itself
     assert ring.kek_ids == ["kek-2"]
     assert "kek-1" not in json.loads((tmp_path / "keys" / "keyring.json").read_text())["keks"]
-    assert Keyring.open(tmp_path, PassphraseProvider("pw")).data_key(session, kid) == key
+    with Session(create_engine(f"sqlite:///{tmp_path / 'privgov.db'}")) as moved:
+        assert Keyring.open(tmp_path, PassphraseProvider("pw")).data_key(moved, kid) == key
     with pytest.raises(InputError, match="no KEK kek-1"):
         ring.retire("kek-1", session)
 
