@@ -572,10 +572,8 @@ def policy_test(policy: Path, cases: Path) -> None:
 
     rep = run_cases(policy, cases)
     out = _console()
-    for line in rep.lines() if hasattr(rep, "lines") else []:
-        out.print(line)
-    out.print(f"{rep.passed} passed, {rep.failed} failed")
-    raise typer.Exit(0 if rep.failed == 0 else 1)
+    out.print(rep.format())
+    raise typer.Exit(0 if rep.ok else 1)
 
 
 # --------------------------------------------------------------------------- identity
