@@ -3,13 +3,14 @@
 Public surface (see docs/architecture.md):
 
 * ``scan(df, sample_rows=10000, seed=0) -> list[ColumnFinding]``  (``privacy.deid.scan``)
-* detectors and the registry: ``register_detector``, ``detectors``, ``detect_values`` (``privacy.deid.detectors``)
+* detectors and the registry: ``register_detector``, ``detect_values`` (``privacy.deid.detectors``;
+  the module stays reachable as ``privacy.deid.detectors``; note ``privacy.deid.scan`` is the function)
 * ``apply_deid(df, specs, key_for_domain) -> (df, report)``, ``pseudonymize``, ``generalize``
   (``privacy.deid.transforms``)
 * ``k_anonymity``, ``l_diversity``, ``require_k``, ``enforce_no_direct_identifiers`` (``privacy.deid.risk``)
 * ``load_names`` (``privacy.deid.names``): the embedded first/last name lists
 """
-from privacy.deid.detectors import Detector, detect_value, detect_values, detectors, get_detector, register_detector
+from privacy.deid.detectors import Detector, detect_value, detect_values, get_detector, register_detector
 from privacy.deid.names import load_names
 from privacy.deid.risk import KAnonReport, enforce_no_direct_identifiers, k_anonymity, l_diversity, require_k
 from privacy.deid.scan import ColumnFinding, scan
@@ -17,7 +18,7 @@ from privacy.deid.transforms import apply_deid, generalize, parse_specs, pseudon
 
 __all__ = [
     "ColumnFinding", "Detector", "KAnonReport", "apply_deid", "detect_value", "detect_values",
-    "detectors", "enforce_no_direct_identifiers", "generalize", "get_detector", "k_anonymity",
+    "enforce_no_direct_identifiers", "generalize", "get_detector", "k_anonymity",
     "l_diversity", "load_names", "parse_specs", "pseudonymize", "register_detector", "require_k",
     "scan", "suppress_rare", "transformed_columns",
 ]
