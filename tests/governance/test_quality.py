@@ -241,3 +241,13 @@ def test_parquet_batch_uniqueness_across_batches(tmp_path) -> None:
         {"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": ["k", "j"]}}]}
     r = validate_parquet_batches(p, suite, batch_rows=3)
     assert r.results[0].failing_row_ids == [0, 2, 5, 7] == r.results[1].failing_row_ids
+
+
+def test_threaded_regex_matches_pandas_on_non_null() -> None:
+    from governance.quality import fast
+
+    s = pd.Series(pd.array(["ab", None, "xb", "a", "Ab"] * 50_000, dtype="str"))
+    got = np.asarray(fast._contains(s, "^a"), dtype=bool)
+    want = s.astype(str).str.contains("^a").to_numpy(dtype=bool, na_value=True)
+    nn = s.notna().to_numpy()
+    assert (got[nn] == want[nn]).all() and got[nn].sum() == 100_000
