@@ -62,13 +62,34 @@ def make_canaries(train_df: pd.DataFrame, target: str, m: int, rng: np.random.Ge
         else:
             vals = col.dropna().unique()
             cols[c] = rng.choice(vals, size=m) if len(vals) else [None] * m
-    labels = labels if labels is not None else list(pd.unique(train_df[target].dropna()))
-    cols[target] = rng.choice(np.asarray(labels, dtype=object), size=m)
-    out = pd.DataFrame(cols)[list(train_df.columns)]
+    out = pd.DataFrame({**cols, target: train_df[target].iloc[0]})[list(train_df.columns)]
+    out[target] = _flipped_labels(train_df, out, target, unit_column)
     for c in train_df.columns:
         if c != unit_column and pd.api.types.is_integer_dtype(train_df[c]):
             out[c] = out[c].astype(train_df[c].dtype)
     return out
+
+
+def _flipped_labels(train_df: pd.DataFrame, canaries: pd.DataFrame, target: str,
+                    unit_column: str | None, k: int = 15) -> np.ndarray:
+    """Label each canary against its neighbourhood: the minority label of its k
+    nearest real records. A model that has not seen the canary gets it wrong
+    (high loss); one that memorized it does not - the signal the audit needs."""
+    from training.features import FeatureEncoder
+
+    exclude = (unit_column,) if unit_column else ()
+    enc = FeatureEncoder.fit(train_df, target, categorical_encoding="onehot", exclude=exclude)
+    xt, _, yt = enc.transform(train_df)
+    xc, _, _ = enc.transform(canaries)
+    labels = train_df[target].to_numpy()
+    pos_label = next(v for v, f in zip(labels, yt) if f == 1) if yt.any() else labels[0]
+    neg_label = next(v for v, f in zip(labels, yt) if f == 0) if (yt == 0).any() else labels[0]
+    out = []
+    for row in xc:
+        d = ((xt - row) ** 2).sum(1)
+        nn_idx = np.argpartition(d, min(k, len(d) - 1))[:k]
+        out.append(neg_label if yt[nn_idx].mean() >= 0.5 else pos_label)
+    return np.asarray(out, dtype=object)
 
 
 def run_one_run_audit(train_df: pd.DataFrame, cfg: Any, m_canaries: int = 200, *, seed: int = 0,

@@ -1,0 +1,122 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from privacy.errors import InputError
+from training.trainer import (TrainConfig, count_units, finish_run, load_model, plan, resume, save_checkpoint,
+                              start_run, train_private)
+
+from .conftest import synthetic
+
+
+def _cfg(**kw):
+    base = dict(target="y", epochs=4, batch_size=200, lr=0.02, epsilon=3.0, delta=1e-5, max_grad_norm=1.0,
+                device="cpu", seed=3, sensitive_columns=["sex"], hidden=[32])
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_plan_calibrates_to_target_from_metadata_only():
+    cfg = _cfg(epsilon=1.0, epochs=10, batch_size=500)
+    p = plan(20000, cfg)
+    assert p.sample_rate == pytest.approx(500 / 20000)
+    assert p.steps == 400
+    assert 0.9 < p.epsilon <= 1.0 + 1e-9
+    assert len(p.rdp) == len(p.orders) and p.sigma > 0.5
+
+
+def test_group_bounding_converts_to_unit_level():
+    cfg = _cfg(epsilon=2.0, bounding="group", unit_column="patient")
+    p = plan(5000, cfg, max_group_size=3)
+    assert p.group_size == 3 and p.epsilon <= 2.0 + 1e-6
+    assert p.record_epsilon <= 2.0 / 3 + 1e-6
+
+
+def test_end_to_end_cpu_training_learns():
+    df = synthetic(3000)
+    train, test = df.iloc[:2400], df.iloc[2400:]
+    cfg = _cfg()
+    p = plan(len(train), cfg)
+    res = train_private(train, test, cfg, p)
+    majority = max((test.y == "yes").mean(), (test.y == "no").mean())
+    assert res.metrics["accuracy"] > majority + 0.1, (res.metrics["accuracy"], majority)
+    assert res.epsilon_spent == pytest.approx(p.epsilon) and res.epsilon_spent <= cfg.epsilon + 1e-9
+    assert res.steps == p.steps and res.history and "train_loss" in res.history[-1]
+    card = res.model_card
+    assert card["privacy"]["epsilon"] == res.epsilon_spent and card["privacy"]["poisson_accounted"]
+    assert "early stopping" in card["model_selection"]
+    assert "sex" in res.per_group and "equalized_odds_difference" in res.per_group["sex"]
+    model = load_model(res, cfg)
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_unit_bounding_plan_uses_units():
+    df = synthetic(1200, units=300)
+    cfg = _cfg(unit_column="patient", epochs=2)
+    n_units, max_group = count_units(df, cfg)
+    assert n_units == df.patient.nunique() and max_group > 1
+    p = plan(n_units, cfg)
+    res = train_private(df, None, cfg, p)
+    assert res.model_card["privacy"]["privacy_unit"] == "patient"
+    with pytest.raises(InputError, match="units"):
+        train_private(df, None, cfg, plan(len(df), cfg))  # record-level plan for person data is refused
+
+
+def test_shuffle_unsafe_is_labelled():
+    df = synthetic(800)
+    cfg = _cfg(sampler="shuffle_unsafe", epochs=1)
+    res = train_private(df, None, cfg, plan(len(df), cfg))
+    assert res.model_card["privacy"]["poisson_accounted"] is False
+    assert "NOT" in res.model_card["privacy"]["warning"]
+
+
+def test_empty_batches_are_noise_only_steps():
+    df = synthetic(400)
+    cfg = _cfg(batch_size=1, epochs=1, epsilon=8.0)  # q = 1/400: most batches are empty
+    p = plan(len(df), cfg)
+    res = train_private(df, None, cfg, p)
+    assert res.steps == p.steps == 400
+    assert res.model_card["training"]["empty_batches"] > 100
+
+
+@pytest.mark.parametrize("clipping", ["bookkeeping", "per_sample"])
+def test_resume_gives_same_epsilon_steps_and_parameters(tmp_path, clipping):
+    df = synthetic(1000)
+    cfg = _cfg(epochs=3, clipping=clipping)
+    p = plan(len(df), cfg)
+    full = start_run(df, cfg, p)
+    full.run()
+    a = finish_run(full, None, cfg)
+    part = start_run(df, cfg, p)
+    part.run(stop_after=p.steps // 2)
+    save_checkpoint(part, tmp_path / "ck.pt")
+    del part
+    resumed = resume(tmp_path / "ck.pt", df, cfg, p)
+    assert resumed.steps_done == p.steps // 2
+    resumed.run()
+    b = finish_run(resumed, None, cfg)
+    assert a.steps == b.steps and a.epsilon_spent == b.epsilon_spent
+    ma, mb = load_model(a, cfg), load_model(b, cfg)
+    for (n, x), y in zip(ma.named_parameters(), mb.parameters()):
+        assert torch.equal(x, y), n
+
+
+def test_resume_refuses_other_plan(tmp_path):
+    df = synthetic(600)
+    cfg = _cfg(epochs=2)
+    p = plan(len(df), cfg)
+    run = start_run(df, cfg, p)
+    run.run(stop_after=2)
+    save_checkpoint(run, tmp_path / "ck.pt")
+    cfg2 = _cfg(epochs=2, epsilon=1.0)
+    with pytest.raises(InputError, match="plan"):
+        resume(tmp_path / "ck.pt", df, cfg2, plan(len(df), cfg2))
+
+
+def test_bad_config_values():
+    with pytest.raises(InputError, match="sampler"):
+        plan(100, _cfg(sampler="shuffle"))
+    with pytest.raises(InputError, match="clipping"):
+        plan(100, _cfg(clipping="none"))
