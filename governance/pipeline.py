@@ -46,6 +46,7 @@ class RunSummary:
     delta: float | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     report_path: str | None = None
+    k_anonymity: int | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -236,7 +237,15 @@ class PipelineRunner:
         transformed = {r["column"] for r in report if r.get("action") in ("drop", "pseudonymize")}
         enforce_no_direct_identifiers(out, d.direct_identifiers, transformed=transformed)
         if d.require_k and d.quasi_identifiers:
-            require_k(out, d.quasi_identifiers, d.require_k)
+            if d.suppress_below_k:
+                sizes = out.groupby(d.quasi_identifiers, dropna=False)[self.spec.row_id].transform("size")
+                small = sizes < d.require_k
+                report.append({"step": "suppress_below_k", "column": ",".join(d.quasi_identifiers),
+                               "action": "suppress_rows", "k": d.require_k, "rows_suppressed": int(small.sum()),
+                               "suppressed_row_ids": [int(x) for x in out.loc[small, self.spec.row_id]]})
+                out = out[~small].reset_index(drop=True)
+            k_report = require_k(out, d.quasi_identifiers, d.require_k)
+            self.summary.k_anonymity = int(k_report.k)
         return out, report
 
     # ------------------------------------------------------------------ run
@@ -355,13 +364,7 @@ class PipelineRunner:
             raise AccessDenied(
                 f"target epsilon {t.epsilon} exceeds the per-run cap {decision.obligations.epsilon_cap} granted to `{self.principal_name}`"
             )
-        cfg = TrainConfig(
-            target=t.target, positive=t.positive, features=t.features, categorical=t.categorical, model=t.model,
-            hidden=t.hidden, epsilon=t.epsilon, delta=t.delta, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
-            max_grad_norm=t.max_grad_norm, device=t.device, seed=t.seed, unit_column=spec.privacy_unit,
-            sensitive_columns=t.sensitive_columns, test_fraction=t.test_fraction, bounding=t.bounding,
-            exclude_columns=[spec.row_id, SPLIT_COLUMN], **t.options,
-        )
+        cfg = self._train_config()
         unit = spec.privacy_unit or "row"
         n_train = self._n_train_units(t.test_fraction)
         privacy_plan = plan(n_train, cfg)
@@ -409,13 +412,36 @@ class PipelineRunner:
                                  details={"accuracy": float(result.metrics.get("accuracy", float("nan"))),
                                           "steps": int(result.steps)})
 
+    def _train_config(self):
+        """Map the spec's training block to the trainer's config; features default to
+        every stored column except the target, row id, split marker and privacy unit."""
+        from training.trainer import TrainConfig
+
+        spec, t = self.spec, self.spec.training
+        with self.ws.session() as s:
+            ds = catalog.find_dataset(s, spec.dataset)
+            columns = [c["name"] for c in catalog.get_version(s, ds, self.summary.version).schema_json]
+        excluded = {t.target, spec.row_id, SPLIT_COLUMN, spec.privacy_unit}
+        features = t.features or [c for c in columns if c not in excluded]
+        missing = [c for c in [t.target, *features] if c not in columns]
+        if missing:
+            raise InputError(f"pipeline `{spec.name}`: training column(s) {missing} are not in the stored version")
+        extra = {k: v for k, v in {"lr": t.lr, "optimizer": t.optimizer}.items() if v is not None}
+        return TrainConfig(
+            target=t.target, positive_label=None if t.positive is None else str(t.positive), features=features,
+            categorical=t.categorical, model=t.model, hidden=t.hidden, epsilon=t.epsilon, delta=t.delta,
+            epochs=t.epochs, batch_size=t.batch_size, max_grad_norm=t.max_grad_norm, device=t.device, seed=t.seed,
+            unit_column=spec.privacy_unit, sensitive_columns=t.sensitive_columns, test_fraction=t.test_fraction,
+            bounding=t.bounding, **extra, **t.options,
+        )
+
     def _n_train_units(self, test_fraction: float) -> int:
         counts = self.version_meta.get("unit_counts")
         if counts and "train" in counts:
             return int(counts["train"])
-        from training.trainer import train_unit_count
+        from governance.splitting import n_train_units
 
-        return train_unit_count(int(self.unit_count or 0) or self._row_count(), test_fraction)
+        return n_train_units(int(self.unit_count or 0) or self._row_count(), test_fraction)
 
     def _row_count(self) -> int:
         with self.ws.session() as s:
@@ -426,7 +452,7 @@ class PipelineRunner:
         if SPLIT_COLUMN in data.columns:
             return (data[data[SPLIT_COLUMN] == "train"].reset_index(drop=True),
                     data[data[SPLIT_COLUMN] == "test"].reset_index(drop=True))
-        from training.trainer import split_by_unit
+        from governance.splitting import split_by_unit
 
         return split_by_unit(data, self.spec.privacy_unit, test_fraction, seed)
 

@@ -62,6 +62,9 @@ class DeidSpec(_Strict):
     quasi_identifiers: list[str] = Field(default_factory=list)
     sensitive: str | None = None
     require_k: int | None = Field(default=None, ge=1)
+    # k-anonymization = generalization + suppression: rows still in classes
+    # smaller than k are withheld from the release (counted, by row id).
+    suppress_below_k: bool = False
 
 
 class TrainingSpec(_Strict):
@@ -75,7 +78,8 @@ class TrainingSpec(_Strict):
     delta: float = 1e-5
     epochs: int = Field(default=10, gt=0)
     batch_size: int = Field(default=512, gt=0)
-    lr: float = Field(default=0.05, gt=0)
+    lr: float | None = Field(default=None, gt=0)  # None: the trainer's default for the optimizer
+    optimizer: Literal["adam", "sgd"] | None = None
     max_grad_norm: float = Field(default=1.0, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
