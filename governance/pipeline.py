@@ -319,10 +319,10 @@ class PipelineRunner:
             )
             ds.policy_hash = _record_policy(s, self.policy_text, getattr(self.policy, "name", spec.policy))
             meta: dict[str, Any] = {"pipeline": spec.name, "run_uid": self.summary.run_uid}
-            if spec.privacy_unit and SPLIT_COLUMN in df.columns:
-                meta["unit_counts"] = {
-                    k: int(v) for k, v in df.groupby(SPLIT_COLUMN)[spec.privacy_unit].nunique().items()
-                }
+            if SPLIT_COLUMN in df.columns:
+                per_split = (df.groupby(SPLIT_COLUMN)[spec.privacy_unit].nunique() if spec.privacy_unit
+                             else df[SPLIT_COLUMN].value_counts())
+                meta["unit_counts"] = {str(k): int(v) for k, v in per_split.items()}
             status = "passed" if self.summary.clean_validation_success in (True, None) or quarantine is not None else "failed"
             row = catalog.write_version(self.ws, s, ds, df, kind="data", steps=steps_log, meta=meta, validation_status=status)
             self.summary.version = row.version
