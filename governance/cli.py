@@ -140,6 +140,8 @@ def _run_pipeline(pipeline: Path, workspace: Optional[Path], token: Optional[str
             def progress(stage: str, state: str) -> None:
                 if state == "start":
                     tasks[stage] = bar.add_task(f"{stage} …", total=1)
+                elif state == "failed":
+                    bar.update(tasks[stage], completed=1, description=f"[red]✗[/] {stage}")
                 else:
                     bar.update(tasks[stage], completed=1, description=f"[green]✓[/] {stage}")
 

@@ -107,10 +107,14 @@ class PipelineRunner:
         self.progress(name, "start")
         t0 = time.perf_counter()
         try:
-            return fn()
-        finally:
+            result = fn()
+        except BaseException:
             self.summary.stage_seconds[name] = round(time.perf_counter() - t0, 3)
-            self.progress(name, "done")
+            self.progress(name, "failed")
+            raise
+        self.summary.stage_seconds[name] = round(time.perf_counter() - t0, 3)
+        self.progress(name, "done")
+        return result
 
     def _decide(self, action: str, purpose: str | None, version: int | None = None):
         from policies.engine import Request, decide

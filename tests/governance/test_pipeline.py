@@ -38,6 +38,14 @@ def small_spec(tmp_path: Path, **changes) -> Path:
     return path
 
 
+def error_line(res: subprocess.CompletedProcess) -> str:
+    """The one `error:` line; progress lines may precede it on stderr, nothing follows it."""
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], res.stderr
+    return errors[0]
+
+
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "GX_ANALYTICS_ENABLED": "False", **(env or {})}
     return subprocess.run([sys.executable, "-m", "governance.cli", *args], capture_output=True, text=True,
@@ -111,7 +119,7 @@ def test_second_run_spends_more_budget_and_versions(finished_run) -> None:
     ws, summary, tmp, token = finished_run
     spec = load_pipeline(small_spec(tmp))
     second = PipelineRunner(ws, spec, token).run()
-    assert second.version == summary.version + 1
+    assert second.version > summary.version  # (the quarantine may take a number in between)
     with ws.session() as s:
         from governance import catalog
 
@@ -144,7 +152,7 @@ def test_wrong_token_is_denied_and_audited(workspace, tmp_path) -> None:
     ws, tokens = workspace
     res = cli("run", str(small_spec(tmp_path)), "--workspace", str(ws.root), "--token", "pgv_nope_nope")
     assert res.returncode == 3
-    assert res.stderr.startswith("error:") and len(res.stderr.strip().splitlines()) == 1
+    assert "token" in error_line(res)
     from governance.audit import AuditEvent
 
     with ws.session() as s:
@@ -168,8 +176,8 @@ def test_bad_spec_is_one_line_error(workspace, tmp_path, changes, needle) -> Non
     ws, tokens = workspace
     res = cli("run", str(small_spec(tmp_path, **changes)), "--workspace", str(ws.root), "--token", tokens["demo"])
     assert res.returncode == 2, res.stderr
-    assert needle in res.stderr and "line" in res.stderr
-    assert len(res.stderr.strip().splitlines()) == 1
+    line = error_line(res)
+    assert needle in line and "line" in line
 
 
 @pytest.mark.parametrize("content", [None, b"", b"\x00\x01\x02\xff\xfe garbage \x00" * 20])
@@ -181,7 +189,7 @@ def test_bad_source_file(workspace, tmp_path, content) -> None:
     spec = small_spec(tmp_path, **{"source": {"path": str(data)}})
     res = cli("run", str(spec), "--workspace", str(ws.root), "--token", tokens["demo"])
     assert res.returncode == 2, res.stderr
-    assert "visits.csv" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert "visits.csv" in error_line(res)
     with ws.session() as s:
         from governance.store import DatasetVersion
 
@@ -192,7 +200,7 @@ def test_missing_column_named(workspace, tmp_path) -> None:
     ws, tokens = workspace
     res = cli("run", str(small_spec(tmp_path, privacy_unit="no_such_col")), "--workspace", str(ws.root),
               "--token", tokens["demo"])
-    assert res.returncode == 2 and "no_such_col" in res.stderr
+    assert res.returncode == 2 and "no_such_col" in error_line(res)
 
 
 def test_missing_and_locked_workspace(workspace, tmp_path) -> None:
