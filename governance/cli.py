@@ -302,6 +302,30 @@ def audit_verify(
     raise IntegrityFailure(f"audit log verification failed: {rep.problems[0]}")
 
 
+@audit_app.command("export")
+def audit_export(
+    out: Path = typer.Option(..., "--out", help="JSONL file to write (public key + events + checkpoints)."),
+    since: Optional[str] = typer.Option(None, "--since", help="ISO date; events before it are summarised by an anchor hash."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl (the only format)."),
+    workspace: Optional[Path] = WorkspaceOpt,
+) -> None:
+    """Write a verifiable extract; check it elsewhere with `privgov audit verify --file`."""
+    import datetime as dt
+
+    from privacy.errors import InputError
+
+    if fmt != "jsonl":
+        raise InputError(f"--format: expected jsonl, got {fmt!r}")
+    try:
+        start = dt.datetime.fromisoformat(since) if since else None
+    except ValueError:
+        raise InputError(f"--since: expected an ISO date like 2026-11-01, got {since!r}") from None
+    ws = _open(workspace)
+    with ws.session() as s:
+        n = ws.audit.export(s, start, out)
+    _console().print(f"exported {n} events to {out}")
+
+
 @audit_app.command("log")
 def audit_log(
     workspace: Optional[Path] = WorkspaceOpt,
