@@ -456,7 +456,7 @@ def dataset_export(
     with ws.session() as s:
         ws.audit.record(s, principal=who, action="export", decision="info", resource=name, version=row.version,
                         purpose=purpose, details={"rows": int(len(masked)), "columns": int(masked.shape[1]),
-                                                  "masked_columns": sorted(decision.obligations.column_masks)})
+                                                  "masked_columns": ",".join(sorted(decision.obligations.column_masks))[:128]})
         ws.audit.checkpoint(s)
     _console().print(f"exported {len(masked):,} rows × {masked.shape[1]} columns of `{name}` v{row.version} to {out}")
 

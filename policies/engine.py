@@ -330,8 +330,14 @@ def row_filter_mask(row_filter: str | None, df: Any) -> Any:
         elif c.op == "not_in":
             m = ~col.isin(c.value) & col.notna()
         else:
-            m = {"==": col.__eq__, "!=": col.__ne__, "<": col.__lt__, "<=": col.__le__,
-                 ">": col.__gt__, ">=": col.__ge__}[c.op](c.value)
+            try:
+                m = {"==": col.__eq__, "!=": col.__ne__, "<": col.__lt__, "<=": col.__le__,
+                     ">": col.__gt__, ">=": col.__ge__}[c.op](c.value)
+            except (TypeError, ValueError, NotImplementedError) as exc:
+                raise InputError(
+                    f"row filter: `{c.column} {c.op} {c.value!r}` cannot compare column {c.column!r} of type "
+                    f"{col.dtype} with {type(c.value).__name__} (was the column generalized or re-typed?)"
+                ) from exc
             m = m.fillna(False).astype(bool) & col.notna()
         mask = m if mask is None else (mask & m)
     return mask

@@ -138,3 +138,36 @@ def test_policy_test_and_access_review(capsys, workspace, tmp_path, monkeypatch)
     PipelineRunner(ws, load_pipeline(small_spec(tmp_path, training=None)), tokens["demo"]).run()
     code, out, _ = run(capsys, "access", "review", "-w", str(ws.root))
     assert code == 0 and "demo-ml-engineer" in out and "mallory" not in out
+
+
+def test_masked_export_honours_obligations(capsys, workspace, tmp_path) -> None:
+    """An analyst's export drops/hashes what the policy says, and is audited; others are denied."""
+    import pandas as pd
+
+    from governance.audit import AuditEvent
+    from governance.identity import add_principal, issue_token
+    from governance.pipeline import PipelineRunner
+    from governance.pipeline_spec import load_pipeline
+    from tests.governance.test_pipeline import small_spec
+
+    ws, tokens = workspace
+    with ws.session() as s:
+        add_principal(s, "ana", roles=["analyst"])
+        ana = issue_token(s, "ana", ttl_days=1)
+    PipelineRunner(ws, load_pipeline(small_spec(tmp_path, training=None)), tokens["demo"]).run()
+    out = tmp_path / "export.csv"
+    w = str(ws.root)
+    code, _, err = run(capsys, "dataset", "export", "clinic-visits", "--purpose", "quality-review", "--out", str(out),
+                       "-w", w, "--token", ana)
+    assert code == 0, err
+    df = pd.read_csv(out)
+    assert "email" not in df.columns  # mask: drop
+    assert df["patient_id"].astype(str).str.fullmatch(r"[0-9a-f]{16}").all()  # mask: hash
+    code, _, err = run(capsys, "dataset", "export", "clinic-visits", "--purpose", "marketing", "--out",
+                       str(tmp_path / "no.csv"), "-w", w, "--token", ana)
+    assert code == 3 and not (tmp_path / "no.csv").exists()
+    code, _, _ = run(capsys, "dataset", "export", "clinic-visits", "--purpose", "quality-review", "--out",
+                     str(tmp_path / "no.csv"), "-w", w, "--token", tokens["mallory"])
+    assert code == 3
+    with ws.session() as s:
+        assert s.query(AuditEvent).filter(AuditEvent.action == "export").count() == 1
