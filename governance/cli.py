@@ -63,21 +63,29 @@ def _token(token: Optional[str]) -> Optional[str]:
     return token or os.environ.get("PRIVGOV_TOKEN")
 
 
-def _require_admin(ws, token: Optional[str], action: str) -> str:
-    """Admin operations need a token whose principal has the `admin` role; audited either way."""
+def _authenticated(ws, s, token: Optional[str], action: str, resource: Optional[str] = None,
+                   purpose: Optional[str] = None):
+    """The token's principal; a missing or bad token is audited as a deny before it is raised."""
     from governance.identity import authenticate
     from privacy.errors import AccessDenied
 
     tok = _token(token)
-    with ws.session() as s:
+    try:
         if not tok:
-            ws.audit.record(s, principal="anonymous", action=action, decision="deny", reason="no token")
-            raise AccessDenied(f"`{action}` needs an admin token: pass --token or set PRIVGOV_TOKEN")
-        try:
-            p = authenticate(s, tok)
-        except AccessDenied as exc:
-            ws.audit.record(s, principal="anonymous", action=action, decision="deny", reason=str(exc))
-            raise
+            raise AccessDenied(f"`{action}` needs an API token: pass --token or set PRIVGOV_TOKEN")
+        return authenticate(s, tok)
+    except AccessDenied as exc:
+        ws.audit.record(s, principal="anonymous", action=action, decision="deny", resource=resource,
+                        purpose=purpose, reason=str(exc))
+        raise
+
+
+def _require_admin(ws, token: Optional[str], action: str) -> str:
+    """Admin operations need a token whose principal has the `admin` role; audited either way."""
+    from privacy.errors import AccessDenied
+
+    with ws.session() as s:
+        p = _authenticated(ws, s, token, action)
         if "admin" not in (p.roles or []):
             ws.audit.record(s, principal=p.name, action=action, decision="deny", reason="principal lacks role admin")
             raise AccessDenied(f"`{action}` needs the admin role; `{p.name}` has {sorted(p.roles or [])}")
@@ -242,8 +250,10 @@ def dataset_show(name: str, workspace: Optional[Path] = WorkspaceOpt) -> None:
         out = _console()
         out.print(f"[bold]{ds.name}[/]  lineage {ds.lineage_id}  privacy unit {ds.privacy_unit or 'row'}  tags {ds.tags}")
         table = Table("version", "kind", "rows", "units", "content sha256", "data key", "validation", "parent", "erased")
-        for v in catalog.versions_of(s, ds):
-            parent = next((p.version for p in catalog.versions_of(s, ds) if p.id == v.parent_id), None)
+        versions = catalog.versions_of(s, ds)
+        number_of = {v.id: v.version for v in versions}
+        for v in versions:
+            parent = number_of.get(v.parent_id)
             table.add_row(str(v.version), v.kind, f"{v.row_count:,}", str(v.unit_count or "-"), v.content_hash[:16],
                           str(v.data_key_id), v.validation_status, str(parent or "-"),
                           v.erased_at.strftime("%Y-%m-%d %H:%M") if v.erased_at else "")
@@ -395,23 +405,14 @@ def sample_clinic(
 def _authorize(ws, token: Optional[str], action: str, dataset_name: str, purpose: Optional[str]):
     """Authenticate, decide under the dataset's recorded policy, audit; return (principal, decision, ds)."""
     from governance import catalog
-    from governance.identity import authenticate
     from governance.store import PolicyRecord, utcnow
     from policies.engine import Request, decide
     from policies.schema import parse_policy
     from privacy.errors import AccessDenied
 
-    tok = _token(token)
     with ws.session() as s:
         ds = catalog.find_dataset(s, dataset_name)
-        try:
-            if not tok:
-                raise AccessDenied("no API token: pass --token or set PRIVGOV_TOKEN")
-            p = authenticate(s, tok)
-        except AccessDenied as exc:
-            ws.audit.record(s, principal="anonymous", action=action, decision="deny", resource=dataset_name,
-                            purpose=purpose, reason=str(exc))
-            raise
+        p = _authenticated(ws, s, token, action, dataset_name, purpose)
         rec = s.query(PolicyRecord).filter(PolicyRecord.content_hash == ds.policy_hash).one_or_none()
         if rec is None:
             ws.audit.record(s, principal=p.name, action=action, decision="deny", resource=dataset_name,
@@ -689,8 +690,8 @@ def keys_retire(kek_id: str, workspace: Optional[Path] = WorkspaceOpt, token: Op
     ws = _open(workspace)
     with ws.lock():
         who = _require_admin(ws, token, "keys_retire")
-        ws.keyring.retire(kek_id)
         with ws.session() as s:
+            ws.keyring.retire(kek_id, s)
             ws.audit.record(s, principal=who, action="keys_retire", decision="info", details={"kek_id": kek_id})
     _console().print(f"retired {kek_id}")
 

@@ -309,20 +309,20 @@ def _kek_check(kek: bytes) -> str:
 
 
 def _workspace_engine(root: Path):
-    """Engine for the workspace database beside ``keys/`` (mirrors ``Workspace``'s URL rules)."""
-    from governance.store import make_engine
+    """Engine for the workspace database beside ``keys/`` (same rule as ``Workspace``)."""
+    from governance.store import database_url, make_engine
 
-    url = os.environ.get("PRIVGOV_DB_URL")
     cfg = root / "workspace.json"
-    if not url and cfg.exists():
+    config: dict[str, Any] = {}
+    if cfg.exists():
         try:
-            url = json.loads(cfg.read_text()).get("db_url")
-        except (OSError, ValueError, AttributeError):
+            config = json.loads(cfg.read_text())
+        except (OSError, ValueError):
             raise WorkspaceError(f"{cfg}: unreadable workspace config") from None
-    db = root / "privgov.db"
-    if not url and not db.exists():
+    url = database_url(root, config if isinstance(config, dict) else {})
+    if url == f"sqlite:///{root / 'privgov.db'}" and not (root / "privgov.db").exists():
         raise WorkspaceError(f"no workspace database for {root}; cannot check which data keys use the KEK")
-    return make_engine(url or f"sqlite:///{db}")
+    return make_engine(url)
 
 
 # ---- keyring -----------------------------------------------------------------

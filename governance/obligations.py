@@ -7,22 +7,11 @@ key), `partial` keeps a short prefix (e.g. ZIP 941**) and masks the rest.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 import pandas as pd
 
 from policies.engine import Obligations, row_filter_mask
+from privacy.deid import pseudonymize
 from privacy.errors import InputError
-
-
-def _hash_series(col: pd.Series, key: bytes) -> pd.Series:
-    def one(v: object) -> object:
-        if pd.isna(v):
-            return v
-        return hmac.new(key, str(v).encode(), hashlib.sha256).hexdigest()[:16]
-
-    return col.map(one)
 
 
 def _partial(col: pd.Series, keep: int = 3) -> pd.Series:
@@ -39,7 +28,7 @@ def apply_obligations(df: pd.DataFrame, obligations: Obligations, *, key: bytes)
         if mask == "drop":
             out = out.drop(columns=[column])
         elif mask == "hash":
-            out[column] = _hash_series(out[column], key)
+            out[column] = pseudonymize(out[column], key, domain=f"mask:{column}")
         elif mask == "partial":
             out[column] = _partial(out[column])
         else:

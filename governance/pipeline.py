@@ -333,6 +333,7 @@ class PipelineRunner:
             self.version_id = row.id
             self.lineage_id = ds.lineage_id
             self.unit_count = row.unit_count
+            self.row_count = row.row_count
             self.version_meta = meta
             s.query(ValidationRecord).filter(
                 ValidationRecord.dataset_name == spec.dataset, ValidationRecord.version_id.is_(None)
@@ -374,8 +375,7 @@ class PipelineRunner:
         privacy_plan = plan(n_train, cfg)
         self.summary.epsilon_target = privacy_plan.epsilon
         self.summary.delta = t.delta
-        with self.ws.session() as s:
-            self.ws.ledger.set_cap(self.lineage_id, unit, cap_eps, cap_delta)
+        self.ws.ledger.set_cap(self.lineage_id, unit, cap_eps, cap_delta)
         self.ws.ledger.reserve(
             lineage_id=self.lineage_id, unit=unit, run_uid=self.summary.run_uid, epsilon=privacy_plan.epsilon,
             delta=t.delta, orders=list(privacy_plan.orders), rdp=list(privacy_plan.rdp),
@@ -445,12 +445,7 @@ class PipelineRunner:
             return int(counts["train"])
         from governance.splitting import n_train_units
 
-        return n_train_units(int(self.unit_count or 0) or self._row_count(), test_fraction)
-
-    def _row_count(self) -> int:
-        with self.ws.session() as s:
-            ds = catalog.find_dataset(s, self.spec.dataset)
-            return int(catalog.get_version(s, ds, self.summary.version).row_count)
+        return n_train_units(int(self.unit_count or self.row_count), test_fraction)
 
     def _split(self, data: pd.DataFrame, test_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         if SPLIT_COLUMN in data.columns:

@@ -83,12 +83,10 @@ def _plots(validations: list[ValidationRecord], budgets: list[tuple[str, Any]], 
     if budgets:
         fig, ax = plt.subplots(figsize=(7, 2.8))
         for name, st in budgets:
-            eps = [0.0]
             naive = [0.0]
             for r in st.runs:
                 naive.append(naive[-1] + r.epsilon)
             ax.step(range(len(naive)), naive, where="post", linestyle="--", label=f"{name}: naive sum")
-            eps.append(st.composed_epsilon)
             ax.axhline(st.epsilon_cap, color="red", linewidth=0.8)
             ax.plot([len(naive) - 1], [st.composed_epsilon], marker="s", label=f"{name}: RDP-composed total")
         ax.set_xlabel("runs")

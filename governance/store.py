@@ -10,6 +10,8 @@ engine by the workspace.
 from __future__ import annotations
 
 import datetime as dt
+import os
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -130,6 +132,13 @@ class Run(Base):
     started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     affected_by_erasure: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+def database_url(root: "Path", config: dict[str, Any] | None = None) -> str:
+    """Where a workspace's metadata lives: `PRIVGOV_DB_URL`, else `db_url` in
+    workspace.json, else the embedded SQLite file beside it."""
+    url = os.environ.get("PRIVGOV_DB_URL") or (config or {}).get("db_url")
+    return url or f"sqlite:///{root / 'privgov.db'}"
 
 
 def make_engine(url: str) -> Engine:

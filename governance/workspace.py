@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from governance.store import Base, make_engine
+from governance.store import Base, database_url, make_engine
 from privacy.errors import WorkspaceError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,10 +53,8 @@ class Workspace:
     def __init__(self, root: Path, config: dict) -> None:
         self.root = root
         self.config = config
-        url = os.environ.get("PRIVGOV_DB_URL") or config.get("db_url") or f"sqlite:///{root / 'privgov.db'}"
-        self.engine = make_engine(url)
+        self.engine = make_engine(database_url(root, config))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._lock_fh: object | None = None
 
     # ---- lifecycle -------------------------------------------------------
     @classmethod
@@ -145,9 +143,6 @@ class Workspace:
             raise
         finally:
             session.close()
-
-    def session_factory(self) -> Session:
-        return self._sessions()
 
     @cached_property
     def keyring(self) -> "Keyring":
