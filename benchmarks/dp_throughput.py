@@ -5,10 +5,15 @@ DataLoader and materialized per-sample gradients, not DP itself. Same process,
 same model, same data, same optimizer (SGD, momentum 0.9):
 
 * `nonprivate`   - data resident on the device, random index batches, eager.
+* `nonprivate_graph` - the same step captured once in a CUDA graph and
+                   replayed (CUDA only): the fair baseline for `privgov`,
+                   which also replays a graph. Ratios stay relative to
+                   `nonprivate`; `ratio_to_nonprivate_graph` is added beside.
 * `opacus_usual` - TensorDataset + DataLoader + PrivacyEngine.make_private with
                    Poisson sampling, as Opacus' README wires it.
 * `privgov`      - training.stepper.DPStepper: Poisson sampling on the device,
-                   book-keeping clipping, CUDA graph replay on GPU.
+                   book-keeping clipping, CUDA graph replay on GPU (one graph
+                   per batch-size bucket, see training/stepper.py).
 * `privgov_eager`- the same without the CUDA graph (shows what the graph buys).
 
 Usage: python benchmarks/dp_throughput.py [--quick] [--device auto|cpu|cuda] [--tag h100]
@@ -97,6 +102,38 @@ def bench_nonprivate(kind, batch, x, y, device, warmup, steps) -> dict[str, Any]
     return {"samples_per_s": batch * steps / (time.perf_counter() - t)}
 
 
+def bench_nonprivate_graph(kind, batch, x, y, device, warmup, steps) -> dict[str, Any]:
+    model = _make(kind, 1, device)[0].to(device)
+    xd, yd = x.to(device), y.to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
+    n = xd.shape[0]
+
+    def step() -> None:
+        idx = torch.randint(0, n, (batch,), device=device)
+        loss = F.cross_entropy(model(xd[idx]), yd[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    for _ in range(warmup):
+        graph.replay()
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(steps):
+        graph.replay()
+    _sync(device)
+    return {"samples_per_s": batch * steps / (time.perf_counter() - t)}
+
+
 def bench_opacus(kind, batch, x, y, device, warmup, steps) -> dict[str, Any]:
     from opacus import PrivacyEngine
     from torch.utils.data import DataLoader, TensorDataset
@@ -163,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--tag", default=None)
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
-    ap.add_argument("--engines", default="nonprivate,opacus_usual,privgov,privgov_eager")
+    ap.add_argument("--engines", default="nonprivate,nonprivate_graph,opacus_usual,privgov,privgov_eager",
+                    help="nonprivate_graph is skipped on CPU")
     ap.add_argument("--steps", type=int, default=None)
     args = ap.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
@@ -179,13 +217,17 @@ def main(argv: list[str] | None = None) -> int:
         warmup, steps = (2, 4) if args.quick else (20, args.steps or (200 if w["kind"] == "mlp" else 100))
         model, x, y = _make(w["kind"], n, device)
         del model
-        base = None
+        base = base_graph = None
         for eng in args.engines.split(","):
+            if eng == "nonprivate_graph" and device.type != "cuda":
+                continue
             _reset(device)
             st = steps // 4 if eng == "opacus_usual" and not args.quick else steps
             wu = 3 if eng == "opacus_usual" and not args.quick else warmup
             if eng == "nonprivate":
                 r = bench_nonprivate(w["kind"], w["batch"], x, y, device, wu, st)
+            elif eng == "nonprivate_graph":
+                r = bench_nonprivate_graph(w["kind"], w["batch"], x, y, device, wu, st)
             elif eng == "opacus_usual":
                 r = bench_opacus(w["kind"], w["batch"], x, y, device, wu, max(st, 3))
             elif eng in ("privgov", "privgov_eager"):
@@ -195,7 +237,11 @@ def main(argv: list[str] | None = None) -> int:
             r.update(workload=wname, engine=eng, peak_mib=round(_peak(device), 1), n_rows=n, steps=st)
             if eng == "nonprivate":
                 base = r["samples_per_s"]
+            if eng == "nonprivate_graph":
+                base_graph = r["samples_per_s"]
             r["ratio_to_nonprivate"] = round(r["samples_per_s"] / base, 3) if base else None
+            if base_graph:
+                r["ratio_to_nonprivate_graph"] = round(r["samples_per_s"] / base_graph, 3)
             r["samples_per_s"] = round(r["samples_per_s"], 1)
             results.append(r)
             print(f"{wname:10s} {eng:14s} {r['samples_per_s']:>12.0f} samples/s  x{r['ratio_to_nonprivate']}  "

@@ -6,7 +6,15 @@ pass. Book-keeping records, for every parametrized layer, its input activations
 `a` and the gradient w.r.t. its output `g` during ONE backward pass in which
 parameters do not require grad (autograd then computes input gradients only),
 derives each record's gradient norm from (a, g), and forms the clipped sum
-sum_i c_i * grad_i directly as one weighted product per layer.
+sum_i c_i * grad_i directly as one weighted product per layer (no second
+backward pass).
+
+Conv2d norms: per layer, either the ghost norm from T x T Gram matrices of the
+unfolded input and of the output gradient (cheap when the output has few
+positions T) or the materialized per-sample gradient via one batched matmul
+(cheap when d_in * d_out is small); `conv_norm_strategy` picks by shape. The
+ghost path forms the clipped sum as the ordinary conv weight gradient of the
+output gradients scaled by c_i (`aten.convolution_backward`, cuDNN on GPU).
 
 How the output gradient is captured: a forward hook wraps each supported
 layer's output in `_Tap`, an identity autograd function whose backward stores
@@ -123,16 +131,78 @@ def _materialized(params: list[tuple[nn.Parameter, torch.Tensor]]) -> tuple[torc
     return norm, grads  # type: ignore[return-value]
 
 
-def _conv2d(m: nn.Conv2d, a: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, GradFn]:
+CONV_NORMS = ("auto", "ghost", "materialize")
+
+
+def conv_norm_strategy(m: nn.Conv2d, t: int, mode: str = "auto") -> str:
+    """`ghost` when the T x T Gram matrices are smaller than one per-sample gradient.
+
+    Per record, the weight gradient is G = sum_t g_t a_t^T over the T output
+    positions (a_t: unfolded input patch, d_in = C_in*kh*kw; g_t: d_out = C_out).
+    ||G||^2 = sum_{t,t'} (a_t . a_t')(g_t . g_t') costs O(T^2 (d_in + d_out))
+    and T^2 memory; materializing G costs O(T d_in d_out) and d_in*d_out memory.
+    """
+    if mode != "auto":
+        return mode
+    d_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+    return "ghost" if t * t < d_in * m.out_channels else "materialize"
+
+
+def _padding(m: nn.Conv2d) -> tuple[int, ...]:
+    """Numeric padding for unfold/convolution_backward ('valid', symmetric 'same' included)."""
+    if m.padding == "valid":
+        return (0, 0)
+    if m.padding == "same":
+        return tuple(d * (k - 1) // 2 for d, k in zip(m.dilation, m.kernel_size))
+    return tuple(m.padding)  # type: ignore[arg-type]
+
+
+def _unfold(a: torch.Tensor, m: nn.Conv2d, pad: tuple[int, ...]) -> torch.Tensor:
+    """`F.unfold` as one strided copy: (B, C_in*kh*kw, T), same layout as F.unfold.
+
+    F.unfold on CUDA launches one im2col kernel per record (a loop over the
+    batch), which dominates a CUDA-graph step for small images; a strided view
+    of the zero-padded input copied once does the whole batch in one kernel.
+    """
+    (kh, kw), (dh, dw), (sh, sw) = m.kernel_size, m.dilation, m.stride
+    if any(pad):
+        a = F.pad(a, (pad[1], pad[1], pad[0], pad[0]))
+    b, c, h, w = a.shape
+    ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
+    s_b, s_c, s_h, s_w = a.stride()
+    v = a.as_strided((b, c, kh, kw, ho, wo), (s_b, s_c, s_h * dh, s_w * dw, s_h * sh, s_w * sw))
+    return v.reshape(b, c * kh * kw, ho * wo)
+
+
+def _conv2d(m: nn.Conv2d, a: torch.Tensor, g: torch.Tensor, mode: str = "auto") -> tuple[torch.Tensor, GradFn]:
     a, g = a.float(), g.float()
     b = a.shape[0]
-    cols = F.unfold(a, m.kernel_size, dilation=m.dilation, padding=m.padding, stride=m.stride)
-    g3 = g.reshape(b, g.shape[1], -1)
-    ps = torch.bmm(g3, cols.transpose(1, 2)).reshape(b, *m.weight.shape)
-    params = [(m.weight, ps)]
-    if m.bias is not None:
-        params.append((m.bias, g3.sum(2)))
-    return _materialized(params)
+    pad = _padding(m)
+    cols = _unfold(a, m, pad)  # (B, d_in, T)
+    g3 = g.reshape(b, g.shape[1], -1)  # (B, d_out, T)
+    if conv_norm_strategy(m, g3.shape[2], mode) == "materialize":
+        ps = torch.bmm(g3, cols.transpose(1, 2)).reshape(b, *m.weight.shape)
+        params = [(m.weight, ps)]
+        if m.bias is not None:
+            params.append((m.bias, g3.sum(2)))
+        return _materialized(params)
+    ct = cols.transpose(1, 2)
+    norm = (torch.bmm(ct, cols) * torch.bmm(g3.transpose(1, 2), g3)).sum((1, 2))
+    gb = g3.sum(2) if m.bias is not None else None
+    if gb is not None:
+        norm = norm + _sq(gb)
+
+    def grads(c: torch.Tensor) -> list[tuple[nn.Parameter, torch.Tensor]]:
+        # sum_i c_i G_i is the ordinary weight gradient for output gradients c_i * g_i
+        _, gw, _ = torch.ops.aten.convolution_backward(
+            g * c.view(-1, 1, 1, 1), a, m.weight, None, m.stride, pad, m.dilation,
+            False, [0, 0], 1, [False, True, False])
+        out = [(m.weight, gw)]
+        if gb is not None:
+            out.append((m.bias, c @ gb))
+        return out
+
+    return norm, grads
 
 
 def _layer_norm(m: nn.LayerNorm, a: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, GradFn]:
@@ -183,6 +253,9 @@ def check_supported(model: nn.Module) -> None:
             )
         if isinstance(mod, nn.Conv2d) and (mod.groups != 1 or mod.padding_mode != "zeros"):
             raise InputError(f"model: Conv2d {name!r} needs groups=1 and padding_mode='zeros' for clipping='bookkeeping'")
+        if isinstance(mod, nn.Conv2d) and mod.padding == "same" and any(
+                d * (k - 1) % 2 for d, k in zip(mod.dilation, mod.kernel_size)):
+            raise InputError(f"model: Conv2d {name!r} with padding='same' pads unevenly; give explicit padding")
         if isinstance(mod, nn.Embedding) and (mod.max_norm is not None or mod.sparse):
             raise InputError(f"model: Embedding {name!r} with max_norm/sparse is not supported; remove the option")
 
@@ -190,14 +263,22 @@ def check_supported(model: nn.Module) -> None:
 class BookKeepingClipper:
     """Attach to a model; after `backward(per_sample_losses)`, `clip_accumulate()`.
 
+    `conv_norm` picks how Conv2d norms are computed: `auto` (per layer, the
+    cheaper of `ghost` and `materialize`, see `conv_norm_strategy`) or one of
+    them for every conv layer (tests, profiling).
+
     Gradients are accumulated over physical batches as sum_i min(1, C/||g_i||) g_i;
     `finalize()` adds N(0, (sigma*C)^2) noise once per logical step and divides
     by the expected batch size, writing `p.grad` for the optimizer.
     """
 
     def __init__(self, model: nn.Module, max_grad_norm: float, noise_multiplier: float,
-                 expected_batch_size: float, generator: torch.Generator | None = None) -> None:
+                 expected_batch_size: float, generator: torch.Generator | None = None,
+                 conv_norm: str = "auto") -> None:
+        if conv_norm not in CONV_NORMS:
+            raise InputError(f"conv_norm: expected one of {CONV_NORMS}, got {conv_norm!r}")
         check_supported(model)
+        self.conv_norm = conv_norm
         self.model = model
         self.max_grad_norm = float(max_grad_norm)
         self.noise_multiplier = float(noise_multiplier)
@@ -248,7 +329,10 @@ class BookKeepingClipper:
         for rec in self._records:
             if rec.g is None:  # layer did not influence the loss: zero gradient
                 continue
-            yield _HANDLERS[type(rec.module)](rec.module, rec.a, rec.g)
+            if type(rec.module) is nn.Conv2d:
+                yield _conv2d(rec.module, rec.a, rec.g, self.conv_norm)
+            else:
+                yield _HANDLERS[type(rec.module)](rec.module, rec.a, rec.g)
 
     def per_sample_norms(self) -> torch.Tensor:
         """Per-record gradient L2 norms of the last backward (for tests and audits)."""

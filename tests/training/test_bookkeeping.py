@@ -1,11 +1,13 @@
 """Book-keeping per-sample norms and clipped sums against Opacus' hooks reference."""
 import pytest
 import torch
+from torch import nn
 from torch.nn import functional as F
 
-from training.bookkeeping import BookKeepingClipper
+from training.bookkeeping import BookKeepingClipper, _padding, _unfold, conv_norm_strategy
 from training.models import build_model
-from training.stepper import OpacusClipper
+from training.sampling import PoissonSampler
+from training.stepper import DPStepper, OpacusClipper
 
 
 def _cases():
@@ -75,9 +77,10 @@ def test_clipped_sum_matches_opacus(mode):
         assert torch.allclose(pa.grad, pb.grad, rtol=1e-4, atol=1e-7), name
 
 
-def test_weights_zero_padding_rows_contribute_nothing():
-    kind, make, x, n_cls = _cases()[0]
-    y = torch.randint(0, 2, (x[0].shape[0],))
+@pytest.mark.parametrize("case", [0, 1], ids=["mlp", "cnn"])
+def test_weights_zero_padding_rows_contribute_nothing(case):
+    kind, make, x, n_cls = _cases()[case]
+    y = torch.randint(0, n_cls, (x[0].shape[0],))
     a = make()
     bk = BookKeepingClipper(a, 1.0, 0.0, 10.0)
     w = torch.zeros(x[0].shape[0])
@@ -99,3 +102,120 @@ def test_noise_has_the_calibrated_scale():
     bk.finalize()  # empty batch: noise-only step
     g = a.linear.weight.grad
     assert abs(g.std().item() - 6.0) < 0.1 and abs(g.mean().item()) < 0.1
+
+
+class _ConvNet(nn.Module):
+    """Convs with stride, dilation, no bias, 'same'/'valid' padding and non-square kernels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 6, (3, 2), stride=2, dilation=(1, 2), padding=(1, 0), bias=False)
+        self.c3 = nn.Conv2d(6, 5, 3, padding="same")
+        self.c4 = nn.Conv2d(5, 4, (2, 3), stride=(1, 2), padding="valid")
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = F.relu(self.c2(F.relu(self.c1(x))))
+        return self.head(self.c4(F.relu(self.c3(x))).mean((2, 3)))
+
+
+def _explicit(model, x, y, C):
+    """Per-sample gradients one record at a time: norms and the clipped sum."""
+    grads = []
+    for i in range(x.shape[0]):
+        model.zero_grad()
+        F.cross_entropy(model(x[i:i + 1]), y[i:i + 1], reduction="sum").backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    norms = torch.stack([torch.cat([g.flatten() for g in gs]).norm() for gs in grads])
+    c = (C / (norms + 1e-6)).clamp(max=1.0)
+    return norms, [sum(c[i] * grads[i][j] for i in range(len(grads))) for j in range(len(grads[0]))]
+
+
+@pytest.mark.parametrize("conv_norm", ["auto", "ghost", "materialize"])
+@pytest.mark.parametrize("net", ["convnet", "cnn"])
+def test_conv_norm_strategies_match_explicit_per_sample_gradients(conv_norm, net):
+    torch.manual_seed(3)
+    make = _ConvNet if net == "convnet" else (lambda: build_model("cnn", n_classes=3, channels=(8, 16), groups=4))
+    x, y = torch.randn(9, 3, 16, 16), torch.randint(0, 3, (9,))
+    ref_model, model = make(), make()
+    model.load_state_dict(ref_model.state_dict())
+    C = 0.2
+    ref_norms, ref_sum = _explicit(ref_model, x, y, C)
+    bk = BookKeepingClipper(model, C, 0.0, 1.0, conv_norm=conv_norm)
+    bk.backward(F.cross_entropy(model(x), y, reduction="none"))
+    norms = bk.clip_accumulate()
+    bk.finalize()
+    assert ((norms - ref_norms).abs() / ref_norms).max().item() < 1e-4
+    assert (ref_norms > C).sum() >= 3  # clipping is exercised
+    for (name, p), r in zip(model.named_parameters(), ref_sum):
+        assert torch.allclose(p.grad, r, rtol=1e-4, atol=1e-6), name
+
+
+def test_conv_norm_strategy_picks_by_shape():
+    cnn = build_model("cnn", n_classes=10)  # 32x32 input: T = 1024, 256, 64 output positions
+    c1, c2, c3 = [m for m in cnn.modules() if isinstance(m, nn.Conv2d)]
+    assert conv_norm_strategy(c1, 1024) == "materialize"  # T^2 = 1M > 27 * 32
+    assert conv_norm_strategy(c2, 256) == "materialize"  # 65536 > 288 * 64
+    assert conv_norm_strategy(c3, 64) == "ghost"  # 4096 < 576 * 128
+    assert conv_norm_strategy(c3, 64, "materialize") == "materialize"
+    with pytest.raises(Exception, match="conv_norm"):
+        BookKeepingClipper(cnn, 1.0, 1.0, 1.0, conv_norm="fast")
+
+
+def test_batched_unfold_equals_f_unfold():
+    net = _ConvNet()
+    x = torch.randn(4, 3, 13, 11)
+    for conv in [m for m in net.modules() if isinstance(m, nn.Conv2d)]:
+        c = conv.in_channels
+        for a in (x, x.contiguous(memory_format=torch.channels_last), torch.randn(4, c + 2, 13, 11)[:, 1:c + 1]):
+            ref = F.unfold(a, conv.kernel_size, dilation=conv.dilation, padding=_padding(conv), stride=conv.stride)
+            assert torch.equal(_unfold(a, conv, _padding(conv)), ref)
+        x = conv(x).detach()
+
+
+def test_padding_same_with_even_kernel_is_refused():
+    with pytest.raises(Exception, match="padding='same'"):
+        BookKeepingClipper(nn.Sequential(nn.Conv2d(3, 4, 2, padding="same")), 1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("n,q", [(50000, 256 / 50000), (262144, 1 / 256), (262144, 1 / 32), (1000, 0.05), (40, 0.1)])
+def test_graph_buckets_cover_the_batch_sizes(n, q):
+    model = build_model("logreg", n_numeric=3, cardinalities=[])
+    x, y = torch.zeros(n, 3), torch.zeros(n, dtype=torch.long)
+    st = DPStepper(model, [x], y, PoissonSampler(n, q), torch.optim.SGD(model.parameters(), lr=0.1),
+                   noise_multiplier=1.0, max_grad_norm=1.0, expected_batch_size=q * n)
+    b, mean, sd = st.buckets, q * n, (q * n * (1 - q)) ** 0.5
+    assert b == sorted(set(b)) and b[-1] == st.capacity and len(b) <= 16
+    assert all(v % 8 == 0 for v in b[:-1])
+    assert b[0] <= max(8, mean - 3 * sd)  # buckets start below the bulk of k
+    assert max(hi - lo for lo, hi in zip(b, b[1:])) <= max(8, sd + 8)  # padding < one sd + 8 rows
+
+
+@pytest.mark.parametrize("conv_norm", ["ghost", "materialize"])
+def test_padded_bucket_step_equals_eager_step(conv_norm):
+    """The captured step body (k rows padded to a bucket, weights 0) run eagerly on CPU."""
+    torch.manual_seed(0)
+    x, y = torch.randn(300, 3, 16, 16), torch.randint(0, 10, (300,))
+    models, steppers = [], []
+    for _ in range(2):
+        torch.manual_seed(1)
+        m = build_model("cnn", n_classes=10, channels=(8, 16), groups=4)
+        st = DPStepper(m, [x], y, PoissonSampler(300, 0.1, seed=2), torch.optim.SGD(m.parameters(), lr=0.5,
+                       momentum=0.9), noise_multiplier=0.0, max_grad_norm=0.05, expected_batch_size=30.0)
+        st.clipper.conv_norm = conv_norm
+        models.append(m)
+        steppers.append(st)
+    padded, eager = steppers
+    padded._static_inputs()
+    pad_rows = 0
+    for _ in range(3):
+        idx = padded.sampler.sample()
+        rows = padded._load(idx)
+        pad_rows += rows - idx.numel()
+        padded._graph_body(rows)
+        eager._eager_step(idx)
+    assert pad_rows > 0
+    for a, b in zip(*[m.parameters() for m in models]):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert torch.allclose(padded.rows_seen, eager.rows_seen) and torch.allclose(padded.loss_sum, eager.loss_sum)

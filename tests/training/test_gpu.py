@@ -14,7 +14,7 @@ from .conftest import synthetic
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 
-def _stepper(graph: bool, kind: str = "mlp"):
+def _stepper(graph: bool, kind: str = "mlp", **kw):
     torch.manual_seed(0)
     dev = torch.device("cuda")
     if kind == "mlp":
@@ -28,7 +28,7 @@ def _stepper(graph: bool, kind: str = "mlp"):
     s = PoissonSampler(x.shape[0], 0.05, device=dev, seed=3)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     st = DPStepper(model, [x], y, s, opt, noise_multiplier=0.0, max_grad_norm=0.5,
-                   expected_batch_size=0.05 * x.shape[0], cuda_graph=graph)
+                   expected_batch_size=0.05 * x.shape[0], cuda_graph=graph, **kw)
     return model, st
 
 
@@ -42,12 +42,27 @@ def test_cuda_graph_steps_equal_eager_steps(kind):
         s1.step()
         s2.step()
     assert s1.graph_error is None and s1.graph_steps >= 5
+    assert len(s1.buckets) > 1 and sorted(s1._graphs) == s1.buckets
     for a, b in zip(m1.parameters(), m2.parameters()):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("amp,tol", [(False, 1e-4), (True, 1e-3)])
-def test_per_sample_norms_cuda(amp, tol):
+def test_bucketed_graphs_equal_one_capacity_graph():
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    m1, s1 = _stepper(True, "cnn")
+    m2, s2 = _stepper(True, "cnn", graph_buckets=False)
+    for _ in range(6):
+        s1.step()
+        s2.step()
+    assert s2.buckets == [s2.capacity] and s1.graph_steps == s2.graph_steps >= 5
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("amp,tol,conv_norm", [(False, 1e-4, "ghost"), (False, 1e-4, "materialize"),
+                                               (True, 1e-3, "auto")])
+def test_per_sample_norms_cuda(amp, tol, conv_norm):
     dev = torch.device("cuda")
     torch.manual_seed(0)
     a = build_model("cnn", channels=(8, 16), groups=4).to(dev)
@@ -59,7 +74,7 @@ def test_per_sample_norms_cuda(amp, tol):
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
         out = ref.forward(x)
     ref.backward(F.cross_entropy(out.float(), y, reduction="none"))
-    bk = BookKeepingClipper(a, 1.0, 0.0, 8.0)
+    bk = BookKeepingClipper(a, 1.0, 0.0, 8.0, conv_norm=conv_norm)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
         out = a(x)
     bk.backward(F.cross_entropy(out.float(), y, reduction="none"))
