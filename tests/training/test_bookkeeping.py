@@ -184,7 +184,7 @@ def test_graph_buckets_cover_the_batch_sizes(n, q):
     model = build_model("logreg", n_numeric=3, cardinalities=[])
     x, y = torch.zeros(n, 3), torch.zeros(n, dtype=torch.long)
     st = DPStepper(model, [x], y, PoissonSampler(n, q), torch.optim.SGD(model.parameters(), lr=0.1),
-                   noise_multiplier=1.0, max_grad_norm=1.0, expected_batch_size=q * n)
+                   noise_multiplier=1.0, max_grad_norm=1.0, expected_batch_size=q * n, graph_buckets=True)
     b, mean, sd = st.buckets, q * n, (q * n * (1 - q)) ** 0.5
     assert b == sorted(set(b)) and b[-1] == st.capacity and len(b) <= 16
     assert all(v % 8 == 0 for v in b[:-1])
@@ -202,7 +202,8 @@ def test_padded_bucket_step_equals_eager_step(conv_norm):
         torch.manual_seed(1)
         m = build_model("cnn", n_classes=10, channels=(8, 16), groups=4)
         st = DPStepper(m, [x], y, PoissonSampler(300, 0.1, seed=2), torch.optim.SGD(m.parameters(), lr=0.5,
-                       momentum=0.9), noise_multiplier=0.0, max_grad_norm=0.05, expected_batch_size=30.0)
+                       momentum=0.9), noise_multiplier=0.0, max_grad_norm=0.05, expected_batch_size=30.0,
+                       graph_buckets=True)
         st.clipper.conv_norm = conv_norm
         models.append(m)
         steppers.append(st)

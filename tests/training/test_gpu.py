@@ -42,7 +42,7 @@ def test_cuda_graph_steps_equal_eager_steps(kind):
         s1.step()
         s2.step()
     assert s1.graph_error is None and s1.graph_steps >= 5
-    assert len(s1.buckets) > 1 and sorted(s1._graphs) == s1.buckets
+    assert s1.buckets == [s1.capacity] and sorted(s1._graphs) == s1.buckets
     for a, b in zip(m1.parameters(), m2.parameters()):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
 
@@ -50,11 +50,12 @@ def test_cuda_graph_steps_equal_eager_steps(kind):
 def test_bucketed_graphs_equal_one_capacity_graph():
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    m1, s1 = _stepper(True, "cnn")
+    m1, s1 = _stepper(True, "cnn", graph_buckets=True)
     m2, s2 = _stepper(True, "cnn", graph_buckets=False)
     for _ in range(6):
         s1.step()
         s2.step()
+    assert len(s1.buckets) > 1 and sorted(s1._graphs) == s1.buckets
     assert s2.buckets == [s2.capacity] and s1.graph_steps == s2.graph_steps >= 5
     for a, b in zip(m1.parameters(), m2.parameters()):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
