@@ -125,13 +125,17 @@ def run(
     token: Optional[str] = TokenOpt,
     adult_dir: Optional[Path] = typer.Option(None, help="Folder with adult.data/adult.test (sets PRIVGOV_ADULT_DIR)."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+    resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN",
+                                         help="Finish training run RUN from its last checkpoint, under the budget "
+                                              "it already reserved (after a crash or kill)."),
 ) -> None:
     """Run a declared pipeline end to end with a per-stage progress display."""
-    summary = _run_pipeline(pipeline, workspace, _token(token), adult_dir)
+    summary = _run_pipeline(pipeline, workspace, _token(token), adult_dir, resume)
     _print_summary(summary, json_out)
 
 
-def _run_pipeline(pipeline: Path, workspace: Optional[Path], token: Optional[str], adult_dir: Optional[Path]):
+def _run_pipeline(pipeline: Path, workspace: Optional[Path], token: Optional[str], adult_dir: Optional[Path],
+                  resume: Optional[str] = None):
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from governance.pipeline import PipelineRunner
@@ -153,7 +157,8 @@ def _run_pipeline(pipeline: Path, workspace: Optional[Path], token: Optional[str
                 else:
                     bar.update(tasks[stage], completed=1, description=f"[green]✓[/] {stage}")
 
-            return PipelineRunner(ws, spec, token, progress).run()
+            runner = PipelineRunner(ws, spec, token, progress)
+            return runner.resume(resume) if resume else runner.run()
 
 
 def _print_summary(summary, json_out: bool) -> None:

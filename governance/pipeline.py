@@ -19,6 +19,7 @@ import pandas as pd
 
 from governance import catalog
 from governance.pipeline_spec import PipelineSpec
+from governance.splitting import train_split_stats
 from governance.store import Run, ValidationRecord, utcnow
 from governance.workspace import Workspace
 from privacy.errors import AccessDenied, InputError, PrivgovError, QualityGateFailed
@@ -258,7 +259,8 @@ class PipelineRunner:
         with self.ws.session() as s:
             s.add(Run(run_uid=self.summary.run_uid, pipeline=spec.name, dataset_name=spec.dataset,
                       principal=spec.principal, purpose=spec.purpose))
-        try:
+
+        def body() -> None:
             self._stage("authenticate", self.authenticate)
             df = self._stage("ingest", self.ingest)
             steps_log: list[dict[str, Any]] = []
@@ -301,6 +303,51 @@ class PipelineRunner:
             del df, quarantine
             if spec.training:
                 self._stage("train", self.train)
+
+        return self._guarded(body)
+
+    def resume(self, run_uid: str) -> RunSummary:
+        """Finish a training run that died after reserving budget (`privgov run --resume`).
+
+        Ingest, quality and storage are not repeated: the run's stored version is
+        trained on from its last checkpoint, under the same policy checks, and
+        the reservation it holds is committed - the ledger is charged once.
+        """
+        from governance.store import DatasetVersion
+
+        spec = self.spec
+        with self.ws.session() as s:
+            run = s.query(Run).filter(Run.run_uid == run_uid).one_or_none()
+            if run is None:
+                raise InputError(f"--resume {run_uid}: no such run in this workspace (see `privgov audit log`)")
+            if run.pipeline != spec.name or run.dataset_name != spec.dataset:
+                raise InputError(f"--resume {run_uid}: the run belongs to pipeline `{run.pipeline}` on "
+                                 f"`{run.dataset_name}`, not `{spec.name}` on `{spec.dataset}`")
+            if run.status not in ("running", "failed") or run.version_id is None:
+                raise InputError(f"--resume {run_uid}: the run is {run.status}"
+                                 + ("" if run.version_id else " and stored no version") + "; nothing to resume")
+            version = s.get(DatasetVersion, run.version_id)
+            ds = catalog.find_dataset(s, spec.dataset)
+            self.summary.run_uid = run_uid
+            self.summary.version = version.version
+            self.summary.rows_clean = int(version.row_count)
+            self.version_id, self.lineage_id = version.id, ds.lineage_id
+            self.unit_count, self.row_count = version.unit_count, version.row_count
+            self.version_meta = dict(version.meta_json or {})
+            run.status, run.reason = "running", None
+        if not spec.training:
+            raise InputError(f"pipeline `{spec.name}` has no training block; nothing to resume")
+
+        def body() -> None:
+            self._stage("authenticate", self.authenticate)
+            self._stage("train", lambda: self.train(resume_uid=run_uid))
+
+        return self._guarded(body)
+
+    def _guarded(self, body: Callable[[], None]) -> RunSummary:
+        """Run the stages; whatever happens, record the outcome, audit and checkpoint the log."""
+        try:
+            body()
             self.summary.status = "succeeded"
         except PrivgovError as exc:
             self.summary.status = "denied" if isinstance(exc, AccessDenied) else "failed"
@@ -327,6 +374,11 @@ class PipelineRunner:
                 per_split = (df.groupby(SPLIT_COLUMN)[spec.privacy_unit].nunique() if spec.privacy_unit
                              else df[SPLIT_COLUMN].value_counts())
                 meta["unit_counts"] = {str(k): int(v) for k, v in per_split.items()}
+            if spec.training:
+                t = spec.training
+                train, _ = self._split(df, t.test_fraction, t.seed)
+                meta["train_split"] = train_split_stats(train, spec.privacy_unit)
+                del train
             status = "passed" if self.summary.clean_validation_success in (True, None) or quarantine is not None else "failed"
             row = catalog.write_version(self.ws, s, ds, df, kind="data", steps=steps_log, meta=meta, validation_status=status)
             self.summary.version = row.version
@@ -354,9 +406,14 @@ class PipelineRunner:
                          "quarantined_rows": int(self.summary.rows_quarantined)},
             )
 
-    def train(self) -> None:
+    def train(self, resume_uid: str | None = None) -> None:
+        """Decide, reserve, decrypt, train (checkpointing), commit, store the model.
+
+        With `resume_uid` the run continues from its last encrypted checkpoint
+        under the reservation it already holds: the ledger is charged once.
+        """
         from policies.engine import budget_for
-        from training.trainer import TrainConfig, plan, train_private
+        from training.trainer import plan
 
         spec = self.spec
         t = spec.training
@@ -371,40 +428,100 @@ class PipelineRunner:
             )
         cfg = self._train_config()
         unit = spec.privacy_unit or "row"
-        n_train = self._n_train_units(t.test_fraction)
-        privacy_plan = plan(n_train, cfg)
+        n_plan, max_group = self._plan_size(cfg)
+        privacy_plan = plan(n_plan, cfg, max_group_size=max_group)
         self.summary.epsilon_target = privacy_plan.epsilon
         self.summary.delta = t.delta
-        self.ws.ledger.set_cap(self.lineage_id, unit, cap_eps, cap_delta)
-        self.ws.ledger.reserve(
-            lineage_id=self.lineage_id, unit=unit, run_uid=self.summary.run_uid, epsilon=privacy_plan.epsilon,
-            delta=t.delta, orders=list(privacy_plan.orders), rdp=list(privacy_plan.rdp),
-        )
-        self._audit("budget_reserve", decision="allow", epsilon=privacy_plan.epsilon, purpose=spec.purpose,
-                    version=self.summary.version, details={"sigma": float(privacy_plan.sigma), "steps": int(privacy_plan.steps)})
+        if resume_uid is None:
+            self.ws.ledger.set_cap(self.lineage_id, unit, cap_eps, cap_delta)
+            orders, rdp = privacy_plan.ledger_curve()
+            self.ws.ledger.reserve(
+                lineage_id=self.lineage_id, unit=unit, run_uid=self.summary.run_uid, epsilon=privacy_plan.epsilon,
+                delta=t.delta, orders=orders, rdp=rdp,
+            )
+            self._audit("budget_reserve", decision="allow", epsilon=privacy_plan.epsilon, purpose=spec.purpose,
+                        version=self.summary.version,
+                        details={"sigma": float(privacy_plan.sigma), "steps": int(privacy_plan.steps),
+                                 "group_size": int(privacy_plan.group_size)})
+        else:
+            self._check_reservation(unit, privacy_plan.epsilon)
         # Only now is the stored version decrypted.
         with self.ws.session() as s:
             ds = catalog.find_dataset(s, spec.dataset)
             row = catalog.get_version(s, ds, self.summary.version)
+            dataset_hash = row.content_hash
             data = catalog.read_version(self.ws, s, ds, row)
         self._audit("read", decision="allow", purpose=spec.purpose, version=self.summary.version,
                     details={"rows": int(len(data)), "for": "train"})
         train_df, test_df = self._split(data, t.test_fraction, t.seed)
         del data
-        result = train_private(train_df, test_df, cfg, privacy_plan)
-        self.ws.ledger.commit(run_uid=self.summary.run_uid, epsilon=result.epsilon_spent,
-                              orders=list(result.orders), rdp=list(result.rdp))
+        result = self._train_with_checkpoints(train_df, test_df, cfg, privacy_plan, resume_uid, dataset_hash)
+        orders, rdp = privacy_plan.ledger_curve()
+        self.ws.ledger.commit(run_uid=self.summary.run_uid, epsilon=result.epsilon_spent, orders=orders, rdp=rdp)
         self.summary.epsilon_spent = result.epsilon_spent
         self.summary.metrics = result.metrics
+        self._store_model(result, cfg, unit)
+        from governance import checkpoints
+
+        checkpoints.drop(self.ws, self.summary.run_uid)
+
+    def _check_reservation(self, unit: str, epsilon: float) -> None:
+        """A resumed run must still hold its reservation, for the same target."""
+        status = self.ws.ledger.status(self.lineage_id, unit)
+        entry = next((r for r in status.runs if r.run_uid == self.summary.run_uid), None)
+        if entry is None or entry.state != "reserved":
+            state = "no reservation" if entry is None else f"its reservation is {entry.state}"
+            raise InputError(f"run {self.summary.run_uid}: {state}; only a run that reserved budget and did not "
+                             "commit can be resumed")
+        if abs(float(entry.target_epsilon or entry.epsilon) - epsilon) > 1e-9:
+            raise InputError(
+                f"run {self.summary.run_uid}: the pipeline's training settings give epsilon {epsilon:.6g} but the run "
+                f"reserved {entry.target_epsilon:.6g}; resume with the pipeline file the run started with"
+            )
+        self._audit("budget_resume", decision="allow", epsilon=float(epsilon), purpose=self.spec.purpose,
+                    version=self.summary.version, details={"run_uid": self.summary.run_uid})
+
+    def _train_with_checkpoints(self, train_df: pd.DataFrame, test_df: pd.DataFrame, cfg: Any, privacy_plan: Any,
+                                resume_uid: str | None, dataset_hash: str):
+        from governance import checkpoints
+        from training.trainer import checkpoint_bytes, finish_run, resume, start_run
+
+        t0 = time.time()
+        if resume_uid is None:
+            run = start_run(train_df, cfg, privacy_plan)
+        else:
+            with self.ws.session() as s:
+                ck = checkpoints.latest(s, resume_uid)
+                if ck is None:
+                    raise InputError(f"run {resume_uid}: no checkpoint was stored (checkpoint_every_epochs: 0, or it "
+                                     "died before its first epoch); its reservation stays charged")
+                raw = checkpoints.load(self.ws, s, ck)
+            run = resume(raw, train_df, cfg, privacy_plan)
+            self._audit("resume", purpose=self.spec.purpose, version=self.summary.version,
+                        details={"run_uid": resume_uid, "step": int(run.steps_done), "steps": int(privacy_plan.steps)})
+        every = self.spec.training.checkpoint_every_epochs * run.steps_per_epoch
+        while run.steps_done < privacy_plan.steps:
+            stop = (run.steps_done // every + 1) * every if every else None
+            run.run(stop_after=stop)
+            if every and run.steps_done < privacy_plan.steps:
+                checkpoints.save(self.ws, self.summary.run_uid, checkpoint_bytes(run), run.steps_done,
+                                 privacy_plan.steps)
+        return finish_run(run, test_df, cfg, t0=t0, dataset_hash=dataset_hash)
+
+    def _store_model(self, result: Any, cfg: Any, unit: str) -> None:
+        """The model bundle (weights + encoder + config) is stored encrypted, bound to the run."""
+        from training.model_bundle import bundle_bytes
+
+        spec = self.spec
         card = dict(result.model_card)
         card.update({"dataset": spec.dataset, "dataset_version": self.summary.version, "privacy_unit": unit,
                      "run_uid": self.summary.run_uid})
         with self.ws.session() as s:
-            ds = catalog.find_dataset(s, spec.dataset)
-            ref = self.ws.objects.put_bytes(s, result.model_bytes, associated=f"privgov:model;run={self.summary.run_uid}".encode())
+            ref = self.ws.objects.put_bytes(s, bundle_bytes(result, cfg),
+                                            associated=f"privgov:model;run={self.summary.run_uid}".encode())
             run = s.query(Run).filter(Run.run_uid == self.summary.run_uid).one()
             run.epsilon = result.epsilon_spent
-            run.delta = t.delta
+            run.delta = spec.training.delta
             run.metrics_json = {"metrics": result.metrics, "per_group": result.per_group, "history": result.history}
             run.model_card_json = card
             run.model_blob_hash = ref.blob_hash
@@ -439,13 +556,22 @@ class PipelineRunner:
             bounding=t.bounding, **extra, **t.options,
         )
 
-    def _n_train_units(self, test_fraction: float) -> int:
+    def _plan_size(self, cfg: Any) -> tuple[int, int]:
+        """(units the sampler draws from, max rows per unit) from metadata alone."""
+        split = self.version_meta.get("train_split")
+        if split:
+            if cfg.bounding == "group" and cfg.unit_column:
+                return int(split["rows"]), int(split["max_rows_per_unit"])
+            return int(split["units"]), 1
+        if cfg.bounding == "group":
+            raise InputError(f"dataset `{self.spec.dataset}` v{self.summary.version}: stored without training "
+                             "split metadata; bounding: group needs a version stored by this privgov")
         counts = self.version_meta.get("unit_counts")
         if counts and "train" in counts:
-            return int(counts["train"])
+            return int(counts["train"]), 1
         from governance.splitting import n_train_units
 
-        return n_train_units(int(self.unit_count or self.row_count), test_fraction)
+        return n_train_units(int(self.unit_count or self.row_count), self.spec.training.test_fraction), 1
 
     def _split(self, data: pd.DataFrame, test_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         if SPLIT_COLUMN in data.columns:

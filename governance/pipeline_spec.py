@@ -86,6 +86,7 @@ class TrainingSpec(_Strict):
     sensitive_columns: list[str] = Field(default_factory=list)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
     bounding: Literal["one_row_per_unit", "group"] = "one_row_per_unit"
+    checkpoint_every_epochs: int = Field(default=1, ge=0)  # 0: no checkpoints (a killed run cannot resume)
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("epsilon")

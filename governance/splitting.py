@@ -29,3 +29,12 @@ def split_by_unit(
     test_units = rng.permutation(unique)[: n_test_units(len(unique), test_fraction)]
     is_test = np.isin(units, test_units)
     return df[~is_test].reset_index(drop=True), df[is_test].reset_index(drop=True)
+
+
+def train_split_stats(train: pd.DataFrame, unit_column: str | None) -> dict[str, int]:
+    """What the privacy plan needs, recorded as metadata before encryption:
+    units and rows of the train side and the largest number of rows one unit has."""
+    if unit_column is None or len(train) == 0:
+        return {"units": int(len(train)), "rows": int(len(train)), "max_rows_per_unit": 1}
+    sizes = train[unit_column].value_counts(dropna=False)
+    return {"units": int(sizes.size), "rows": int(len(train)), "max_rows_per_unit": int(sizes.max())}

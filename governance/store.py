@@ -134,6 +134,26 @@ class Run(Base):
     affected_by_erasure: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class TrainingCheckpoint(Base):
+    """The latest encrypted checkpoint of a training run that has not finished.
+
+    Why a row and not a file name: `privgov run --resume RUN` must find the
+    ciphertext, its data key and the step it was taken at, transactionally
+    with the run it belongs to. The row (and blob) go once the model is stored.
+    """
+
+    __tablename__ = "training_checkpoints"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    step: Mapped[int] = mapped_column(Integer)
+    steps_total: Mapped[int] = mapped_column(Integer)
+    blob_hash: Mapped[str] = mapped_column(String(64))
+    data_key_id: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 def database_url(root: "Path", config: dict[str, Any] | None = None) -> str:
     """Where a workspace's metadata lives: `PRIVGOV_DB_URL`, else `db_url` in
     workspace.json, else the embedded SQLite file beside it."""

@@ -102,7 +102,24 @@ class Workspace:
                 f"{cfg_path}: workspace format {config.get('format_version')} is not supported (expected {FORMAT_VERSION})"
             )
         _import_table_modules()
-        return cls(root, config)
+        ws = cls(root, config)
+        ws._add_new_tables()
+        return ws
+
+    def _add_new_tables(self) -> None:
+        """Create tables added by a newer privgov (existing tables are left as they are)."""
+        from sqlalchemy import inspect
+        from sqlalchemy.exc import OperationalError
+
+        have = set(inspect(self.engine).get_table_names())
+        if all(t in have for t in Base.metadata.tables):
+            return
+        try:
+            Base.metadata.create_all(self.engine)
+        except OperationalError:  # another process created them first
+            missing = set(Base.metadata.tables) - set(inspect(self.engine).get_table_names())
+            if missing:
+                raise
 
     # ---- locking ---------------------------------------------------------
     @contextlib.contextmanager

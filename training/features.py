@@ -194,3 +194,26 @@ class FeatureEncoder:
             "categorical_encoding": self.categorical_encoding,
             "fitted_on": "train split only",
         }
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to rebuild the encoder: plain JSON types only, so a
+        stored model can be loaded without unpickling (`torch.load(weights_only=True)`)."""
+        return {
+            "target": self.target, "numeric": list(self.numeric), "categorical": list(self.categorical),
+            "positive_label": self.positive_label, "categorical_encoding": self.categorical_encoding,
+            "means": [float(m) for m in self.means], "stds": [float(s) for s in self.stds],
+            "vocabularies": {k: [str(v) for v in vs] for k, vs in self.vocabularies.items()},
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "FeatureEncoder":
+        try:
+            enc = cls(**state)
+        except TypeError as exc:
+            raise InputError(f"encoder state: unexpected fields ({exc})") from None
+        if len(enc.means) != len(enc.numeric) or len(enc.stds) != len(enc.numeric):
+            raise InputError("encoder state: means/stds must have one value per numeric column")
+        missing = [c for c in enc.categorical if c not in enc.vocabularies]
+        if missing:
+            raise InputError(f"encoder state: no vocabulary for categorical column(s) {missing}")
+        return enc

@@ -98,6 +98,20 @@ class PrivacyPlan:
     record_delta: float | None = None
     poisson_accounted: bool = True
 
+    def ledger_curve(self) -> tuple[list[float] | None, list[float] | None]:
+        """The RDP curve the budget ledger may compose, or (None, None) for basic composition.
+
+        A group-accounted run's curve is per *row*; RDP group conversion
+        (Mironov 2017, Prop. 2: (alpha/2^c, 3^c eps) for groups of 2^c) is so
+        loose that a run at epsilon 2 with 5 rows per unit would enter the
+        ledger at epsilon ~12. Such runs enter with their exact per-unit
+        (epsilon, delta) instead and compose by basic composition, which uses up
+        their delta - give group runs a smaller delta if more runs must follow.
+        """
+        if self.group_size > 1:
+            return None, None
+        return list(self.orders), list(self.rdp)
+
 
 @dataclass
 class TrainResult:
@@ -139,8 +153,7 @@ def plan(n_train_units: int, cfg: TrainConfig, *, max_group_size: int = 1) -> Pr
     sigma = accounting.calibrate_sigma(rec_eps, rec_delta, q, steps)
     eps_rec = accounting.epsilon_for(sigma, q, steps, rec_delta)
     if k > 1:
-        group = getattr(accounting, "group_privacy", None)
-        eps_unit, _ = group(eps_rec, rec_delta, k) if group else (k * eps_rec, None)
+        eps_unit = accounting.group_privacy(eps_rec, rec_delta, k)[0]
     else:
         eps_unit = eps_rec
     orders = list(accounting.DEFAULT_ORDERS)
@@ -256,7 +269,7 @@ class _Run:
                 "sampler": self.sampler.state_dict(), "noise_rng": self.stepper.noise_generator.get_state(),
                 "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
                 "history": list(self.history), "steps_done": self.steps_done,
-                "plan": asdict(self.plan), "encoder": self.encoder}
+                "plan": asdict(self.plan), "encoder": self.encoder.state()}
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
         import torch
@@ -270,11 +283,22 @@ class _Run:
         self.history = list(st["history"])
 
 
-def save_checkpoint(run: _Run, path: str | Path) -> None:
-    """Model, optimizer, steps done, sampler and noise RNG states (torch.save)."""
+def checkpoint_bytes(run: _Run) -> bytes:
+    """Model, optimizer, steps done, plan, encoder, sampler and noise RNG states.
+
+    Plain tensors and JSON types only: `resume` loads it with
+    `torch.load(weights_only=True)`, so a checkpoint never unpickles objects.
+    """
     import torch
 
-    torch.save(run.state_dict(), str(path))
+    buf = io.BytesIO()
+    torch.save(run.state_dict(), buf)
+    return buf.getvalue()
+
+
+def save_checkpoint(run: _Run, path: str | Path) -> None:
+    """`checkpoint_bytes` written to a file."""
+    Path(path).write_bytes(checkpoint_bytes(run))
 
 
 def start_run(train_df: pd.DataFrame, cfg: TrainConfig, pplan: PrivacyPlan) -> _Run:
@@ -282,16 +306,21 @@ def start_run(train_df: pd.DataFrame, cfg: TrainConfig, pplan: PrivacyPlan) -> _
     return _Run(train_df, cfg, pplan)
 
 
-def resume(path: str | Path, train_df: pd.DataFrame, cfg: TrainConfig, pplan: PrivacyPlan) -> _Run:
-    """Rebuild a run from a checkpoint; it continues with the same Poisson draws."""
+def resume(checkpoint: str | Path | bytes, train_df: pd.DataFrame, cfg: TrainConfig, pplan: PrivacyPlan) -> _Run:
+    """Rebuild a run from a checkpoint (file path or bytes); it continues with the same Poisson draws."""
     import torch
 
-    st = torch.load(str(path), weights_only=False)
+    source = "checkpoint" if isinstance(checkpoint, bytes) else f"checkpoint {checkpoint}"
+    raw = checkpoint if isinstance(checkpoint, bytes) else Path(checkpoint).read_bytes()
+    try:
+        st = torch.load(io.BytesIO(raw), weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - the weights-only unpickler raises many types on foreign bytes
+        raise InputError(f"{source}: not a privgov training checkpoint ({type(exc).__name__})") from None
     saved = st["plan"]
     if abs(saved["sigma"] - pplan.sigma) > 1e-12 or saved["steps"] != pplan.steps or \
             abs(saved["sample_rate"] - pplan.sample_rate) > 1e-15:
-        raise InputError(f"checkpoint {path}: privacy plan differs from the current plan; resume with the same plan")
-    run = _Run(train_df, cfg, pplan, encoder=st["encoder"])
+        raise InputError(f"{source}: privacy plan differs from the current plan; resume with the same plan")
+    run = _Run(train_df, cfg, pplan, encoder=FeatureEncoder.from_state(st["encoder"]))
     run.load_state_dict(st)
     return run
 

@@ -232,3 +232,30 @@ def test_adult_pipeline_accuracy(workspace, tmp_path) -> None:
     summary = json.loads(res.stdout)
     assert summary["epsilon_spent"] <= 1.0 + 1e-6
     assert summary["metrics"]["accuracy"] >= 0.84
+
+
+def test_group_bounding_plans_for_the_largest_unit_and_ledger_counts_per_unit(workspace, tmp_path) -> None:
+    """bounding: group trains on every row; epsilon is per patient at the largest
+    number of visits one patient has, and the ledger counts that per-patient epsilon."""
+    from governance import catalog
+    from governance.pipeline import PipelineRunner
+    from governance.pipeline_spec import load_pipeline
+    from governance.store import Run
+
+    ws, tokens = workspace
+    spec = load_pipeline(small_spec(tmp_path, **{"training.bounding": "group", "training.epsilon": 2.0}))
+    summary = PipelineRunner(ws, spec, tokens["demo"]).run()
+    assert summary.status == "succeeded"
+    with ws.session() as s:
+        ds = catalog.find_dataset(s, spec.dataset)
+        split = catalog.get_version(s, ds, summary.version).meta_json["train_split"]
+        card = s.query(Run).one().model_card_json
+        lineage = ds.lineage_id
+    k = split["max_rows_per_unit"]
+    assert k > 1 and split["rows"] > split["units"]
+    assert card["privacy"]["group_size"] == k and card["privacy"]["bounding"] == "group"
+    assert summary.epsilon_spent <= 2.0 + 1e-6
+    b = ws.ledger.status(lineage, "patient_id")
+    assert b.runs[0].epsilon == pytest.approx(summary.epsilon_spent)
+    assert not b.runs[0].has_curve  # a per-row curve must not be composed as if it were per patient
+    assert b.spent == pytest.approx(summary.epsilon_spent)  # basic composition of the per-unit guarantee

@@ -117,3 +117,4 @@ def test_other_functions_validate_inputs():
         rdp_curve(1.0, 0.01, 10, orders=[0.5])
     with pytest.raises(InputError, match="k"):
         group_privacy(1.0, 1e-5, 0)
+
