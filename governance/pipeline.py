@@ -19,13 +19,12 @@ import pandas as pd
 
 from governance import catalog
 from governance.pipeline_spec import PipelineSpec
-from governance.splitting import train_split_stats
+from governance.splitting import SPLIT_COLUMN, split_for_training, train_split_stats
 from governance.store import Run, ValidationRecord, utcnow
 from governance.workspace import Workspace
 from privacy.errors import AccessDenied, InputError, PrivgovError, QualityGateFailed
 
 Progress = Callable[[str, str], None]
-SPLIT_COLUMN = "split"
 
 
 @dataclass
@@ -574,12 +573,7 @@ class PipelineRunner:
         return n_train_units(int(self.unit_count or self.row_count), self.spec.training.test_fraction), 1
 
     def _split(self, data: pd.DataFrame, test_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-        if SPLIT_COLUMN in data.columns:
-            return (data[data[SPLIT_COLUMN] == "train"].reset_index(drop=True),
-                    data[data[SPLIT_COLUMN] == "test"].reset_index(drop=True))
-        from governance.splitting import split_by_unit
-
-        return split_by_unit(data, self.spec.privacy_unit, test_fraction, seed)
+        return split_for_training(data, self.spec.privacy_unit, test_fraction, seed)
 
     def _finish(self) -> None:
         with self.ws.session() as s:

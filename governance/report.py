@@ -205,6 +205,11 @@ def build_report(ws: Workspace) -> str:
         if card:
             parts.append(f"<h3>Model card, run {_e(r.run_uid)}</h3>")
             parts.append(_table(["field", "value"], [[k, _e(v)[:400]] for k, v in card.items()]))
+    parts.append("<h2>Empirical privacy audits</h2><p class='muted'>`privgov audit-model RUN`. Membership "
+                 "inference is descriptive (AUC 0.5 = no signal). The one-run canary audit gives a lower bound ε̂ on "
+                 "the ε the training really has, at the stated confidence; ε̂ above the claimed ε means a bug.</p>")
+    parts.append(_table(["run", "audited", "claimed ε", "ε̂ lower bound", "confidence", "canaries", "verdict",
+                         "MIA AUC", "MIA TPR @1% FPR"], _audit_rows(runs)))
     parts.append("<h2>Privacy budgets</h2>")
     parts.append(_table(
         ["dataset", "cap ε", "cap δ", "spent ε (RDP-composed)", "reserved ε", "remaining ε", "naive sum ε", "runs"],
@@ -215,6 +220,28 @@ def build_report(ws: Workspace) -> str:
     if plots:
         parts.append("<h2>Plots</h2>" + "".join(plots))
     return f"<!doctype html><html><head><meta charset='utf-8'><title>privgov report</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>"
+
+
+def _audit_rows(runs: list[Any]) -> list[list[Any]]:
+    rows = []
+    for r in runs:
+        a = (r.model_card_json or {}).get("audit") or {}
+        if not a:
+            if r.model_blob_hash:
+                rows.append([r.run_uid, "not audited", f"{r.epsilon:.3f}" if r.epsilon is not None else "",
+                             "", "", "", "", "", ""])
+            continue
+        one, mia = a.get("one_run") or {}, a.get("membership_inference") or {}
+        verdict = ""
+        if one:
+            verdict = _Raw('<span class="ok">ε̂ ≤ ε</span>' if one.get("passed") else '<span class="bad">ε̂ &gt; ε: investigate</span>')
+        rows.append([
+            r.run_uid, a.get("audited_at", ""), f"{a.get('claimed_epsilon', float('nan')):.3f}",
+            f"{one['epsilon_lower_bound']:.3f}" if one else "skipped", f"{one['confidence']:.0%}" if one else "",
+            f"{one['included']}/{one['canaries']}" if one else "", verdict,
+            f"{mia['auc']:.4f}" if "auc" in mia else "", f"{mia['tpr_at_1pct_fpr']:.4f}" if "tpr_at_1pct_fpr" in mia else "",
+        ])
+    return rows
 
 
 def write_report(ws: Workspace, out: Path) -> Path:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+SPLIT_COLUMN = "split"  # set by sources that ship their own test file (e.g. adult.test)
+
 
 def n_test_units(n_units: int, test_fraction: float) -> int:
     return int(min(max(1, round(n_units * test_fraction)), max(n_units - 1, 0)))
@@ -38,3 +40,15 @@ def train_split_stats(train: pd.DataFrame, unit_column: str | None) -> dict[str,
         return {"units": int(len(train)), "rows": int(len(train)), "max_rows_per_unit": 1}
     sizes = train[unit_column].value_counts(dropna=False)
     return {"units": int(sizes.size), "rows": int(len(train)), "max_rows_per_unit": int(sizes.max())}
+
+
+def split_for_training(df: pd.DataFrame, unit_column: str | None, test_fraction: float, seed: int
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The split a training run used: the source's own `split` column if present, else by unit.
+
+    Shared by the pipeline and `privgov audit-model`, which must see exactly
+    the members and non-members of the run it audits."""
+    if SPLIT_COLUMN in df.columns:
+        return (df[df[SPLIT_COLUMN] == "train"].reset_index(drop=True),
+                df[df[SPLIT_COLUMN] == "test"].reset_index(drop=True))
+    return split_by_unit(df, unit_column, test_fraction, seed)

@@ -12,7 +12,8 @@ epsilon at 95% confidence. A bound above the claimed epsilon means a bug.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -93,9 +94,13 @@ def _flipped_labels(train_df: pd.DataFrame, canaries: pd.DataFrame, target: str,
 
 
 def run_one_run_audit(train_df: pd.DataFrame, cfg: Any, m_canaries: int = 200, *, seed: int = 0,
-                      private: bool = True, confidence: float = 0.95, device: Any = None) -> dict[str, Any]:
+                      private: bool = True, confidence: float = 0.95, device: Any = None,
+                      before_training: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """One-run audit with the SAME DP settings as `cfg` (or non-private, to show the audit can fail).
 
+    The audit trains once more on the real rows, so it costs privacy budget:
+    `before_training(plan)` is called with the audit run's privacy plan before
+    any training (a governed caller reserves budget there; raising aborts).
     Returns the lower bound, the claimed epsilon and `passed` = bound <= claimed.
     """
     from training.trainer import count_units, load_model, plan, resolve_device, train_nonprivate, train_private
@@ -109,6 +114,8 @@ def run_one_run_audit(train_df: pd.DataFrame, cfg: Any, m_canaries: int = 200, *
     if private:
         n_units, max_group = count_units(audit_df, cfg)
         pplan = plan(n_units, cfg, max_group_size=max_group)
+        if before_training is not None:
+            before_training(pplan)
         result = train_private(audit_df, None, cfg, pplan)
         claimed = result.epsilon_spent
     else:
@@ -120,6 +127,7 @@ def run_one_run_audit(train_df: pd.DataFrame, cfg: Any, m_canaries: int = 200, *
     audit = empirical.one_run_audit(scores, included, delta=cfg.delta, confidence=confidence)
     return {
         "method": "one-run (Steinke, Nasr & Jagielski 2023)",
+        "rdp_orders": list(result.orders), "rdp": list(result.rdp),
         "canaries": m_canaries,
         "included": int(included.sum()),
         "epsilon_lower_bound": audit.epsilon_lower,
