@@ -187,8 +187,10 @@ def _print_summary(summary, json_out: bool) -> None:
 def demo(
     pipeline: Path = typer.Argument(Path("examples/clinic/pipeline.yaml"), help="Pipeline to run."),
     workspace: Optional[Path] = WorkspaceOpt,
+    audit: bool = typer.Option(True, "--audit/--no-audit",
+                               help="Audit the trained model afterwards (membership inference + one-run canary audit)."),
 ) -> None:
-    """Create the workspace if needed, enrol the demo principal and run the example pipeline."""
+    """Create the workspace if needed, enrol the demo principal, run the example pipeline and audit its model."""
     from governance.identity import add_principal, issue_token, list_principals
     from governance.pipeline_spec import load_pipeline
     from governance.workspace import Workspace, resolve_root
@@ -205,6 +207,14 @@ def demo(
                         details={"principal": spec.principal, "ttl_days": 1})
     summary = _run_pipeline(pipeline, root, token, None)
     _print_summary(summary, False)
+    if audit and summary.epsilon_spent is not None:
+        audit_model(run_uid=summary.run_uid, purpose=None, canaries=200, seed=0, skip_canary=False, json_out=False,
+                    workspace=root, token=token)
+        if summary.report_path:
+            from governance.report import write_report
+
+            write_report(ws, Path(summary.report_path))
+            _console().print(f"  report updated with the audit: {summary.report_path}")
     _console().print(f"Inspect: privgov dataset list · privgov budget show {spec.dataset} · privgov audit verify")
 
 

@@ -72,22 +72,31 @@ def make_canaries(train_df: pd.DataFrame, target: str, m: int, rng: np.random.Ge
 
 
 def _flipped_labels(train_df: pd.DataFrame, canaries: pd.DataFrame, target: str,
-                    unit_column: str | None, k: int = 15) -> np.ndarray:
+                    unit_column: str | None, k: int = 15, max_reference: int = 20000) -> np.ndarray:
     """Label each canary against its neighbourhood: the minority label of its k
     nearest real records. A model that has not seen the canary gets it wrong
-    (high loss); one that memorized it does not - the signal the audit needs."""
+    (high loss); one that memorized it does not - the signal the audit needs.
+
+    Distance = squared distance of standardized numerics + 2 per categorical
+    mismatch (the one-hot distance, without building one-hot columns, which
+    for high-cardinality fields such as ZIP codes would be huge). At most
+    `max_reference` real records are searched.
+    """
     from training.features import FeatureEncoder
 
     exclude = (unit_column,) if unit_column else ()
-    enc = FeatureEncoder.fit(train_df, target, categorical_encoding="onehot", exclude=exclude)
-    xt, _, yt = enc.transform(train_df)
-    xc, _, _ = enc.transform(canaries)
-    labels = train_df[target].to_numpy()
+    ref = train_df
+    if len(ref) > max_reference:
+        ref = ref.sample(n=max_reference, random_state=0)
+    enc = FeatureEncoder.fit(ref, target, categorical_encoding="embedding", exclude=exclude)
+    xt, ct, yt = enc.transform(ref)
+    xc, cc, _ = enc.transform(canaries)
+    labels = ref[target].to_numpy()
     pos_label = next(v for v, f in zip(labels, yt) if f == 1) if yt.any() else labels[0]
     neg_label = next(v for v, f in zip(labels, yt) if f == 0) if (yt == 0).any() else labels[0]
     out = []
-    for row in xc:
-        d = ((xt - row) ** 2).sum(1)
+    for num, cat in zip(xc, cc):
+        d = ((xt - num) ** 2).sum(1) + 2.0 * (ct != cat).sum(1)
         nn_idx = np.argpartition(d, min(k, len(d) - 1))[:k]
         out.append(neg_label if yt[nn_idx].mean() >= 0.5 else pos_label)
     return np.asarray(out, dtype=object)
