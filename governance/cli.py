@@ -502,6 +502,32 @@ def predict(
                                     "(scored as unknown); was the file de-identified like the training data?")
 
 
+@app.command("model-card")
+def model_card(
+    run_uid: str = typer.Argument(..., metavar="RUN", help="Training run."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON here instead of stdout."),
+    workspace: Optional[Path] = WorkspaceOpt,
+) -> None:
+    """The run's model card as JSON: data version hash, privacy unit, ε, δ, accountant, σ, q, steps,
+    clipping, sampler, bounding, metrics, fairness, audit results, code version. Metadata only."""
+    from governance.store import Run
+    from privacy.errors import InputError
+
+    ws = _open(workspace)
+    with ws.session() as s:
+        run = s.query(Run).filter(Run.run_uid == run_uid).one_or_none()
+        if run is None or not run.model_card_json:
+            raise InputError(f"run {run_uid}: no such run, or it stored no model card (only finished training runs do)")
+        text = json.dumps(run.model_card_json, indent=2, sort_keys=True, default=str)
+    if out is None:
+        print(text)
+        return
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text + "\n", encoding="utf-8")
+    os.replace(tmp, out)
+    _console().print(f"wrote the model card of run {run_uid} to {out}")
+
+
 @app.command("audit-model")
 def audit_model(
     run_uid: str = typer.Argument(..., metavar="RUN", help="Training run whose model to audit."),

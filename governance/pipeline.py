@@ -499,13 +499,32 @@ class PipelineRunner:
             self._audit("resume", purpose=self.spec.purpose, version=self.summary.version,
                         details={"run_uid": resume_uid, "step": int(run.steps_done), "steps": int(privacy_plan.steps)})
         every = self.spec.training.checkpoint_every_epochs * run.steps_per_epoch
+        on_epoch = self._held_out_accuracy(run, test_df)
         while run.steps_done < privacy_plan.steps:
             stop = (run.steps_done // every + 1) * every if every else None
-            run.run(stop_after=stop)
+            run.run(stop_after=stop, progress=on_epoch)
             if every and run.steps_done < privacy_plan.steps:
                 checkpoints.save(self.ws, self.summary.run_uid, checkpoint_bytes(run), run.steps_done,
                                  privacy_plan.steps)
         return finish_run(run, test_df, cfg, t0=t0, dataset_hash=dataset_hash)
+
+    @staticmethod
+    def _held_out_accuracy(run: Any, test_df: pd.DataFrame) -> Callable[[dict[str, Any]], None] | None:
+        """Per-epoch accuracy on the held-out split, for the report's training curves.
+
+        Descriptive only: nothing is selected or stopped on it (the final iterate
+        is the model), so it does not touch the training guarantee."""
+        from training.trainer import _predict
+
+        if test_df is None or not len(test_df):
+            return None
+        y = run.encoder.transform(test_df)[2]
+
+        def on_epoch(rec: dict[str, Any]) -> None:
+            prob = _predict(run.model, run.encoder, test_df, run.device)
+            rec["test_accuracy"] = float(((prob >= 0.5) == (y == 1)).mean())
+
+        return on_epoch
 
     def _store_model(self, result: Any, cfg: Any, unit: str) -> None:
         """The model bundle (weights + encoder + config) is stored encrypted, bound to the run."""

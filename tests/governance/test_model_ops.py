@@ -151,3 +151,26 @@ def test_unseen_category_share() -> None:
     enc = FeatureEncoder.fit(df, "y")
     new = pd.DataFrame({"c": ["a", "zzz", None, "zzz"], "x": np.arange(4.0)})
     assert unseen_shares(enc, new) == {"c": pytest.approx(2 / 3)}
+
+
+def test_model_card_json(trained) -> None:
+    _, summary, _, tmp, _ = trained
+    res = cli("model-card", summary.run_uid, *_ws(trained))
+    assert res.returncode == 0, res.stderr
+    card = json.loads(res.stdout)
+    p = card["privacy"]
+    assert p["epsilon"] == pytest.approx(summary.epsilon_spent) and p["privacy_unit"] == "patient_id"
+    assert p["sampler"] == "poisson" and p["sigma"] > 0 and 0 < p["sample_rate"] <= 1 and p["steps"] > 0
+    assert len(card["data"]["dataset_version_hash"]) == 64 and card["code_version"]
+    missing = cli("model-card", "nope", *_ws(trained))
+    assert missing.returncode == 2 and "no such run" in error_line(missing)
+
+
+def test_history_has_held_out_accuracy_per_epoch(trained) -> None:
+    from governance.store import Run
+
+    ws, summary, _, _, spec = trained
+    with ws.session() as s:
+        hist = s.query(Run).filter(Run.run_uid == summary.run_uid).one().metrics_json["history"]
+    assert len(hist) == spec.training.epochs and all(0 < h["test_accuracy"] < 1 for h in hist)
+    assert hist[-1]["test_accuracy"] == pytest.approx(summary.metrics["accuracy"], abs=1e-12)
