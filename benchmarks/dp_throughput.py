@@ -79,7 +79,8 @@ def _reset(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def bench_nonprivate(kind, batch, x, y, device, warmup, steps) -> dict[str, Any]:
+def _nonprivate_step(kind, batch, x, y, device):
+    """One ordinary SGD step on a random index batch, data resident on the device."""
     model = _make(kind, 1, device)[0].to(device)
     xd, yd = x.to(device), y.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
@@ -92,6 +93,11 @@ def bench_nonprivate(kind, batch, x, y, device, warmup, steps) -> dict[str, Any]
         loss.backward()
         opt.step()
 
+    return step
+
+
+def bench_nonprivate(kind, batch, x, y, device, warmup, steps) -> dict[str, Any]:
+    step = _nonprivate_step(kind, batch, x, y, device)
     for _ in range(warmup):
         step()
     _sync(device)
@@ -103,18 +109,7 @@ def bench_nonprivate(kind, batch, x, y, device, warmup, steps) -> dict[str, Any]
 
 
 def bench_nonprivate_graph(kind, batch, x, y, device, warmup, steps) -> dict[str, Any]:
-    model = _make(kind, 1, device)[0].to(device)
-    xd, yd = x.to(device), y.to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
-    n = xd.shape[0]
-
-    def step() -> None:
-        idx = torch.randint(0, n, (batch,), device=device)
-        loss = F.cross_entropy(model(xd[idx]), yd[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
+    step = _nonprivate_step(kind, batch, x, y, device)
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
