@@ -11,20 +11,26 @@ REPO = Path(__file__).resolve().parents[1]
 ADULT_DIR = Path(os.environ.get("PRIVGOV_ADULT_DIR", REPO.parent / "shared" / "data" / "adult"))
 
 
-@pytest.fixture
-def workspace(tmp_path: Path):
-    """A fresh workspace with an admin and a demo principal; yields (ws, tokens)."""
+def new_workspace(root: Path, principals: dict[str, tuple[str, list[str]]] | None = None):
+    """A fresh workspace at `root` with principals {token key: (name, roles)}; returns (ws, tokens)."""
     from governance.identity import add_principal, issue_token
     from governance.workspace import Workspace
 
-    ws = Workspace.create(tmp_path / "ws")
+    principals = principals or {"demo": ("demo-ml-engineer", ["ml-engineer", "data-engineer"])}
+    ws = Workspace.create(root)
+    tokens = {}
     with ws.session() as s:
-        add_principal(s, "admin", kind="person", roles=["admin"])
-        add_principal(s, "demo-ml-engineer", kind="service", roles=["ml-engineer", "data-engineer"])
-        add_principal(s, "mallory", kind="person", roles=["contractor"])
-        tokens = {
-            "admin": issue_token(s, "admin", ttl_days=1),
-            "demo": issue_token(s, "demo-ml-engineer", ttl_days=1),
-            "mallory": issue_token(s, "mallory", ttl_days=1),
-        }
+        for key, (name, roles) in principals.items():
+            add_principal(s, name, kind="service" if key == "demo" else "person", roles=roles)
+            tokens[key] = issue_token(s, name, ttl_days=1)
     return ws, tokens
+
+
+@pytest.fixture
+def workspace(tmp_path: Path):
+    """A fresh workspace with an admin and a demo principal; yields (ws, tokens)."""
+    return new_workspace(tmp_path / "ws", {
+        "admin": ("admin", ["admin"]),
+        "demo": ("demo-ml-engineer", ["ml-engineer", "data-engineer"]),
+        "mallory": ("mallory", ["contractor"]),
+    })

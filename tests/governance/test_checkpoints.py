@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, new_workspace
 from tests.governance.test_pipeline import cli, error_line, small_spec
 
 EPOCHS = 60
@@ -49,16 +49,12 @@ def _kill_after_first_checkpoint(spec: Path, ws: Path, token: str) -> None:
 @pytest.fixture
 def killed(tmp_path):
     """A workspace whose only training run was SIGKILLed mid-training."""
-    from governance.identity import add_principal, issue_token
     from governance.workspace import Workspace
 
-    ws = Workspace.create(tmp_path / "ws")
-    with ws.session() as s:
-        add_principal(s, "demo-ml-engineer", kind="service", roles=["ml-engineer", "data-engineer"])
-        token = issue_token(s, "demo-ml-engineer", ttl_days=1)
+    _, tokens = new_workspace(tmp_path / "ws")
     spec = small_spec(tmp_path, **{"training.epochs": EPOCHS})
-    _kill_after_first_checkpoint(spec, tmp_path / "ws", token)
-    return Workspace.open(tmp_path / "ws"), spec, token, tmp_path
+    _kill_after_first_checkpoint(spec, tmp_path / "ws", tokens["demo"])
+    return Workspace.open(tmp_path / "ws"), spec, tokens["demo"], tmp_path
 
 
 def _only_run(ws):
@@ -142,16 +138,11 @@ def test_kill_mid_training_then_resume_charges_once(killed, tmp_path) -> None:
     assert actions.index("budget_reserve") < actions.index("budget_resume") < last_train
 
     # The same pipeline without interruption, in a fresh workspace: same epsilon, same model.
-    from governance.identity import add_principal, issue_token
     from governance.pipeline import PipelineRunner
     from governance.pipeline_spec import load_pipeline
-    from governance.workspace import Workspace
 
-    ws2 = Workspace.create(tmp_path / "ws2")
-    with ws2.session() as s:
-        add_principal(s, "demo-ml-engineer", kind="service", roles=["ml-engineer", "data-engineer"])
-        token2 = issue_token(s, "demo-ml-engineer", ttl_days=1)
-    whole = PipelineRunner(ws2, load_pipeline(spec), token2).run()
+    ws2, tokens2 = new_workspace(tmp_path / "ws2")
+    whole = PipelineRunner(ws2, load_pipeline(spec), tokens2["demo"]).run()
     assert whole.epsilon_spent == summary["epsilon_spent"]
     assert whole.metrics["accuracy"] == summary["metrics"]["accuracy"]
     assert whole.metrics["roc_auc"] == pytest.approx(summary["metrics"]["roc_auc"], abs=1e-12)
@@ -165,3 +156,17 @@ def test_resume_unknown_run(workspace, tmp_path) -> None:
     spec = small_spec(tmp_path)
     unknown = cli("run", str(spec), "--workspace", str(ws.root), "--token", tokens["demo"], "--resume", "nope")
     assert unknown.returncode == 2 and "no such run" in error_line(unknown)
+
+
+def test_workspace_from_before_checkpoints_gains_the_table(tmp_path) -> None:
+    """A workspace created by an earlier privgov (no training_checkpoints table) opens and can resume."""
+    from governance.workspace import Workspace
+
+    new_workspace(tmp_path / "ws")
+    with sqlite3.connect(tmp_path / "ws" / "privgov.db") as con:
+        con.execute("drop table training_checkpoints")
+    ws = Workspace.open(tmp_path / "ws")
+    from governance import checkpoints
+
+    with ws.session() as s:
+        assert checkpoints.latest(s, "any") is None

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import new_workspace
 from tests.governance.test_pipeline import cli, error_line, small_spec
 
 
@@ -14,18 +15,13 @@ from tests.governance.test_pipeline import cli, error_line, small_spec
 def trained(tmp_path_factory):
     """One finished governed run; also writes its held-out split (features + label) to CSV."""
     from governance import catalog
-    from governance.identity import add_principal, issue_token
     from governance.pipeline import PipelineRunner
     from governance.pipeline_spec import load_pipeline
     from governance.splitting import split_for_training
-    from governance.workspace import Workspace
 
     tmp = tmp_path_factory.mktemp("models")
-    ws = Workspace.create(tmp / "ws")
-    with ws.session() as s:
-        add_principal(s, "demo-ml-engineer", kind="service", roles=["ml-engineer", "data-engineer"])
-        add_principal(s, "mallory", kind="person", roles=["contractor"])
-        tokens = {"demo": issue_token(s, "demo-ml-engineer", ttl_days=1), "mallory": issue_token(s, "mallory", ttl_days=1)}
+    ws, tokens = new_workspace(tmp / "ws", {"demo": ("demo-ml-engineer", ["ml-engineer", "data-engineer"]),
+                                            "mallory": ("mallory", ["contractor"])})
     spec = load_pipeline(small_spec(tmp))
     summary = PipelineRunner(ws, spec, tokens["demo"]).run()
     with ws.session() as s:

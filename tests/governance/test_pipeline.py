@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ADULT_DIR, REPO
+from tests.conftest import ADULT_DIR, REPO, new_workspace
 
 CLINIC = REPO / "examples" / "clinic" / "pipeline.yaml"
 
@@ -55,16 +55,12 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     """One successful governed run shared by the read-only checks below."""
-    from governance.identity import add_principal, issue_token
     from governance.pipeline import PipelineRunner
     from governance.pipeline_spec import load_pipeline
-    from governance.workspace import Workspace
 
     tmp = tmp_path_factory.mktemp("run")
-    ws = Workspace.create(tmp / "ws")
-    with ws.session() as s:
-        add_principal(s, "demo-ml-engineer", kind="service", roles=["ml-engineer", "data-engineer"])
-        token = issue_token(s, "demo-ml-engineer", ttl_days=1)
+    ws, tokens = new_workspace(tmp / "ws")
+    token = tokens["demo"]
     spec = load_pipeline(small_spec(tmp))
     summary = PipelineRunner(ws, spec, token).run()
     return ws, summary, tmp, token

@@ -3,6 +3,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from privacy.errors import InputError
 from training.trainer import (TrainConfig, count_units, finish_run, load_model, plan, resume, save_checkpoint,
@@ -120,3 +122,12 @@ def test_bad_config_values():
         plan(100, _cfg(sampler="shuffle"))
     with pytest.raises(InputError, match="clipping"):
         plan(100, _cfg(clipping="none"))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.binary(max_size=3000))
+def test_resume_from_foreign_bytes_is_a_clear_error(raw):
+    df = synthetic(300)
+    cfg = _cfg(epochs=1)
+    with pytest.raises(InputError, match="not a privgov training checkpoint"):
+        resume(raw, df, cfg, plan(len(df), cfg))
