@@ -48,6 +48,9 @@ def build_model_card(cfg: Any, plan: Any, result: Any, *, dataset_hash: str | No
             "privacy_unit": cfg.unit_column or "row",
             "bounding": cfg.bounding if cfg.unit_column else "none (one row per unit)",
             "group_size": getattr(plan, "group_size", 1),
+            "ledger_composition": ("RDP curve, composed across runs as a privacy filter"
+                                   if getattr(plan, "group_size", 1) == 1 else
+                                   "basic composition of the per-unit (epsilon, delta): the RDP curve is per row"),
             "epsilon": result.epsilon_spent,
             "delta": cfg.delta,
             "accountant": "PRV (Opacus) for calibration and report; RDP curve stored for composition",

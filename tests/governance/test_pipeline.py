@@ -250,6 +250,7 @@ def test_group_bounding_plans_for_the_largest_unit_and_ledger_counts_per_unit(wo
     k = split["max_rows_per_unit"]
     assert k > 1 and split["rows"] > split["units"]
     assert card["privacy"]["group_size"] == k and card["privacy"]["bounding"] == "group"
+    assert card["privacy"]["ledger_composition"].startswith("basic composition")
     assert summary.epsilon_spent <= 2.0 + 1e-6
     b = ws.ledger.status(lineage, "patient_id")
     assert b.runs[0].epsilon == pytest.approx(summary.epsilon_spent)
