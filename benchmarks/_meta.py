@@ -16,6 +16,27 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def results_dir() -> Path:
+    """benchmarks/results, or $PRIVGOV_BENCH_RESULTS (smoke runs in tests must not touch the repo)."""
+    env = os.environ.get("PRIVGOV_BENCH_RESULTS")
+    return Path(env) if env else RESULTS
+
+
+def code_version() -> str:
+    """The commit the numbers were produced with (`+dirty` when the tree had changes)."""
+    import subprocess
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (rev or "unknown") + ("+dirty" if dirty else "")
 
 
 def machine() -> dict[str, Any]:
@@ -24,6 +45,7 @@ def machine() -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
+        "code_version": code_version(),
     }
     try:
         with open("/proc/cpuinfo") as fh:
@@ -58,7 +80,8 @@ def peak_rss_mib() -> float:
 
 
 def write_results(name: str, payload: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / name
+    out = results_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / name
     path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
     return path
