@@ -508,8 +508,10 @@ def model_card(
     out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON here instead of stdout."),
     workspace: Optional[Path] = WorkspaceOpt,
 ) -> None:
-    """The run's model card as JSON: data version hash, privacy unit, ε, δ, accountant, σ, q, steps,
-    clipping, sampler, bounding, metrics, fairness, audit results, code version. Metadata only."""
+    """Print or write a run's model card (JSON); metadata only, no token needed.
+
+    Data version hash, privacy unit, ε, δ, accountant, σ, q, steps, clipping, sampler, bounding,
+    ledger composition, metrics, fairness, audit results, code version."""
     from governance.store import Run
     from privacy.errors import InputError
 
@@ -540,9 +542,11 @@ def audit_model(
     workspace: Optional[Path] = WorkspaceOpt,
     token: Optional[str] = TokenOpt,
 ) -> None:
-    """Empirical privacy audit: loss-threshold membership inference on the stored model, and the
+    """Empirical privacy audit of a stored model; the result goes on its model card and the report.
+
+    Loss-threshold membership inference on the stored model (train vs held-out units), and the
     one-run canary audit (Steinke, Nasr & Jagielski 2023), which retrains once with the same DP
-    settings and is charged to the privacy budget. The result is stored on the model card."""
+    settings and is charged to the privacy budget as its own run."""
     from governance import model_ops
     from governance.store import Run
 
