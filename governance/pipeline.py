@@ -22,7 +22,7 @@ from governance.pipeline_spec import PipelineSpec
 from governance.splitting import SPLIT_COLUMN, split_for_training, train_split_stats
 from governance.store import Run, ValidationRecord, utcnow
 from governance.workspace import Workspace
-from privacy.errors import AccessDenied, InputError, PrivgovError, QualityGateFailed
+from privacy.errors import AccessDenied, BudgetExceeded, InputError, PrivgovError, QualityGateFailed
 
 Progress = Callable[[str, str], None]
 
@@ -434,10 +434,15 @@ class PipelineRunner:
         if resume_uid is None:
             self.ws.ledger.set_cap(self.lineage_id, unit, cap_eps, cap_delta)
             orders, rdp = privacy_plan.ledger_curve()
-            self.ws.ledger.reserve(
-                lineage_id=self.lineage_id, unit=unit, run_uid=self.summary.run_uid, epsilon=privacy_plan.epsilon,
-                delta=t.delta, orders=orders, rdp=rdp,
-            )
+            try:
+                self.ws.ledger.reserve(
+                    lineage_id=self.lineage_id, unit=unit, run_uid=self.summary.run_uid,
+                    epsilon=privacy_plan.epsilon, delta=t.delta, orders=orders, rdp=rdp,
+                )
+            except BudgetExceeded as exc:
+                self._audit("budget_reserve", decision="deny", epsilon=privacy_plan.epsilon, purpose=spec.purpose,
+                            version=self.summary.version, reason=str(exc)[:500])
+                raise BudgetExceeded(f"dataset `{spec.dataset}`: {exc}; see `privgov budget show {spec.dataset}`") from None
             self._audit("budget_reserve", decision="allow", epsilon=privacy_plan.epsilon, purpose=spec.purpose,
                         version=self.summary.version,
                         details={"sigma": float(privacy_plan.sigma), "steps": int(privacy_plan.steps),

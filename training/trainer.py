@@ -269,11 +269,15 @@ class _Run:
                 "sampler": self.sampler.state_dict(), "noise_rng": self.stepper.noise_generator.get_state(),
                 "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
                 "history": list(self.history), "steps_done": self.steps_done,
-                "plan": asdict(self.plan), "encoder": self.encoder.state()}
+                "plan": asdict(self.plan), "encoder": self.encoder.state(), "device_type": self.device.type}
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
         import torch
 
+        saved = st.get("device_type", self.device.type)
+        if saved != self.device.type:
+            raise InputError(f"checkpoint: taken on {saved} but resuming on {self.device.type}; the sampler's and "
+                             f"the noise's random streams are device-specific - resume with device: {saved}")
         self.model.load_state_dict(st["model"])
         self.optimizer.load_state_dict(st["optimizer"])
         self.sampler.load_state_dict(st["sampler"])

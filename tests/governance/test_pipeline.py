@@ -256,3 +256,24 @@ def test_group_bounding_plans_for_the_largest_unit_and_ledger_counts_per_unit(wo
     assert b.runs[0].epsilon == pytest.approx(summary.epsilon_spent)
     assert not b.runs[0].has_curve  # a per-row curve must not be composed as if it were per patient
     assert b.spent == pytest.approx(summary.epsilon_spent)  # basic composition of the per-unit guarantee
+
+
+def test_budget_refusal_names_dataset_and_decrypts_nothing(workspace, tmp_path) -> None:
+    """ε = 2.95 under a cap of 3: the run's RDP-composed cost is above the cap, so it is refused."""
+    from governance.audit import AuditEvent
+
+    ws, tokens = workspace
+    spec = small_spec(tmp_path, **{"training.epsilon": 2.95})
+    res = cli("run", str(spec), "--workspace", str(ws.root), "--token", tokens["demo"])
+    assert res.returncode == 3
+    line = error_line(res)
+    assert "dataset `clinic-visits`" in line and "privgov budget show clinic-visits" in line
+    with ws.session() as s:
+        events = [(e.action, e.decision, (e.details or {}).get("for")) for e in s.query(AuditEvent).order_by(AuditEvent.seq)]
+    assert ("budget_reserve", "deny", None) in events
+    assert not any(a == "read" and f == "train" for a, _, f in events)  # never decrypted for training
+    from governance import catalog
+
+    with ws.session() as s:
+        lineage = catalog.find_dataset(s, "clinic-visits").lineage_id
+    assert ws.ledger.status(lineage, "patient_id").runs == []

@@ -1,3 +1,4 @@
+import functools
 import math
 
 import numpy as np
@@ -124,10 +125,17 @@ def test_bad_config_values():
         plan(100, _cfg(clipping="none"))
 
 
+_FOREIGN_DF = synthetic(300)
+_FOREIGN_CFG = _cfg(epochs=1)
+
+
+@functools.lru_cache(maxsize=1)
+def _foreign_plan():
+    return plan(len(_FOREIGN_DF), _FOREIGN_CFG)  # sigma calibration is the slow part: once
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.binary(max_size=3000))
 def test_resume_from_foreign_bytes_is_a_clear_error(raw):
-    df = synthetic(300)
-    cfg = _cfg(epochs=1)
     with pytest.raises(InputError, match="not a privgov training checkpoint"):
-        resume(raw, df, cfg, plan(len(df), cfg))
+        resume(raw, _FOREIGN_DF, _FOREIGN_CFG, _foreign_plan())
