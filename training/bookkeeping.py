@@ -260,7 +260,43 @@ def check_supported(model: nn.Module) -> None:
             raise InputError(f"model: Embedding {name!r} with max_norm/sparse is not supported; remove the option")
 
 
-class BookKeepingClipper:
+class ClippedSumBase:
+    """What every clipper shares: the clipping settings, the running sum of
+    clipped per-sample gradients, and `finalize`, which adds the noise once per
+    logical step. Subclasses differ only in how per-sample norms are obtained."""
+
+    def __init__(self, model: nn.Module, max_grad_norm: float, noise_multiplier: float,
+                 expected_batch_size: float, generator: torch.Generator | None = None) -> None:
+        self.model = model
+        self.max_grad_norm = float(max_grad_norm)
+        self.noise_multiplier = float(noise_multiplier)
+        self.expected_batch_size = float(expected_batch_size)
+        self.generator = generator
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self._sum: dict[nn.Parameter, torch.Tensor] = {}
+        self.last_norms: torch.Tensor | None = None
+
+    def finalize(self) -> None:
+        """Noise once per logical step, scale by 1/expected batch, write p.grad."""
+        std = self.noise_multiplier * self.max_grad_norm
+        scale = 1.0 / self.expected_batch_size
+        total = sum(p.numel() for p in self.params)
+        dev = self.params[0].device
+        noise = torch.randn(total, device=dev, generator=self.generator) if std > 0 else None
+        off = 0
+        for p in self.params:
+            n = p.numel()
+            s = self._sum.get(p)
+            g = torch.zeros(p.shape, device=dev) if s is None else s
+            if noise is not None:
+                g = g.add(noise[off:off + n].view(p.shape), alpha=std)
+            off += n
+            g = g.mul_(scale) if g is not s else g * scale
+            p.grad = g.to(p.dtype)
+        self._sum = {}
+
+
+class BookKeepingClipper(ClippedSumBase):
     """Attach to a model; after `backward(per_sample_losses)`, `clip_accumulate()`.
 
     `conv_norm` picks how Conv2d norms are computed: `auto` (per layer, the
@@ -278,13 +314,8 @@ class BookKeepingClipper:
         if conv_norm not in CONV_NORMS:
             raise InputError(f"conv_norm: expected one of {CONV_NORMS}, got {conv_norm!r}")
         check_supported(model)
+        super().__init__(model, max_grad_norm, noise_multiplier, expected_batch_size, generator)
         self.conv_norm = conv_norm
-        self.model = model
-        self.max_grad_norm = float(max_grad_norm)
-        self.noise_multiplier = float(noise_multiplier)
-        self.expected_batch_size = float(expected_batch_size)
-        self.generator = generator
-        self.params = [p for p in model.parameters() if p.requires_grad]
         for p in self.params:
             p.requires_grad_(False)
         dev = self.params[0].device if self.params else torch.device("cpu")
@@ -296,8 +327,6 @@ class BookKeepingClipper:
             for mod in model.modules()
             if type(mod) in _HANDLERS and any(True for _ in mod.parameters(recurse=False))
         ]
-        self._sum: dict[nn.Parameter, torch.Tensor] = {}
-        self.last_norms: torch.Tensor | None = None
 
     # --------------------------------------------------------------- hooks
     def _hook(self, mod: nn.Module, inputs: tuple, out: torch.Tensor) -> torch.Tensor:
@@ -361,25 +390,6 @@ class BookKeepingClipper:
                     self._sum[p] = gsum
         self.last_norms = norms.detach()
         return norms
-
-    def finalize(self) -> None:
-        """Noise once per logical step, scale by 1/expected batch, write p.grad."""
-        std = self.noise_multiplier * self.max_grad_norm
-        scale = 1.0 / self.expected_batch_size
-        total = sum(p.numel() for p in self.params)
-        dev = self.params[0].device
-        noise = torch.randn(total, device=dev, generator=self.generator) if std > 0 else None
-        off = 0
-        for p in self.params:
-            n = p.numel()
-            s = self._sum.get(p)
-            g = torch.zeros(p.shape, device=dev) if s is None else s
-            if noise is not None:
-                g = g.add(noise[off:off + n].view(p.shape), alpha=std)
-            off += n
-            g = g.mul_(scale) if g is not s else g * scale
-            p.grad = g.to(p.dtype)
-        self._sum = {}
 
     def _clear(self) -> None:
         self._records = []

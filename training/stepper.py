@@ -29,13 +29,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from privacy.errors import InputError
-from training.bookkeeping import BookKeepingClipper
+from training.bookkeeping import BookKeepingClipper, ClippedSumBase
 from training.sampling import PoissonSampler
 
 CLIPPINGS = ("bookkeeping", "ghost", "per_sample")
 
 
-class OpacusClipper:
+class OpacusClipper(ClippedSumBase):
     """Same interface as BookKeepingClipper on top of Opacus' grad-sample modules.
 
     `per_sample`: Opacus GradSampleModule hooks materialize per-sample grads.
@@ -48,21 +48,13 @@ class OpacusClipper:
                  mode: str = "per_sample") -> None:
         from opacus.grad_sample import GradSampleModule, GradSampleModuleFastGradientClipping
 
+        super().__init__(model, max_grad_norm, noise_multiplier, expected_batch_size, generator)
         self.mode = mode
-        self.model = model
-        self.max_grad_norm = float(max_grad_norm)
-        self.noise_multiplier = float(noise_multiplier)
-        self.expected_batch_size = float(expected_batch_size)
-        self.generator = generator
-        self.params = [p for p in model.parameters() if p.requires_grad]
         if mode == "ghost":
             self.gsm = GradSampleModuleFastGradientClipping(model, loss_reduction="sum",
                                                             max_grad_norm=max_grad_norm, use_ghost_clipping=True)
         else:
             self.gsm = GradSampleModule(model, loss_reduction="sum")
-        self._sum: dict[nn.Parameter, torch.Tensor] = {}
-        self._losses: torch.Tensor | None = None
-        self.last_norms: torch.Tensor | None = None
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         return self.gsm(*inputs)
@@ -107,9 +99,6 @@ class OpacusClipper:
                 p.grad_sample = None
         self.last_norms = norms
         return norms
-
-    def finalize(self) -> None:
-        BookKeepingClipper.finalize(self)  # type: ignore[arg-type]
 
     def detach(self) -> None:
         self.gsm._close() if hasattr(self.gsm, "_close") else None
