@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import JSON, Float, Integer, String, Text, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from governance.atomic_write import atomic_path
 from governance.errors import InputError, IntegrityFailure
 from governance.store import Base
 
@@ -277,15 +278,12 @@ class AuditLog:
                   "since": None if since is None else since.isoformat(),
                   "public_key": public_key_bytes(self.verify_key).hex(), "key_id": key_id(self.verify_key),
                   "anchor_seq": anchor_seq, "anchor_hash": anchor_hash}
-        out = Path(path)
-        tmp = out.with_name(out.name + ".tmp")
-        with open(tmp, "wb") as fh:
+        with atomic_path(Path(path)) as tmp, open(tmp, "wb") as fh:
             fh.write(canonical_json(header) + b"\n")
             for ev in events:
                 fh.write(canonical_json({"type": "event", **ev}) + b"\n")
             for cp in cps:
                 fh.write(canonical_json({"type": "checkpoint", **cp}) + b"\n")
-        tmp.replace(out)
         return len(events)
 
 

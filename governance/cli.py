@@ -454,6 +454,7 @@ def dataset_export(
 ) -> None:
     """Write only what the principal may see (masks, row filters applied); the export is audited."""
     from governance import catalog
+    from governance.atomic_write import write_frame
     from governance.obligations import apply_obligations
 
     ws = _open(workspace)
@@ -463,12 +464,7 @@ def dataset_export(
         row = catalog.get_version(s, ds, version)
         df = catalog.read_version(ws, s, ds, row)
     masked = apply_obligations(df, decision.obligations, key=ws.keyring.hmac_key(f"export:{name}"))
-    tmp = out.with_name(out.name + ".tmp")
-    if out.suffix.lower() == ".parquet":
-        masked.to_parquet(tmp, index=False)
-    else:
-        masked.to_csv(tmp, index=False)
-    os.replace(tmp, out)
+    write_frame(masked, out)
     with ws.session() as s:
         ws.audit.record(s, principal=who, action="export", decision="info", resource=name, version=row.version,
                         purpose=purpose, details={"rows": int(len(masked)), "columns": int(masked.shape[1]),
@@ -512,6 +508,7 @@ def model_card(
 
     Data version hash, privacy unit, ε, δ, accountant, σ, q, steps, clipping, sampler, bounding,
     ledger composition, metrics, fairness, audit results, code version."""
+    from governance.atomic_write import write_text
     from governance.store import Run
     from privacy.errors import InputError
 
@@ -524,9 +521,7 @@ def model_card(
     if out is None:
         print(text)
         return
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, out)
+    write_text(out, text + "\n")
     _console().print(f"wrote the model card of run {run_uid} to {out}")
 
 
@@ -642,13 +637,12 @@ def quality_suggest(
     token: Optional[str] = TokenOpt,
 ) -> None:
     """Profile data and write a starting GX 1.x suite to edit."""
+    from governance.atomic_write import write_text
     from governance.quality import suggest_suite
 
     df, rid = _load_data_arg(data, workspace, token, "validate", purpose)
     suite = suggest_suite(df, row_id_column=rid, name=name or Path(data).stem)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(suite, indent=2) + "\n")
-    os.replace(tmp, out)
+    write_text(out, json.dumps(suite, indent=2) + "\n")
     _console().print(f"wrote {len(suite['expectations'])} expectations to {out}")
 
 
@@ -686,6 +680,7 @@ def pii_apply(
     """Apply drop / pseudonymize / generalize / suppress steps with the workspace's HMAC keys."""
     import yaml
 
+    from governance.atomic_write import write_frame
     from governance.ingest import read_table
     from privacy.deid import apply_deid
     from privacy.errors import InputError
@@ -697,9 +692,7 @@ def pii_apply(
         raise InputError(f"{spec}: expected a YAML list of steps (or a mapping with `steps:`)")
     ws = _open(workspace)
     df, report = apply_deid(read_table(data), steps, key_for_domain=ws.keyring.hmac_key)
-    tmp = out.with_name(out.name + ".tmp")
-    (df.to_parquet if out.suffix.lower() == ".parquet" else df.to_csv)(tmp, index=False)
-    os.replace(tmp, out)
+    write_frame(df, out)
     for r in report:
         _console().print(f"  {r}")
 

@@ -246,9 +246,9 @@ def _audit_rows(runs: list[Any]) -> list[list[Any]]:
 
 def write_report(ws: Workspace, out: Path) -> Path:
     """Render and write atomically (a half-written report is never left behind)."""
+    from governance.atomic_write import write_text
+
     text = build_report(ws)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out)
+    write_text(out, text)
     return out

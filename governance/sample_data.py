@@ -81,6 +81,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from governance.atomic_write import atomic_path
 from privacy.deid.names import load_names
 
 __all__ = [
@@ -480,9 +481,8 @@ def write_clinic(path: str | Path, rows: int, seed: int = 0, *, dirty: bool = Tr
         raise InputError(f"{path}: expected a .csv, .csv.gz, .parquet or .pq file name")
     _check(rows, seed, chunk_rows)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     chunks = iter_clinic_chunks(rows, seed, dirty=dirty, chunk_rows=chunk_rows)
-    try:
+    with atomic_path(path) as tmp:
         if kind == "parquet":
             import pyarrow.parquet as pq
 
@@ -499,10 +499,6 @@ def write_clinic(path: str | Path, rows: int, seed: int = 0, *, dirty: bool = Tr
             with sink, pacsv.CSVWriter(sink, _SCHEMA, write_options=opts) as w:
                 for t in chunks:
                     w.write_table(t)
-        tmp.replace(path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
