@@ -352,6 +352,16 @@ class BudgetLedger:
             except IntegrityError as exc:  # run_uid raced in via another budget row
                 raise InputError(f"run_uid: {run_uid} already has a ledger entry; use a fresh run id") from exc
 
+    @staticmethod
+    def _reserved_entry(conn: Connection, run_uid: str, if_missing: str, if_not_reserved: str):
+        """The run's ledger row, which must still be a reservation (inside the caller's write txn)."""
+        row = conn.execute(select(ledger_entries).where(ledger_entries.c.run_uid == run_uid)).first()
+        if row is None:
+            raise InputError(f"run_uid: {run_uid} {if_missing}")
+        if row.state != RESERVED:
+            raise InputError(f"run_uid: {run_uid} is {row.state}; {if_not_reserved}")
+        return row
+
     def commit(
         self,
         *,
@@ -371,13 +381,8 @@ class BudgetLedger:
         eps, _ = _check_eps_delta(epsilon, 0.0)
         o, r = _validate_curve(orders, rdp)
         with self._write_txn() as conn:
-            row = conn.execute(
-                select(ledger_entries).where(ledger_entries.c.run_uid == run_uid)
-            ).first()
-            if row is None:
-                raise InputError(f"run_uid: {run_uid} has no reservation; reserve before training")
-            if row.state != RESERVED:
-                raise InputError(f"run_uid: {run_uid} is {row.state}, expected reserved")
+            row = self._reserved_entry(conn, run_uid, "has no reservation; reserve before training",
+                                       "only a reservation can be committed")
             values: dict = {"state": COMMITTED, "epsilon": eps, "committed_at": _utcnow()}
             if o is not None:
                 values.update(orders=json.dumps(o), rdp=json.dumps(r))
@@ -390,13 +395,8 @@ class BudgetLedger:
         a run that read the data must `commit`, even if it failed later."""
         run_uid = str(run_uid)
         with self._write_txn() as conn:
-            row = conn.execute(
-                select(ledger_entries).where(ledger_entries.c.run_uid == run_uid)
-            ).first()
-            if row is None:
-                raise InputError(f"run_uid: {run_uid} has no reservation to release")
-            if row.state != RESERVED:
-                raise InputError(f"run_uid: {run_uid} is {row.state}; only reserved runs can be released")
+            row = self._reserved_entry(conn, run_uid, "has no reservation to release",
+                                       "only reserved runs can be released")
             conn.execute(
                 update(ledger_entries).where(ledger_entries.c.id == row.id)
                 .values(state=RELEASED, released_at=_utcnow())
