@@ -82,6 +82,7 @@ def predict(ws: Workspace, principal: str, run_uid: str, data: Path, out: Path, 
     the input's row id column (when present), `probability` of the positive
     class and `prediction` (1/0). No input feature values are copied out.
     """
+    from governance.atomic_write import write_frame
     from governance.ingest import read_table
     from training.model_bundle import predict_proba
 
@@ -98,7 +99,7 @@ def predict(ws: Workspace, principal: str, run_uid: str, data: Path, out: Path, 
     result = pd.DataFrame({row_id: frame[row_id].to_numpy()} if row_id in frame.columns else {})
     result["probability"] = prob
     result["prediction"] = (prob >= threshold).astype(np.int64)
-    _write_atomic(result, out)
+    write_frame(result, out)
     summary = PredictSummary(rows=len(result), target=bundle.encoder.target,
                              positive_label=bundle.encoder.positive_label,
                              predicted_positive=int(result["prediction"].sum()),
@@ -109,19 +110,6 @@ def predict(ws: Workspace, principal: str, run_uid: str, data: Path, out: Path, 
                                                   "input_sha256": _sha256(Path(data))})
         ws.audit.checkpoint(s)
     return summary
-
-
-def _write_atomic(df: pd.DataFrame, out: Path) -> None:
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        if out.suffix.lower() == ".parquet":
-            df.to_parquet(tmp, index=False)
-        else:
-            df.to_csv(tmp, index=False)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _sha256(path: Path) -> str:
@@ -173,6 +161,7 @@ def audit_model(ws: Workspace, principal: str, run_uid: str, purpose: str, *, ca
     }
     if not skip_canary:
         audit_uid = f"{run_uid}-audit-{uuid.uuid4().hex[:6]}"
+        reserved: list[Any] = []  # the audit run's plan, as reserved
 
         def reserve(pplan: Any) -> None:
             orders, rdp = pplan.ledger_curve()
@@ -182,15 +171,14 @@ def audit_model(ws: Workspace, principal: str, run_uid: str, purpose: str, *, ca
                 ws.audit.record(s, principal=principal, action="budget_reserve", decision="allow",
                                 resource=run.dataset_name, version=version.version, purpose=purpose,
                                 epsilon=float(pplan.epsilon), details={"run_uid": audit_uid, "for": "audit-model"})
-            record["_plan"] = pplan
+            reserved.append(pplan)
 
         try:
             one = run_one_run_audit(train_df, cfg, canaries, seed=seed, before_training=reserve)
         except BudgetExceeded as exc:
             raise BudgetExceeded(f"{exc}; the canary audit retrains on the data - use --skip-canary for "
                                  "membership inference only") from None
-        pplan = record.pop("_plan")
-        orders, rdp = pplan.ledger_curve()
+        orders, rdp = reserved[0].ledger_curve()
         ws.ledger.commit(run_uid=audit_uid, epsilon=one["claimed_epsilon"], orders=orders, rdp=rdp)
         # `claimed_epsilon` is the audit run's own (what the bound is about); it is
         # charged to the ledger and within a hair of the audited model's epsilon.

@@ -369,10 +369,6 @@ class PipelineRunner:
             )
             ds.policy_hash = _record_policy(s, self.policy_text, getattr(self.policy, "name", spec.policy))
             meta: dict[str, Any] = {"pipeline": spec.name, "run_uid": self.summary.run_uid}
-            if SPLIT_COLUMN in df.columns:
-                per_split = (df.groupby(SPLIT_COLUMN)[spec.privacy_unit].nunique() if spec.privacy_unit
-                             else df[SPLIT_COLUMN].value_counts())
-                meta["unit_counts"] = {str(k): int(v) for k, v in per_split.items()}
             if spec.training:
                 t = spec.training
                 train, _ = self._split(df, t.test_fraction, t.seed)
@@ -519,14 +515,14 @@ class PipelineRunner:
 
         Descriptive only: nothing is selected or stopped on it (the final iterate
         is the model), so it does not touch the training guarantee."""
-        from training.trainer import _predict
+        from training.trainer import predict_proba
 
         if test_df is None or not len(test_df):
             return None
         y = run.encoder.transform(test_df)[2]
 
         def on_epoch(rec: dict[str, Any]) -> None:
-            prob = _predict(run.model, run.encoder, test_df, run.device)
+            prob = predict_proba(run.model, run.encoder, test_df, run.device)
             rec["test_accuracy"] = float(((prob >= 0.5) == (y == 1)).mean())
 
         return on_epoch
@@ -582,19 +578,12 @@ class PipelineRunner:
     def _plan_size(self, cfg: Any) -> tuple[int, int]:
         """(units the sampler draws from, max rows per unit) from metadata alone."""
         split = self.version_meta.get("train_split")
-        if split:
-            if cfg.bounding == "group" and cfg.unit_column:
-                return int(split["rows"]), int(split["max_rows_per_unit"])
-            return int(split["units"]), 1
-        if cfg.bounding == "group":
+        if not split:
             raise InputError(f"dataset `{self.spec.dataset}` v{self.summary.version}: stored without training "
-                             "split metadata; bounding: group needs a version stored by this privgov")
-        counts = self.version_meta.get("unit_counts")
-        if counts and "train" in counts:
-            return int(counts["train"]), 1
-        from governance.splitting import n_train_units
-
-        return n_train_units(int(self.unit_count or self.row_count), self.spec.training.test_fraction), 1
+                             "split metadata; re-run the pipeline to store a trainable version")
+        if cfg.bounding == "group" and cfg.unit_column:
+            return int(split["rows"]), int(split["max_rows_per_unit"])
+        return int(split["units"]), 1
 
     def _split(self, data: pd.DataFrame, test_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         return split_for_training(data, self.spec.privacy_unit, test_fraction, seed)

@@ -2,8 +2,9 @@
 
 Why by unit: if one patient's visits land on both sides, the test set is not
 held out for that person and accuracy is inflated. The split is a pure function
-of (unit ids, fraction, seed), and the number of training units is computable
-from metadata alone, so the budget can be reserved before any data is decrypted.
+of (unit ids, fraction, seed); its sizes are recorded as metadata when the
+version is stored (`train_split_stats`), so the budget can be reserved before
+any data is decrypted.
 """
 from __future__ import annotations
 
@@ -15,10 +16,6 @@ SPLIT_COLUMN = "split"  # set by sources that ship their own test file (e.g. adu
 
 def n_test_units(n_units: int, test_fraction: float) -> int:
     return int(min(max(1, round(n_units * test_fraction)), max(n_units - 1, 0)))
-
-
-def n_train_units(n_units: int, test_fraction: float) -> int:
-    return n_units - n_test_units(n_units, test_fraction)
 
 
 def split_by_unit(

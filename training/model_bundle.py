@@ -85,21 +85,14 @@ def load_bundle(data: bytes, *, source: str = "model") -> ModelBundle:
                        model_name=payload["model"], model_kwargs=dict(payload["model_kwargs"]))
 
 
-def predict_proba(bundle: ModelBundle, df: pd.DataFrame, batch: int = 65536) -> np.ndarray:
+def predict_proba(bundle: ModelBundle, df: pd.DataFrame) -> np.ndarray:
     """P(target == positive label) per row; every feature column must be present."""
-    import torch
+    from training import trainer
 
     missing = [c for c in [*bundle.encoder.numeric, *bundle.encoder.categorical] if c not in df.columns]
     if missing:
         raise InputError(f"data: missing feature column(s) {missing} that the model was trained on")
-    num, cat, _ = bundle.encoder.transform(df.drop(columns=[bundle.encoder.target], errors="ignore"))
-    tensors = [torch.as_tensor(num)] + ([torch.as_tensor(cat)] if cat.shape[1] else [])
-    out = []
-    with torch.no_grad():
-        for s in range(0, len(df), batch):
-            logits = bundle.model(*[t[s:s + batch] for t in tensors]).float()
-            out.append(torch.softmax(logits, dim=1)[:, 1])
-    return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
+    return trainer.predict_proba(bundle.model, bundle.encoder, df)
 
 
 __all__ = ["MODEL_FORMAT", "ModelBundle", "bundle_bytes", "config_from_dict", "load_bundle", "predict_proba"]

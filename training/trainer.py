@@ -193,16 +193,22 @@ def _model_kwargs(cfg: TrainConfig, enc: FeatureEncoder) -> dict[str, Any]:
     return kw
 
 
+def _inputs(num: np.ndarray, cat: np.ndarray, device: Any) -> list[Any]:
+    import torch
+
+    data = [torch.as_tensor(num, device=device)]
+    if cat.shape[1]:
+        data.append(torch.as_tensor(cat, device=device))
+    return data
+
+
 def _tensors(enc: FeatureEncoder, df: pd.DataFrame, device: Any) -> tuple[list[Any], Any]:
     import torch
 
     num, cat, y = enc.transform(df)
     if y is None:
         raise InputError(f"target: column {enc.target!r} missing")
-    data = [torch.as_tensor(num, device=device)]
-    if cat.shape[1]:
-        data.append(torch.as_tensor(cat, device=device))
-    return data, torch.as_tensor(y, device=device)
+    return _inputs(num, cat, device), torch.as_tensor(y, device=device)
 
 
 class _Run:
@@ -329,18 +335,22 @@ def resume(checkpoint: str | Path | bytes, train_df: pd.DataFrame, cfg: TrainCon
     return run
 
 
-def _predict(model: Any, enc: FeatureEncoder, df: pd.DataFrame, device: Any, batch: int = 65536) -> np.ndarray:
+def predict_proba(model: Any, enc: FeatureEncoder, df: pd.DataFrame, device: Any = "cpu",
+                  batch: int = 65536) -> np.ndarray:
+    """P(target == positive label) per row, in batches; labels are not needed."""
     import torch
 
-    data, _ = _tensors(enc, df, device)
+    num, cat, _ = enc.transform(df)
+    data = _inputs(num, cat, device)
+    was_training = model.training
     model.eval()
     out = []
     with torch.no_grad():
         for s in range(0, len(df), batch):
             logits = model(*[t[s:s + batch] for t in data]).float()
             out.append(torch.softmax(logits, dim=1)[:, 1].cpu())
-    model.train()
-    return torch.cat(out).numpy() if out else np.zeros(0)
+    model.train(was_training)
+    return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
 
 
 def finish_run(run: _Run, test_df: pd.DataFrame | None, cfg: TrainConfig, *, t0: float | None = None,
@@ -364,7 +374,7 @@ def finish_run(run: _Run, test_df: pd.DataFrame | None, cfg: TrainConfig, *, t0:
     metrics: dict[str, Any] = {}
     per_group: dict[str, Any] = {}
     if test_df is not None and len(test_df):
-        prob = _predict(run.model, run.encoder, test_df, run.device)
+        prob = predict_proba(run.model, run.encoder, test_df, run.device)
         y = run.encoder.transform(test_df)[2]
         metrics = evaluate(y, prob)
         if cfg.sensitive_columns:
@@ -432,7 +442,7 @@ def train_nonprivate(train_df: pd.DataFrame, test_df: pd.DataFrame | None, cfg: 
             progress(rec)
     metrics, per_group = {}, {}
     if test_df is not None and len(test_df):
-        prob = _predict(model, enc, test_df, device)
+        prob = predict_proba(model, enc, test_df, device)
         yt = enc.transform(test_df)[2]
         metrics = evaluate(yt, prob)
         if cfg.sensitive_columns:

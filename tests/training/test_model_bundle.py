@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from privacy.errors import InputError
 from training.features import FeatureEncoder
 from training.model_bundle import MODEL_FORMAT, bundle_bytes, load_bundle, predict_proba
-from training.trainer import TrainConfig, _predict, plan, start_run, finish_run
+from training.trainer import TrainConfig, plan, predict_proba as trainer_predict, start_run, finish_run
 
 from .conftest import synthetic
 
@@ -32,7 +32,7 @@ def trained():
 def test_bundle_round_trip_predicts_identically(trained) -> None:
     run, result, cfg, test = trained
     bundle = load_bundle(bundle_bytes(result, cfg))
-    expected = _predict(run.model, run.encoder, test, run.device)
+    expected = trainer_predict(run.model, run.encoder, test, run.device)
     got = predict_proba(bundle, test.drop(columns=["y"]))  # labels are not needed to predict
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
     assert bundle.config == cfg and bundle.encoder == result.encoder
