@@ -22,14 +22,6 @@ N_EVENTS = 12
 
 
 @pytest.fixture()
-def engine(tmp_path):
-    eng = make_engine("sqlite:///" + str(tmp_path / "t.db"))
-    Base.metadata.create_all(eng)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture()
 def key():
     return Ed25519PrivateKey.generate()
 

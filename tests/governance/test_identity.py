@@ -25,14 +25,6 @@ from governance.store import Base, make_engine, utcnow
 DEFAULT_COST = (identity.SCRYPT_N, identity.SCRYPT_R)  # read before the autouse fixture lowers it
 
 
-@pytest.fixture()
-def engine(tmp_path):
-    eng = make_engine("sqlite:///" + str(tmp_path / "t.db"))
-    Base.metadata.create_all(eng)
-    yield eng
-    eng.dispose()
-
-
 @pytest.fixture(autouse=True)
 def cheap_scrypt(monkeypatch):
     """Low cost for speed; params are stored per token, so the real cost is tested separately."""
