@@ -20,7 +20,7 @@ from governance.identity import (
     set_roles,
     token_id_of,
 )
-from governance.store import Base, make_engine, utcnow
+from governance.store import utcnow
 
 DEFAULT_COST = (identity.SCRYPT_N, identity.SCRYPT_R)  # read before the autouse fixture lowers it
 
