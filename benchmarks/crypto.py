@@ -44,7 +44,7 @@ def run_engine(engine: str, src: Path, work: Path, chunk_size: int) -> float:
     """Run one engine once; return wall seconds. Input is on disk (page cache) for all engines."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    from governance.crypto import decrypt_stream, encrypt_stream, fixed_key
+    from governance.storage.crypto import decrypt_stream, encrypt_stream, fixed_key
 
     enc, dec = work / "data.enc", work / "data.dec"
     if engine == "privgov_encrypt":
@@ -108,7 +108,7 @@ def _peak_in_subprocess(engine: str, src: Path, work: Path, chunk_size: int) -> 
 
 
 def _baseline_mib() -> float:
-    code = ("import sys; sys.path[:0] = [%r, %r]; import governance.crypto, crypto; "
+    code = ("import sys; sys.path[:0] = [%r, %r]; import governance.storage.crypto, crypto; "
             "print(crypto._own_peak_mib())") % (str(ROOT), str(ROOT / "benchmarks"))
     return float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                                 text=True).stdout.strip())

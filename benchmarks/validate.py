@@ -95,7 +95,7 @@ def _peak_mib() -> float:
 
 
 def run_privgov(df) -> tuple[int, int]:
-    from governance.quality import validate
+    from governance.data.quality import validate
 
     r = validate(df, SUITE, row_id_column="row_id", engine="fast")
     assert all(x.engine == "fast" for x in r.results)
@@ -103,7 +103,7 @@ def run_privgov(df) -> tuple[int, int]:
 
 
 def run_gx(df) -> tuple[int, int]:
-    from governance.quality import validate
+    from governance.data.quality import validate
 
     r = validate(df, SUITE, row_id_column="row_id", engine="gx")
     return len(r.failing_row_ids), sum(not x.success for x in r.results)

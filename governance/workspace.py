@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from governance.store import Base, database_url, make_engine
+from governance.storage.store import Base, database_url, make_engine
 from privacy.errors import WorkspaceError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from governance.audit import AuditLog
-    from governance.keyring import Keyring
-    from governance.objectstore import ObjectStore
+    from governance.evidence.audit import AuditLog
+    from governance.storage.keyring import Keyring
+    from governance.storage.objectstore import ObjectStore
     from privacy.ledger import BudgetLedger
 
 FORMAT_VERSION = 1
@@ -44,9 +44,9 @@ def resolve_root(option: str | Path | None) -> Path:
 
 def _import_table_modules() -> None:
     """Tables are declared next to the code that owns them; import them all."""
-    import governance.audit  # noqa: F401
-    import governance.identity  # noqa: F401
-    import governance.keyring  # noqa: F401
+    import governance.evidence.audit  # noqa: F401
+    import governance.access.identity  # noqa: F401
+    import governance.storage.keyring  # noqa: F401
 
 
 class Workspace:
@@ -60,7 +60,7 @@ class Workspace:
     @classmethod
     def create(cls, root: Path, *, key_provider: str = "file", passphrase: str | None = None) -> "Workspace":
         """Create a new workspace. Refuses to touch an existing one."""
-        from governance.keyring import Keyring, provider_from_args
+        from governance.storage.keyring import Keyring, provider_from_args
 
         if (root / CONFIG_NAME).exists():
             raise WorkspaceError(f"{root}: a workspace already exists here")
@@ -163,19 +163,19 @@ class Workspace:
 
     @cached_property
     def keyring(self) -> "Keyring":
-        from governance.keyring import Keyring
+        from governance.storage.keyring import Keyring
 
         return Keyring.open(self.root)
 
     @cached_property
     def objects(self) -> "ObjectStore":
-        from governance.objectstore import ObjectStore
+        from governance.storage.objectstore import ObjectStore
 
         return ObjectStore(self.root, self.keyring)
 
     @cached_property
     def audit(self) -> "AuditLog":
-        from governance.audit import AuditLog
+        from governance.evidence.audit import AuditLog
 
         return AuditLog(self._sessions, self.keyring.signing_key(), self.keyring.verify_key())
 

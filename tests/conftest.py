@@ -13,7 +13,7 @@ ADULT_DIR = Path(os.environ.get("PRIVGOV_ADULT_DIR", REPO.parent / "shared" / "d
 
 def new_workspace(root: Path, principals: dict[str, tuple[str, list[str]]] | None = None):
     """A fresh workspace at `root` with principals {token key: (name, roles)}; returns (ws, tokens)."""
-    from governance.identity import add_principal, issue_token
+    from governance.access.identity import add_principal, issue_token
     from governance.workspace import Workspace
 
     principals = principals or {"demo": ("demo-ml-engineer", ["ml-engineer", "data-engineer"])}

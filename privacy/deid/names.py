@@ -1,7 +1,7 @@
 """Loader for the embedded name lists in ``privacy/deid/names.txt``.
 
 Used by the person-name PII detector and by the synthetic data generator
-(``governance.sample_data``), so both agree on what a "name" is.
+(``governance.demo.sample_data``), so both agree on what a "name" is.
 """
 from __future__ import annotations
 

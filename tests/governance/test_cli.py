@@ -18,7 +18,7 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def dirty_csv(tmp_path: Path) -> Path:
-    from governance.sample_data import write_clinic
+    from governance.demo.sample_data import write_clinic
 
     return write_clinic(tmp_path / "visits.csv", 400, seed=3)
 
@@ -88,10 +88,10 @@ def test_admin_commands_need_admin_token(capsys, workspace) -> None:
 def test_rotate_erase_export_and_audit_extract(capsys, workspace, tmp_path) -> None:
     """Rotate twice, erase one version: the rest still decrypts, the erased one cannot,
     the model trained on it is flagged, and the audit extract verifies elsewhere."""
-    from governance import catalog
-    from governance.pipeline import PipelineRunner
-    from governance.pipeline_spec import load_pipeline
-    from tests.governance.test_pipeline import small_spec
+    from governance.storage import catalog
+    from governance.run.runner import PipelineRunner
+    from governance.run.spec import load_pipeline
+    from tests.governance.run.test_runner import small_spec
 
     ws, tokens = workspace
     w = str(ws.root)
@@ -111,7 +111,7 @@ def test_rotate_erase_export_and_audit_extract(capsys, workspace, tmp_path) -> N
         assert len(catalog.read_version(fresh, s, ds, catalog.get_version(s, ds, second.version))) == second.rows_clean
         with pytest.raises(Exception, match="erased"):
             catalog.read_version(fresh, s, ds, catalog.get_version(s, ds, first.version))
-        from governance.store import Run
+        from governance.storage.store import Run
 
         flagged = {r.run_uid for r in s.query(Run).filter(Run.affected_by_erasure.is_(True))}
     assert flagged == {first.run_uid}
@@ -130,9 +130,9 @@ def test_policy_test_and_access_review(capsys, workspace, tmp_path, monkeypatch)
     monkeypatch.setenv("COLUMNS", "250")
     root = Path(__file__).resolve().parents[2] / "policies" / "examples"
     assert run(capsys, "policy", "test", str(root / "clinic.yaml"), str(root / "clinic_cases.yaml"))[0] == 0
-    from governance.pipeline import PipelineRunner
-    from governance.pipeline_spec import load_pipeline
-    from tests.governance.test_pipeline import small_spec
+    from governance.run.runner import PipelineRunner
+    from governance.run.spec import load_pipeline
+    from tests.governance.run.test_runner import small_spec
 
     ws, tokens = workspace
     PipelineRunner(ws, load_pipeline(small_spec(tmp_path, training=None)), tokens["demo"]).run()
@@ -144,11 +144,11 @@ def test_masked_export_honours_obligations(capsys, workspace, tmp_path) -> None:
     """An analyst's export drops/hashes what the policy says, and is audited; others are denied."""
     import pandas as pd
 
-    from governance.audit import AuditEvent
-    from governance.identity import add_principal, issue_token
-    from governance.pipeline import PipelineRunner
-    from governance.pipeline_spec import load_pipeline
-    from tests.governance.test_pipeline import small_spec
+    from governance.evidence.audit import AuditEvent
+    from governance.access.identity import add_principal, issue_token
+    from governance.run.runner import PipelineRunner
+    from governance.run.spec import load_pipeline
+    from tests.governance.run.test_runner import small_spec
 
     ws, tokens = workspace
     with ws.session() as s:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from governance.sample_data import generate_clinic
+from governance.demo.sample_data import generate_clinic
 from privacy.deid import detectors as D
 from privacy.deid.scan import ColumnFinding, scan
 from privacy.errors import InputError

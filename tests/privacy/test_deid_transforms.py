@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from governance.sample_data import generate_clinic
+from governance.demo.sample_data import generate_clinic
 from privacy.deid.transforms import (apply_deid, generalize, parse_specs, pseudonymize, suppress_rare,
                                      transformed_columns)
 from privacy.errors import InputError

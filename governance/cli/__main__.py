@@ -1,0 +1,4 @@
+"""`python -m governance.cli`."""
+from governance.cli import main
+
+main()

@@ -1,0 +1,132 @@
+"""Admin commands: policies, principals, tokens, keys, access review."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from governance.cli.common import (
+    TokenOpt, WorkspaceOpt, _console, _open, _require_admin, access_app, keys_app, policy_app, principal_app, token_app,
+)
+
+
+# --------------------------------------------------------------------------- policy
+@policy_app.command("test")
+def policy_test(policy: Path, cases: Path) -> None:
+    """Run a table of expected decisions against a policy; exit 1 if any case fails."""
+    from policies.casetest import run_cases
+
+    rep = run_cases(policy, cases)
+    out = _console()
+    out.print(rep.format())
+    raise typer.Exit(0 if rep.ok else 1)
+
+
+# --------------------------------------------------------------------------- identity
+@principal_app.command("add")
+def principal_add(
+    name: str,
+    roles: str = typer.Option("", "--roles", help="Comma-separated roles."),
+    kind: str = typer.Option("person", "--kind", help="person | service"),
+    workspace: Optional[Path] = WorkspaceOpt,
+    token: Optional[str] = TokenOpt,
+) -> None:
+    """Add a principal (admin only)."""
+    from governance.access.identity import add_principal
+
+    ws = _open(workspace)
+    who = _require_admin(ws, token, "principal_add")
+    with ws.session() as s:
+        add_principal(s, name, kind=kind, roles=[r for r in roles.split(",") if r])
+        ws.audit.record(s, principal=who, action="principal_add", decision="info", details={"name": name})
+    _console().print(f"added {kind} `{name}`")
+
+
+@principal_app.command("list")
+def principal_list(workspace: Optional[Path] = WorkspaceOpt) -> None:
+    """Principals, roles and status."""
+    from rich.table import Table
+
+    from governance.access.identity import list_principals
+
+    ws = _open(workspace)
+    table = Table("name", "kind", "roles", "created", "revoked")
+    with ws.session() as s:
+        for p in list_principals(s):
+            table.add_row(p.name, p.kind, ",".join(p.roles or []), str(p.created_at)[:19], str(p.revoked_at or "")[:19])
+    _console().print(table)
+
+
+@principal_app.command("revoke")
+def principal_revoke(name: str, workspace: Optional[Path] = WorkspaceOpt, token: Optional[str] = TokenOpt) -> None:
+    """Revoke a principal and all its tokens (admin only)."""
+    from governance.access.identity import revoke_principal
+
+    ws = _open(workspace)
+    who = _require_admin(ws, token, "principal_revoke")
+    with ws.session() as s:
+        revoke_principal(s, name)
+        ws.audit.record(s, principal=who, action="principal_revoke", decision="info", details={"name": name})
+    _console().print(f"revoked `{name}`")
+
+
+@token_app.command("issue")
+def token_issue(
+    name: str,
+    ttl_days: int = typer.Option(90, "--ttl-days", min=1),
+    workspace: Optional[Path] = WorkspaceOpt,
+    token: Optional[str] = TokenOpt,
+) -> None:
+    """Issue an API token for a principal (admin only); it is printed once."""
+    from governance.access.identity import issue_token
+
+    ws = _open(workspace)
+    who = _require_admin(ws, token, "token_issue")
+    with ws.session() as s:
+        new = issue_token(s, name, ttl_days=ttl_days)
+        ws.audit.record(s, principal=who, action="token_issue", decision="info",
+                        details={"principal": name, "ttl_days": ttl_days})
+    print(new)
+
+
+# --------------------------------------------------------------------------- keys
+@keys_app.command("rotate")
+def keys_rotate(workspace: Optional[Path] = WorkspaceOpt, token: Optional[str] = TokenOpt) -> None:
+    """New key-encryption key; every data key is re-wrapped (no data re-encryption)."""
+    ws = _open(workspace)
+    with ws.lock():
+        who = _require_admin(ws, token, "keys_rotate")
+        with ws.session() as s:
+            kek = ws.keyring.rotate(s)
+            ws.audit.record(s, principal=who, action="keys_rotate", decision="info", details={"kek_id": kek})
+            ws.audit.checkpoint(s)
+    _console().print(f"active key-encryption key is now {kek}; all data keys re-wrapped")
+
+
+@keys_app.command("retire")
+def keys_retire(kek_id: str, workspace: Optional[Path] = WorkspaceOpt, token: Optional[str] = TokenOpt) -> None:
+    """Remove an old key-encryption key once nothing is wrapped under it."""
+    ws = _open(workspace)
+    with ws.lock():
+        who = _require_admin(ws, token, "keys_retire")
+        with ws.session() as s:
+            ws.keyring.retire(kek_id, s)
+            ws.audit.record(s, principal=who, action="keys_retire", decision="info", details={"kek_id": kek_id})
+    _console().print(f"retired {kek_id}")
+
+
+# --------------------------------------------------------------------------- access review
+@access_app.command("review")
+def access_review(workspace: Optional[Path] = WorkspaceOpt) -> None:
+    """Who can do what on which dataset under the bound policies, and when each grant was last used."""
+    from rich.table import Table
+
+    from governance.access.review import review
+
+    ws = _open(workspace)
+    table = Table("dataset", "principal", "roles", "action", "purposes", "grant", "expires", "last used")
+    with ws.session() as s:
+        for row in review(s):
+            table.add_row(*[str(x) if x is not None else "" for x in row])
+    _console().print(table)

@@ -1,0 +1,153 @@
+"""`privgov quality ...`, `privgov pii ...` and `privgov sample ...`: data checks outside a run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from governance.cli.common import (
+    TokenOpt, WorkspaceOpt, _authorize, _console, _open, pii_app, quality_app, sample_app,
+)
+
+
+# --------------------------------------------------------------------------- sample data
+@sample_app.command("clinic")
+def sample_clinic(
+    rows: int = typer.Option(10000, "--rows", min=1),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(..., "--out", help="CSV or Parquet file to write."),
+) -> None:
+    """Generate realistic, deliberately dirty clinic-visit records (synthetic people)."""
+    from governance.demo.sample_data import write_clinic
+
+    write_clinic(out, rows, seed)
+    _console().print(f"wrote {rows:,} synthetic clinic visits to {out}")
+
+
+# --------------------------------------------------------------------------- quality
+def _load_data_arg(data: str, workspace: Optional[Path], token: Optional[str], action: str, purpose: str):
+    """`DATA` is a file path, or `dataset:NAME[@VERSION]` for a stored (encrypted) version."""
+    if data.startswith("dataset:"):
+        from governance.storage import catalog
+
+        ref = data[len("dataset:"):]
+        name, _, ver = ref.partition("@")
+        ws = _open(workspace)
+        _authorize(ws, token, action, name, purpose)
+        with ws.session() as s:
+            ds = catalog.find_dataset(s, name)
+            row = catalog.get_version(s, ds, int(ver) if ver else None)
+            return catalog.read_version(ws, s, ds, row), ds.row_id_column
+    from governance.data.ingest import read_table
+
+    return read_table(Path(data)), "row_id"
+
+
+@quality_app.command("validate")
+def quality_validate(
+    data: str = typer.Argument(..., help="CSV/Parquet file, or dataset:NAME[@VERSION]."),
+    suite: Path = typer.Option(..., "--suite", help="GX 1.x suite JSON."),
+    fmt: str = typer.Option("text", "--format", help="text | json"),
+    engine: str = typer.Option("fast", "--engine", help="fast | gx"),
+    row_id: Optional[str] = typer.Option(None, "--row-id", help="Row-id column (assigned if absent)."),
+    purpose: str = typer.Option("pipeline", "--purpose"),
+    workspace: Optional[Path] = WorkspaceOpt,
+    token: Optional[str] = TokenOpt,
+) -> None:
+    """Validate and exit 0 (pass), 1 (fail) or 2 (bad input); results carry row ids, never values."""
+    from governance.data.quality import load_suite, validate
+    from privacy.errors import InputError
+
+    if fmt not in ("text", "json"):
+        raise InputError(f"--format: expected text or json, got {fmt!r}")
+    df, rid = _load_data_arg(data, workspace, token, "validate", purpose)
+    if row_id:
+        from governance.data.ingest import ensure_row_ids
+
+        df = ensure_row_ids(df, row_id, source=data)
+        rid = row_id
+    st = load_suite(suite, columns=list(df.columns))
+    result = validate(df, st, row_id_column=rid, engine=engine)
+    if fmt == "json":
+        print(result.to_json(indent=2))
+    else:
+        out = _console()
+        out.print(f"suite `{result.suite}` on {data}: {'[green]PASSED[/]' if result.success else '[red]FAILED[/]'} "
+                  f"({len(result.results) - len(result.failed)}/{len(result.results)} expectations, {result.row_count:,} rows)")
+        for r in result.results:
+            mark = "[green]✓[/]" if r.success else "[red]✗[/]"
+            out.print(f"  {mark} {r.type}({r.column or ''}): {r.unexpected_count:,} unexpected"
+                      + (f"; first row ids {list(r.failing_row_ids[:5])}" if r.failing_row_ids else ""))
+    raise typer.Exit(0 if result.success else 1)
+
+
+@quality_app.command("suggest")
+def quality_suggest(
+    data: str = typer.Argument(..., help="CSV/Parquet file, or dataset:NAME[@VERSION]."),
+    out: Path = typer.Option(..., "--out", help="Suite JSON to write."),
+    name: Optional[str] = typer.Option(None, "--name"),
+    purpose: str = typer.Option("pipeline", "--purpose"),
+    workspace: Optional[Path] = WorkspaceOpt,
+    token: Optional[str] = TokenOpt,
+) -> None:
+    """Profile data and write a starting GX 1.x suite to edit."""
+    from governance.storage.atomic_write import write_text
+    from governance.data.quality import suggest_suite
+
+    df, rid = _load_data_arg(data, workspace, token, "validate", purpose)
+    suite = suggest_suite(df, row_id_column=rid, name=name or Path(data).stem)
+    write_text(out, json.dumps(suite, indent=2) + "\n")
+    _console().print(f"wrote {len(suite['expectations'])} expectations to {out}")
+
+
+# --------------------------------------------------------------------------- pii
+@pii_app.command("scan")
+def pii_scan(
+    data: Path = typer.Argument(..., help="CSV/Parquet file."),
+    fmt: str = typer.Option("text", "--format", help="text | json"),
+) -> None:
+    """Detect PII per column (type, share of matching values, confidence); values are never printed."""
+    from dataclasses import asdict, is_dataclass
+
+    from rich.table import Table
+
+    from governance.data.ingest import read_table
+    from privacy.deid import scan
+
+    findings = scan(read_table(data))
+    if fmt == "json":
+        print(json.dumps([asdict(f) if is_dataclass(f) else dict(f) for f in findings], indent=2, default=str))
+        return
+    table = Table("column", "pii type", "share", "confidence", "direct identifier")
+    for f in findings:
+        table.add_row(f.column, f.pii_type, f"{f.share:.1%}", f"{f.confidence:.2f}", "yes" if f.is_direct_identifier else "")
+    _console().print(table)
+
+
+@pii_app.command("apply")
+def pii_apply(
+    data: Path = typer.Argument(..., help="CSV/Parquet file."),
+    spec: Path = typer.Option(..., "--spec", help="YAML list of de-identification steps."),
+    out: Path = typer.Option(..., "--out", help="File to write (CSV/Parquet)."),
+    workspace: Optional[Path] = WorkspaceOpt,
+) -> None:
+    """Apply drop / pseudonymize / generalize / suppress steps with the workspace's HMAC keys."""
+    import yaml
+
+    from governance.storage.atomic_write import write_frame
+    from governance.data.ingest import read_table
+    from privacy.deid import apply_deid
+    from privacy.errors import InputError
+
+    steps = yaml.safe_load(spec.read_text())
+    if isinstance(steps, dict):
+        steps = steps.get("steps")
+    if not isinstance(steps, list):
+        raise InputError(f"{spec}: expected a YAML list of steps (or a mapping with `steps:`)")
+    ws = _open(workspace)
+    df, report = apply_deid(read_table(data), steps, key_for_domain=ws.keyring.hmac_key)
+    write_frame(df, out)
+    for r in report:
+        _console().print(f"  {r}")

@@ -1,0 +1,112 @@
+"""`privgov audit ...` and `privgov budget ...`: the evidence an auditor reads."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from governance.cli.common import (
+    WorkspaceOpt, _console, _open, audit_app, budget_app,
+)
+
+
+# --------------------------------------------------------------------------- audit
+@audit_app.command("verify")
+def audit_verify(
+    workspace: Optional[Path] = WorkspaceOpt,
+    file: Optional[Path] = typer.Option(None, "--file", help="Verify an exported JSONL extract instead."),
+) -> None:
+    """Recompute the hash chain and check checkpoint signatures; exit 0 only if everything checks out."""
+    from privacy.errors import IntegrityFailure
+
+    if file is not None:
+        from governance.evidence.audit import verify_file
+
+        rep = verify_file(file)
+    else:
+        ws = _open(workspace)
+        with ws.session() as s:
+            rep = ws.audit.verify(s)
+    out = _console()
+    if rep.ok:
+        out.print(f"audit log OK: {rep.events} events, {rep.checkpoints} signed checkpoints")
+        return
+    for problem in rep.problems:
+        out.print(f"[red]✗[/] {problem}")
+    raise IntegrityFailure(f"audit log verification failed: {rep.problems[0]}")
+
+
+@audit_app.command("export")
+def audit_export(
+    out: Path = typer.Option(..., "--out", help="JSONL file to write (public key + events + checkpoints)."),
+    since: Optional[str] = typer.Option(None, "--since", help="ISO date; events before it are summarised by an anchor hash."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl (the only format)."),
+    workspace: Optional[Path] = WorkspaceOpt,
+) -> None:
+    """Write a verifiable extract; check it elsewhere with `privgov audit verify --file`."""
+    import datetime as dt
+
+    from privacy.errors import InputError
+
+    if fmt != "jsonl":
+        raise InputError(f"--format: expected jsonl, got {fmt!r}")
+    try:
+        start = dt.datetime.fromisoformat(since) if since else None
+    except ValueError:
+        raise InputError(f"--since: expected an ISO date like 2026-11-01, got {since!r}") from None
+    ws = _open(workspace)
+    with ws.session() as s:
+        n = ws.audit.export(s, start, out)
+    _console().print(f"exported {n} events to {out}")
+
+
+@audit_app.command("log")
+def audit_log(
+    workspace: Optional[Path] = WorkspaceOpt,
+    dataset: Optional[str] = typer.Option(None, "--dataset"),
+    limit: int = typer.Option(50, help="Show the last N events."),
+) -> None:
+    """The latest audit events (who, what, which version, purpose, decision, ε)."""
+    from rich.table import Table
+
+    from governance.evidence.audit import AuditEvent
+
+    ws = _open(workspace)
+    table = Table("seq", "time", "principal", "action", "resource", "ver", "purpose", "decision", "ε", "reason")
+    with ws.session() as s:
+        q = s.query(AuditEvent)
+        if dataset:
+            q = q.filter(AuditEvent.resource == dataset)
+        rows = q.order_by(AuditEvent.seq.desc()).limit(limit).all()
+        for e in reversed(rows):
+            table.add_row(str(e.seq), e.ts.strftime("%H:%M:%S") if hasattr(e.ts, "strftime") else str(e.ts),
+                          e.principal, e.action, e.resource or "", str(e.version or ""), e.purpose or "",
+                          e.decision, f"{e.epsilon:.3f}" if e.epsilon is not None else "", (e.reason or "")[:60])
+    _console().print(table)
+
+
+# --------------------------------------------------------------------------- budget
+@budget_app.command("show")
+def budget_show(name: str, workspace: Optional[Path] = WorkspaceOpt) -> None:
+    """Cap, spent, reserved and remaining ε for a dataset's lineage, with per-run history."""
+    from rich.table import Table
+
+    from governance.storage import catalog
+
+    ws = _open(workspace)
+    with ws.session() as s:
+        ds = catalog.find_dataset(s, name)
+        lineage, unit = ds.lineage_id, ds.privacy_unit or "row"
+    st = ws.ledger.status(lineage, unit)
+    out = _console()
+    out.print(f"[bold]{name}[/] (privacy unit: {unit})")
+    out.print(f"  cap ε={st.epsilon_cap:g}, δ={st.delta_cap:g}")
+    out.print(f"  spent (RDP-composed) ε={st.spent:.4f}; reserved ε={st.reserved:.4f}; remaining ε={st.remaining:.4f}")
+    out.print(f"  naive sum of per-run ε={st.naive_sum_epsilon:.4f} (composition saves {st.naive_sum_epsilon - st.composed_epsilon:.4f})")
+    table = Table("run", "state", "ε target", "ε charged", "δ", "RDP curve", "reserved at", "committed at")
+    for r in st.runs:
+        table.add_row(r.run_uid, r.state, f"{r.target_epsilon:.4f}", f"{r.epsilon:.4f}", f"{r.delta:g}",
+                      "yes" if r.has_curve else "no (basic composition)",
+                      str(r.reserved_at)[:19], str(r.committed_at or "")[:19])
+    out.print(table)

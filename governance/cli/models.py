@@ -1,0 +1,109 @@
+"""`privgov predict`, `privgov model-card`, `privgov audit-model`: governed use of stored models."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from governance.cli.common import (
+    TokenOpt, WorkspaceOpt, _authorize, _console, _open, app,
+)
+
+
+# --------------------------------------------------------------------------- models
+@app.command()
+def predict(
+    run_uid: str = typer.Argument(..., metavar="RUN", help="Training run whose stored model scores the data."),
+    data: Path = typer.Option(..., "--data", help="CSV or Parquet file with the model's feature columns."),
+    out: Path = typer.Option(..., "--out", help="Where to write row id, probability, prediction (.csv or .parquet)."),
+    purpose: str = typer.Option(..., "--purpose", help="Why you score this data (checked against the policy)."),
+    threshold: float = typer.Option(0.5, help="Probability at or above which `prediction` is 1."),
+    workspace: Optional[Path] = WorkspaceOpt,
+    token: Optional[str] = TokenOpt,
+) -> None:
+    """Score a file with a stored model after a policy check (`predict` on the run's dataset); audited."""
+    from governance.run import models as model_ops
+
+    ws = _open(workspace)
+    who, _, _ = _authorize(ws, token, "predict", model_ops.run_dataset(ws, run_uid), purpose)
+    res = model_ops.predict(ws, who, run_uid, data, out, purpose, threshold)
+    con = _console()
+    con.print(f"scored {res.rows:,} rows with the model of run {run_uid}: {res.predicted_positive:,} predicted "
+              f"`{res.target}` = `{res.positive_label}`; wrote {res.out}")
+    for col, share in res.unseen_categories.items():
+        _console(stderr=True).print(f"warning: {share:.1%} of `{col}` values were not seen in training "
+                                    "(scored as unknown); was the file de-identified like the training data?")
+
+
+@app.command("model-card")
+def model_card(
+    run_uid: str = typer.Argument(..., metavar="RUN", help="Training run."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON here instead of stdout."),
+    workspace: Optional[Path] = WorkspaceOpt,
+) -> None:
+    """Print or write a run's model card (JSON); metadata only, no token needed.
+
+    Data version hash, privacy unit, ε, δ, accountant, σ, q, steps, clipping, sampler, bounding,
+    ledger composition, metrics, fairness, audit results, code version."""
+    from governance.storage.atomic_write import write_text
+    from governance.storage.store import Run
+    from privacy.errors import InputError
+
+    ws = _open(workspace)
+    with ws.session() as s:
+        run = s.query(Run).filter(Run.run_uid == run_uid).one_or_none()
+        if run is None or not run.model_card_json:
+            raise InputError(f"run {run_uid}: no such run, or it stored no model card (only finished training runs do)")
+        text = json.dumps(run.model_card_json, indent=2, sort_keys=True, default=str)
+    if out is None:
+        print(text)
+        return
+    write_text(out, text + "\n")
+    _console().print(f"wrote the model card of run {run_uid} to {out}")
+
+
+@app.command("audit-model")
+def audit_model(
+    run_uid: str = typer.Argument(..., metavar="RUN", help="Training run whose model to audit."),
+    purpose: Optional[str] = typer.Option(None, "--purpose", help="Default: the purpose the run trained for."),
+    canaries: int = typer.Option(200, help="Canaries for the one-run audit (each inserted with probability 1/2)."),
+    seed: int = typer.Option(0, help="Seed for canaries and member sampling."),
+    skip_canary: bool = typer.Option(False, "--skip-canary",
+                                     help="Membership inference only: no retraining, no budget spent."),
+    json_out: bool = typer.Option(False, "--json", help="Print the audit record as JSON."),
+    workspace: Optional[Path] = WorkspaceOpt,
+    token: Optional[str] = TokenOpt,
+) -> None:
+    """Empirical privacy audit of a stored model; the result goes on its model card and the report.
+
+    Loss-threshold membership inference on the stored model (train vs held-out units), and the
+    one-run canary audit (Steinke, Nasr & Jagielski 2023), which retrains once with the same DP
+    settings and is charged to the privacy budget as its own run."""
+    from governance.run import models as model_ops
+    from governance.storage.store import Run
+
+    ws = _open(workspace)
+    dataset = model_ops.run_dataset(ws, run_uid)
+    if purpose is None:
+        with ws.session() as s:
+            purpose = s.query(Run.purpose).filter(Run.run_uid == run_uid).scalar()
+    with ws.lock():
+        who, _, _ = _authorize(ws, token, "train", dataset, purpose)
+        rec = model_ops.audit_model(ws, who, run_uid, purpose, canaries=canaries, seed=seed, skip_canary=skip_canary)
+    if json_out:
+        print(json.dumps(rec, indent=2, default=str))
+        return
+    con = _console()
+    mia = rec["membership_inference"]
+    con.print(f"[bold]Audit of run {run_uid}[/] (claimed ε = {rec['claimed_epsilon']:.3f}, δ = {rec['delta']:g})")
+    con.print(f"  membership inference (loss threshold, {mia['n_members']:,} members vs {mia['n_nonmembers']:,} "
+              f"held out): AUC {mia['auc']:.4f}, TPR at 1% FPR {mia['tpr_at_1pct_fpr']:.4f}")
+    one = rec.get("one_run")
+    if one:
+        verdict = "[green]consistent with the claim[/]" if one["passed"] else "[red]EXCEEDS the claim: investigate[/]"
+        con.print(f"  one-run canary audit ({one['canaries']} canaries, {one['included']} inserted, "
+                  f"{one['correct']}/{one['guesses']} guesses right): ε̂ ≥ {one['epsilon_lower_bound']:.3f} at "
+                  f"{one['confidence']:.0%} confidence vs ε {one['claimed_epsilon']:.3f} — {verdict}")
+        con.print(f"  the audit retraining was charged to the budget as run {one['audit_run_uid']}")

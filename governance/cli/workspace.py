@@ -1,0 +1,50 @@
+"""`privgov init` and `privgov report`: create a workspace, render its evidence."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from governance.cli.common import (
+    WorkspaceOpt, _console, _open, app,
+)
+
+
+# --------------------------------------------------------------------------- workspace
+@app.command()
+def init(
+    workspace: Optional[Path] = WorkspaceOpt,
+    key_provider: str = typer.Option("file", help="Where the key-encryption key comes from: file | passphrase | env."),
+    admin: str = typer.Option("admin", help="Name of the first admin principal."),
+) -> None:
+    """Create a workspace (SQLite DB, encrypted object store, keyring, audit log) and an admin principal."""
+    from governance.access.identity import add_principal, issue_token
+    from governance.workspace import Workspace, resolve_root
+
+    root = resolve_root(workspace)
+    passphrase = os.environ.get("PRIVGOV_PASSPHRASE") if key_provider == "passphrase" else None
+    ws = Workspace.create(root, key_provider=key_provider, passphrase=passphrase)
+    with ws.lock(), ws.session() as s:
+        add_principal(s, admin, kind="person", roles=["admin"])
+        token = issue_token(s, admin, ttl_days=90)
+        ws.audit.record(s, principal="local-admin", action="init", decision="info", details={"admin": admin})
+        ws.audit.checkpoint(s)
+    out = _console()
+    out.print(f"Workspace created at {root}")
+    out.print(f"Admin principal `{admin}`; its token is shown once — store it now:")
+    print(token)
+
+
+@app.command()
+def report(
+    out: Path = typer.Option(Path("reports/privgov-report.html"), "--out", help="HTML file to write."),
+    workspace: Optional[Path] = WorkspaceOpt,
+) -> None:
+    """Write a self-contained HTML report of datasets, validations, decisions, runs, budgets and audit status."""
+    from governance.evidence.report import write_report
+
+    ws = _open(workspace)
+    write_report(ws, out)
+    _console().print(f"report written to {out}")

@@ -1,0 +1,112 @@
+"""The `gx` engine: run a suite with Great Expectations 1.x itself.
+
+Why: GX is the reference semantics and covers every expectation type; the fast
+engine falls back to it for anything it does not vectorise. GX is imported
+here, inside the function, because importing it costs 4-6 s and `privgov
+--help` must stay fast. Results are requested as row ids only
+(`unexpected_index_column_names=[row_id]`, `exclude_unexpected_values=True`,
+`partial_unexpected_count=0`): GX's default would copy failing values — PII —
+into the result.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+import pandas as pd
+
+from governance.errors import InputError
+from governance.data.quality.result import ExpectationResult
+from governance.data.quality.suite import expectation_columns
+
+
+def result_format(row_id_column: str) -> dict[str, Any]:
+    return {
+        "result_format": "COMPLETE",
+        "unexpected_index_column_names": [row_id_column],
+        "exclude_unexpected_values": True,
+        "partial_unexpected_count": 0,
+        "return_unexpected_index_query": False,
+    }
+
+
+def _context() -> Any:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="ephemeral")
+    try:
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    except Exception:  # cosmetic only
+        pass
+    return ctx
+
+
+def run_gx(
+    df: pd.DataFrame, expectations: list[tuple[int, dict[str, Any]]], row_id_column: str, suite_name: str
+) -> list[ExpectationResult]:
+    """Validate `df` against (suite index, expectation) pairs; results keep the suite index."""
+    if not expectations:
+        return []
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    ctx = _context()
+    tag = uuid.uuid4().hex[:8]
+    bd = (
+        ctx.data_sources.add_pandas(f"privgov_{tag}")
+        .add_dataframe_asset(f"frame_{tag}")
+        .add_batch_definition_whole_dataframe(f"whole_{tag}")
+    )
+    suite = ctx.suites.add(gx.ExpectationSuite(name=f"{suite_name}_{tag}"))
+    by_id: dict[str, tuple[int, dict[str, Any]]] = {}
+    for idx, exp in expectations:
+        try:
+            obj = ExpectationConfiguration(type=exp["type"], kwargs=dict(exp["kwargs"])).to_domain_obj()
+        except Exception as exc:
+            raise InputError(
+                f"suite {suite_name}: expectation {idx} ({exp['type']}) has invalid kwargs "
+                f"({type(exc).__name__}); expected the GX 1.x arguments for this type"
+            ) from None
+        added = suite.add_expectation(obj)
+        by_id[str(added.id)] = (idx, exp)
+    vd = gx.ValidationDefinition(name=f"vd_{tag}", data=bd, suite=suite)
+    res = vd.run(batch_parameters={"dataframe": df}, result_format=result_format(row_id_column))
+    out: list[ExpectationResult] = []
+    for er in res.results:
+        idx, exp = by_id[str(er.expectation_config.id)]
+        r = er.result or {}
+        ids: list[Any] = []
+        for entry in r.get("unexpected_index_list") or []:
+            val = entry.get(row_id_column) if isinstance(entry, dict) else entry
+            if isinstance(val, (list, tuple)):
+                ids.extend(_py(v) for v in val)
+            elif val is not None:
+                ids.append(_py(val))
+        exc_info = er.exception_info or {}
+        raised = exc_info.get("raised_exception") if isinstance(exc_info, dict) else False
+        cols = expectation_columns(exp)
+        out.append(ExpectationResult(
+            index=idx, type=exp["type"], column=",".join(cols) if cols else None,
+            success=bool(er.success), unexpected_count=int(r.get("unexpected_count") or 0),
+            element_count=int(r.get("element_count") or len(df)), failing_row_ids=sorted(set(ids), key=_key),
+            engine="gx", error=_exc_name(exc_info) if raised else None,
+        ))
+    return sorted(out, key=lambda x: x.index)
+
+
+def _py(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def _key(v: Any) -> Any:
+    return (0, v) if isinstance(v, (int, float)) else (1, str(v))
+
+
+def _exc_name(info: dict) -> str:
+    msg = str(info.get("exception_message") or "")
+    # Keep the exception class only: messages can quote data values.
+    return msg.split(":", 1)[0][:60] if msg else "exception"

@@ -1,0 +1,200 @@
+"""Using and auditing stored models: `privgov predict` and `privgov audit-model`.
+
+Why here and not in `training/`: both are governed operations. A model is
+stored encrypted and bound to its run; it is decrypted only after the
+principal is allowed the action under the policy its dataset was stored
+with, and every use is audited. The canary audit trains once more on the real
+rows, so it reserves and commits privacy budget like any training run.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from governance.storage import catalog
+from governance.storage.objectstore import BlobRef
+from governance.storage.store import DatasetVersion, Run, utcnow
+from governance.workspace import Workspace
+from privacy.errors import AccessDenied, BudgetExceeded, InputError
+
+
+def _find_run(s: Any, run_uid: str) -> Run:
+    run = s.query(Run).filter(Run.run_uid == run_uid).one_or_none()
+    if run is None:
+        raise InputError(f"run {run_uid}: no such run in this workspace (see `privgov dataset show NAME`)")
+    if run.model_blob_hash is None:
+        raise InputError(f"run {run_uid}: no stored model (the run is {run.status}); only finished training runs have one")
+    if run.affected_by_erasure:
+        raise AccessDenied(f"run {run_uid}: its model was trained on an erased dataset version and is withdrawn")
+    return run
+
+
+def run_dataset(ws: Workspace, run_uid: str) -> str:
+    """The dataset a run trained on: the resource every decision about its model is made for."""
+    with ws.session() as s:
+        return _find_run(s, run_uid).dataset_name
+
+
+def load_run_model(ws: Workspace, s: Any, run_uid: str):
+    """(Run row, ModelBundle) - decrypts the model blob bound to this run id."""
+    from training.model_bundle import load_bundle
+
+    run = _find_run(s, run_uid)
+    ref = BlobRef(blob_hash=run.model_blob_hash, data_key_id=int(run.model_data_key_id), content_hash="", size=0)
+    raw = ws.objects.get_bytes(s, ref, associated=f"privgov:model;run={run_uid}".encode())
+    return run, load_bundle(raw, source=f"model of run {run_uid}")
+
+
+# --------------------------------------------------------------------------- predict
+@dataclass
+class PredictSummary:
+    rows: int
+    target: str
+    positive_label: str
+    predicted_positive: int
+    unseen_categories: dict[str, float]  # column -> share of non-missing values not seen in training
+    out: Path
+
+
+def unseen_shares(encoder: Any, df: pd.DataFrame) -> dict[str, float]:
+    """Share of non-missing values per categorical column the model never saw (they map to 'unknown')."""
+    out = {}
+    for c in encoder.categorical:
+        col = df[c].dropna().astype(str)
+        if len(col):
+            share = float((~col.isin(set(encoder.vocabularies[c]))).mean())
+            if share > 0:
+                out[c] = share
+    return out
+
+
+def predict(ws: Workspace, principal: str, run_uid: str, data: Path, out: Path, purpose: str,
+            threshold: float = 0.5) -> PredictSummary:
+    """Score `data` with the run's model and write `out` (CSV or Parquet) atomically.
+
+    The caller has already authorized `predict` on the run's dataset. Output:
+    the input's row id column (when present), `probability` of the positive
+    class and `prediction` (1/0). No input feature values are copied out.
+    """
+    from governance.storage.atomic_write import write_frame
+    from governance.data.ingest import read_table
+    from training.model_bundle import predict_proba
+
+    if not 0 < threshold < 1:
+        raise InputError(f"--threshold: expected a number in (0, 1), got {threshold}")
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise InputError(f"--out {out}: expected a .csv or .parquet file name")
+    with ws.session() as s:
+        run, bundle = load_run_model(ws, s, run_uid)
+        ds = catalog.find_dataset(s, run.dataset_name)
+        row_id = ds.row_id_column
+    frame = read_table(Path(data), row_id_column=row_id)
+    prob = predict_proba(bundle, frame)
+    result = pd.DataFrame({row_id: frame[row_id].to_numpy()} if row_id in frame.columns else {})
+    result["probability"] = prob
+    result["prediction"] = (prob >= threshold).astype(np.int64)
+    write_frame(result, out)
+    summary = PredictSummary(rows=len(result), target=bundle.encoder.target,
+                             positive_label=bundle.encoder.positive_label,
+                             predicted_positive=int(result["prediction"].sum()),
+                             unseen_categories=unseen_shares(bundle.encoder, frame), out=out)
+    with ws.session() as s:
+        ws.audit.record(s, principal=principal, action="predict", decision="info", resource=run.dataset_name,
+                        purpose=purpose, details={"run_uid": run_uid, "rows": summary.rows,
+                                                  "input_sha256": _sha256(Path(data))})
+        ws.audit.checkpoint(s)
+    return summary
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- audit-model
+def audit_model(ws: Workspace, principal: str, run_uid: str, purpose: str, *, canaries: int = 200,
+                seed: int = 0, max_members: int = 20000, skip_canary: bool = False,
+                device: str = "auto") -> dict[str, Any]:
+    """Membership inference on the stored model + the one-run canary audit; stored on the run.
+
+    The caller has already authorized `train` on the run's dataset (the canary
+    audit trains on it). Returns the audit record written to the model card.
+    """
+    from dataclasses import replace
+
+    from governance.data.splitting import split_for_training
+    from training.canary_audit import run_membership_audit, run_one_run_audit
+
+    if canaries < 10 and not skip_canary:
+        raise InputError(f"--canaries: expected at least 10, got {canaries}")
+    with ws.session() as s:
+        run, bundle = load_run_model(ws, s, run_uid)
+        version = s.get(DatasetVersion, run.version_id)
+        ds = catalog.find_dataset(s, run.dataset_name)
+        lineage, unit = ds.lineage_id, ds.privacy_unit or "row"
+        claimed, delta = float(run.epsilon), float(run.delta)
+        data = catalog.read_version(ws, s, ds, version)
+        ws.audit.record(s, principal=principal, action="read", decision="info", resource=run.dataset_name,
+                        version=version.version, purpose=purpose, details={"rows": int(len(data)), "for": "audit-model"})
+    cfg = replace(bundle.config, device=device)
+    train_df, test_df = split_for_training(data, cfg.unit_column, cfg.test_fraction, cfg.seed)
+    del data
+    rng = np.random.default_rng(seed)
+    n = min(len(train_df), len(test_df), max_members)
+    members = train_df.iloc[np.sort(rng.choice(len(train_df), n, replace=False))]
+    nonmembers = test_df.iloc[np.sort(rng.choice(len(test_df), n, replace=False))]
+    record: dict[str, Any] = {
+        "audited_at": utcnow().isoformat(timespec="seconds"), "by": principal, "claimed_epsilon": claimed,
+        "delta": delta,
+        "membership_inference": run_membership_audit(bundle.model, bundle.encoder, members, nonmembers),
+    }
+    if not skip_canary:
+        audit_uid = f"{run_uid}-audit-{uuid.uuid4().hex[:6]}"
+        reserved: list[Any] = []  # the audit run's plan, as reserved
+
+        def reserve(pplan: Any) -> None:
+            orders, rdp = pplan.ledger_curve()
+            ws.ledger.reserve(lineage_id=lineage, unit=unit, run_uid=audit_uid, epsilon=pplan.epsilon,
+                              delta=cfg.delta, orders=orders, rdp=rdp)
+            with ws.session() as s:
+                ws.audit.record(s, principal=principal, action="budget_reserve", decision="allow",
+                                resource=run.dataset_name, version=version.version, purpose=purpose,
+                                epsilon=float(pplan.epsilon), details={"run_uid": audit_uid, "for": "audit-model"})
+            reserved.append(pplan)
+
+        try:
+            one = run_one_run_audit(train_df, cfg, canaries, seed=seed, before_training=reserve)
+        except BudgetExceeded as exc:
+            raise BudgetExceeded(f"{exc}; the canary audit retrains on the data - use --skip-canary for "
+                                 "membership inference only") from None
+        orders, rdp = reserved[0].ledger_curve()
+        ws.ledger.commit(run_uid=audit_uid, epsilon=one["claimed_epsilon"], orders=orders, rdp=rdp)
+        # `claimed_epsilon` is the audit run's own (what the bound is about); it is
+        # charged to the ledger and within a hair of the audited model's epsilon.
+        one = {k: v for k, v in one.items() if k not in ("rdp", "rdp_orders")}
+        one.update(audit_run_uid=audit_uid, audited_model_epsilon=claimed)
+        record["one_run"] = one
+    with ws.session() as s:
+        row = s.query(Run).filter(Run.run_uid == run_uid).one()
+        card = dict(row.model_card_json or {})
+        card["audit"] = record
+        row.model_card_json = card
+        mia = record["membership_inference"]
+        ws.audit.record(s, principal=principal, action="audit_model", decision="info", resource=run.dataset_name,
+                        version=version.version, purpose=purpose, epsilon=claimed,
+                        details={"run_uid": run_uid, "mia_auc": round(float(mia["auc"]), 4),
+                                 "epsilon_lower_bound": (round(float(record["one_run"]["epsilon_lower_bound"]), 4)
+                                                         if "one_run" in record else None)})
+        ws.audit.checkpoint(s)
+    return record

@@ -1,0 +1,210 @@
+"""Dataset catalog: names, versions, lineage, and erasure by crypto-shredding.
+
+Why: every stored version must be findable with the facts an auditor asks for
+(row count, content hash, key id, validation status, where it came from), and an
+erasure must be able to say exactly which derived artefacts it affects.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from governance.storage.store import Dataset, DatasetVersion, LineageEdge, Run, utcnow
+from privacy.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from governance.workspace import Workspace
+
+
+def associated_data(dataset: str, version: int, kind: str) -> bytes:
+    """Bytes authenticated with a blob: a ciphertext cannot be replayed as another version."""
+    return f"privgov:dataset={dataset};version={version};kind={kind}".encode()
+
+
+def get_or_create_dataset(
+    session: Session, name: str, *, privacy_unit: str | None, row_id_column: str, tags: list[str]
+) -> Dataset:
+    ds = session.scalar(select(Dataset).where(Dataset.name == name))
+    if ds is None:
+        ds = Dataset(
+            name=name,
+            lineage_id=uuid.uuid4().hex,
+            privacy_unit=privacy_unit,
+            row_id_column=row_id_column,
+            tags=list(tags),
+        )
+        session.add(ds)
+        session.flush()
+    else:
+        ds.tags = sorted(set(ds.tags or []) | set(tags))
+        if privacy_unit and ds.privacy_unit and privacy_unit != ds.privacy_unit:
+            raise InputError(
+                f"dataset `{name}`: privacy unit `{privacy_unit}` differs from the recorded `{ds.privacy_unit}`"
+            )
+    return ds
+
+
+def find_dataset(session: Session, name: str) -> Dataset:
+    ds = session.scalar(select(Dataset).where(Dataset.name == name))
+    if ds is None:
+        known = ", ".join(session.scalars(select(Dataset.name)).all()) or "none"
+        raise InputError(f"dataset `{name}` not found (known: {known})")
+    return ds
+
+
+def versions_of(session: Session, dataset: Dataset, kind: str | None = None) -> list[DatasetVersion]:
+    q = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id)
+    if kind:
+        q = q.where(DatasetVersion.kind == kind)
+    return list(session.scalars(q.order_by(DatasetVersion.version)).all())
+
+
+def get_version(session: Session, dataset: Dataset, version: int | None = None, kind: str = "data") -> DatasetVersion:
+    """A specific version, or the latest readable one of `kind`."""
+    q = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id)
+    if version is not None:
+        row = session.scalar(q.where(DatasetVersion.version == version))
+        if row is None:
+            raise InputError(f"dataset `{dataset.name}` has no version {version}")
+        return row
+    row = session.scalar(
+        q.where(DatasetVersion.kind == kind, DatasetVersion.erased_at.is_(None)).order_by(DatasetVersion.version.desc())
+    )
+    if row is None:
+        raise InputError(f"dataset `{dataset.name}` has no readable {kind} version")
+    return row
+
+
+def _next_version(session: Session, dataset: Dataset) -> int:
+    current = session.scalar(select(func.max(DatasetVersion.version)).where(DatasetVersion.dataset_id == dataset.id))
+    return int(current or 0) + 1
+
+
+def schema_of(df: pd.DataFrame) -> list[dict[str, str]]:
+    return [{"name": str(c), "dtype": str(t)} for c, t in df.dtypes.items()]
+
+
+def write_version(
+    ws: "Workspace",
+    session: Session,
+    dataset: Dataset,
+    df: pd.DataFrame,
+    *,
+    kind: str = "data",
+    parent_id: int | None = None,
+    steps: list[dict[str, Any]] | None = None,
+    meta: dict[str, Any] | None = None,
+    validation_status: str = "unvalidated",
+) -> DatasetVersion:
+    """Encrypt `df` into the object store and record it as the next version."""
+    number = _next_version(session, dataset)
+    ref = ws.objects.put_frame(session, df, associated=associated_data(dataset.name, number, kind))
+    unit_count = None
+    if dataset.privacy_unit and dataset.privacy_unit in df.columns:
+        unit_count = int(df[dataset.privacy_unit].nunique())
+    row = DatasetVersion(
+        dataset_id=dataset.id,
+        version=number,
+        kind=kind,
+        parent_id=parent_id,
+        content_hash=ref.content_hash,
+        blob_hash=ref.blob_hash,
+        data_key_id=ref.data_key_id,
+        row_count=int(len(df)),
+        unit_count=unit_count,
+        schema_json=schema_of(df),
+        steps_json=list(steps or []),
+        meta_json=dict(meta or {}),
+        validation_status=validation_status,
+    )
+    session.add(row)
+    session.flush()
+    if parent_id is not None:
+        add_edge(session, "version", parent_id, "version", row.id, kind)
+    return row
+
+
+def read_version(ws: "Workspace", session: Session, dataset: Dataset, row: DatasetVersion) -> pd.DataFrame:
+    """Decrypt a stored version into memory (callers must have a policy decision first)."""
+    from governance.storage.objectstore import BlobRef
+
+    if row.erased_at is not None:
+        raise InputError(f"dataset `{dataset.name}` version {row.version} was erased on {row.erased_at:%Y-%m-%d}")
+    ref = BlobRef(
+        blob_hash=row.blob_hash, data_key_id=row.data_key_id, content_hash=row.content_hash, size=0
+    )
+    return ws.objects.get_frame(session, ref, associated=associated_data(dataset.name, row.version, row.kind))
+
+
+def add_edge(session: Session, parent_kind: str, parent_id: int, child_kind: str, child_id: int, relation: str) -> None:
+    session.add(
+        LineageEdge(
+            parent_kind=parent_kind, parent_id=parent_id, child_kind=child_kind, child_id=child_id, relation=relation
+        )
+    )
+
+
+def descendants(session: Session, version_id: int) -> list[tuple[str, int, str]]:
+    """Everything derived (transitively) from a version: later versions, quarantines, models."""
+    seen: set[tuple[str, int]] = set()
+    out: list[tuple[str, int, str]] = []
+    frontier = [("version", version_id)]
+    while frontier:
+        kind, ident = frontier.pop()
+        edges = session.scalars(
+            select(LineageEdge).where(LineageEdge.parent_kind == kind, LineageEdge.parent_id == ident)
+        ).all()
+        for e in edges:
+            key = (e.child_kind, e.child_id)
+            if key not in seen:
+                seen.add(key)
+                out.append((e.child_kind, e.child_id, e.relation))
+                frontier.append(key)
+    return out
+
+
+@dataclass
+class ErasureReport:
+    dataset: str
+    version: int
+    affected_versions: list[int] = field(default_factory=list)
+    affected_runs: list[str] = field(default_factory=list)
+    not_covered: list[str] = field(default_factory=list)
+
+
+def erase_version(ws: "Workspace", session: Session, dataset: Dataset, number: int) -> ErasureReport:
+    """Crypto-shred one version: destroy its data key and flag what derives from it.
+
+    Derived versions are *flagged*, not shredded: they may have been cleaned or
+    de-identified and the controller decides whether they must go too. Models
+    trained on the version are flagged as affected: their weights may encode it.
+    """
+    row = get_version(session, dataset, number)
+    if row.erased_at is not None:
+        raise InputError(f"dataset `{dataset.name}` version {number} is already erased")
+    if row.data_key_id is not None:
+        ws.keyring.destroy_data_key(session, row.data_key_id)
+    row.erased_at = utcnow()
+    report = ErasureReport(dataset=dataset.name, version=number)
+    for kind, ident, _relation in descendants(session, row.id):
+        if kind == "version":
+            v = session.get(DatasetVersion, ident)
+            if v is not None:
+                report.affected_versions.append(v.version)
+        elif kind == "run":
+            run = session.get(Run, ident)
+            if run is not None:
+                run.affected_by_erasure = True
+                report.affected_runs.append(run.run_uid)
+    report.not_covered = [
+        "copies exported from privgov before the erasure",
+        "the source file the version was ingested from",
+        "backups of the workspace taken before the erasure (their data key copies)",
+        "privacy budget already spent (the ledger is not refunded)",
+    ]
+    return report

@@ -1,0 +1,183 @@
+"""Encrypted, content-addressed object store for dataset versions and models.
+
+Why content addressing by the *ciphertext* hash: the address reveals nothing
+about the plaintext (each blob has its own random data key), a blob swapped or
+edited on disk is caught before decryption starts, and a writer never overwrites
+anything. Plaintext exists only in memory: the temp file beside the final path
+holds ciphertext only, and DataFrames become Parquet in a memory buffer.
+
+Each blob's header names its data key as ``dk-<id>`` and carries *no* wrapped
+key: the wrapped key lives only in ``data_keys``, so rotation re-wraps it in one
+place and crypto-shredding that row makes the blob unreadable.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from governance.storage.crypto import DecryptionError, decrypt_stream, encrypt_stream
+from governance.errors import InputError, IntegrityFailure
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    from sqlalchemy.orm import Session
+
+    from governance.storage.keyring import Keyring
+
+_COPY = 1 << 20
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    """Where a blob lives and what it must decrypt to (``size`` = plaintext bytes)."""
+
+    blob_hash: str
+    data_key_id: int
+    content_hash: str
+    size: int
+
+
+class _HashingReader(io.RawIOBase):
+    """Hashes and counts the plaintext as :func:`encrypt_stream` reads it."""
+
+    def __init__(self, src: BinaryIO) -> None:
+        self._src, self.sha, self.count = src, hashlib.sha256(), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, view) -> int:  # type: ignore[override]
+        data = self._src.read(len(view))
+        n = len(data)
+        view[:n] = data
+        self.sha.update(data)
+        self.count += n
+        return n
+
+
+class _HashingWriter:
+    """Hashes the ciphertext while it goes to the temp file (its hash is the address)."""
+
+    def __init__(self, dst: BinaryIO) -> None:
+        self._dst, self.sha = dst, hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.sha.update(data)
+        return self._dst.write(data)
+
+
+class _HashingSink:
+    """Plaintext sink kept in memory, hashed on the way in."""
+
+    def __init__(self) -> None:
+        self.buf, self.sha = io.BytesIO(), hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.sha.update(data)
+        return self.buf.write(data)
+
+
+def _key_id(data_key_id: int) -> str:
+    return f"dk-{data_key_id}"
+
+
+class ObjectStore:
+    """Blobs under ``<root>/objects/ab/cdef…``, each under its own data key."""
+
+    def __init__(self, root: Path, keyring: Keyring) -> None:
+        self.root = Path(root)
+        self.dir = self.root / "objects"
+        self.keyring = keyring
+
+    def path_for(self, blob_hash: str) -> Path:
+        if len(blob_hash) != 64 or any(c not in "0123456789abcdef" for c in blob_hash):
+            raise InputError(f"blob hash {blob_hash!r} is not a 64-character lowercase sha256 hex digest")
+        return self.dir / blob_hash[:2] / blob_hash[2:]
+
+    # ---- bytes -------------------------------------------------------------
+    def put_bytes(self, session: Session, data: bytes | BinaryIO, *, associated: bytes) -> BlobRef:
+        """Encrypt ``data`` under a fresh data key and store it atomically.
+
+        The temp file (same directory tree, so the rename is atomic) only ever
+        receives ciphertext; it is fsynced before the rename and removed on any
+        failure, so a crash leaves either the complete blob or nothing.
+        """
+        src: BinaryIO = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+        data_key_id, key = self.keyring.new_data_key(session)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self.dir / f".tmp-{os.urandom(8).hex()}"
+        reader = _HashingReader(src)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                writer = _HashingWriter(fh)
+                encrypt_stream(reader, writer, key, key_id=_key_id(data_key_id), wrapped_key=b"",
+                               associated=associated)
+                fh.flush()
+                os.fsync(fh.fileno())
+            blob_hash = writer.sha.hexdigest()
+            final = self.path_for(blob_hash)
+            final.parent.mkdir(exist_ok=True, mode=0o700)
+            os.replace(tmp, final)
+            _fsync_dir(final.parent)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return BlobRef(blob_hash=blob_hash, data_key_id=data_key_id,
+                       content_hash=reader.sha.hexdigest(), size=reader.count)
+
+    def get_bytes(self, session: Session, ref: BlobRef, *, associated: bytes) -> bytes:
+        """Decrypt a blob into memory after checking its address and content hash."""
+        key = self.keyring.data_key(session, ref.data_key_id)  # KeyDestroyed first: "erased" beats "missing"
+        path = self.path_for(ref.blob_hash)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise IntegrityFailure(f"blob {ref.blob_hash[:12]}… is missing from {self.dir}") from None
+        if hashlib.sha256(raw).hexdigest() != ref.blob_hash:
+            raise IntegrityFailure(f"blob {path} does not match its address: the file was modified or replaced")
+        expected = _key_id(ref.data_key_id)
+
+        def unwrap(key_id: str, _wrapped: bytes) -> bytes:
+            if key_id != expected:
+                raise DecryptionError(f"blob {ref.blob_hash[:12]}… names key {key_id!r}, expected {expected!r}")
+            return key
+
+        sink = _HashingSink()
+        try:
+            decrypt_stream(io.BytesIO(raw), sink, unwrap, associated=associated)
+        except DecryptionError as exc:
+            raise DecryptionError(f"blob {ref.blob_hash[:12]}…: {exc}") from None
+        if ref.content_hash and sink.sha.hexdigest() != ref.content_hash:
+            raise IntegrityFailure(f"blob {ref.blob_hash[:12]}… decrypted to content that does not match "
+                                   "the recorded content hash")
+        return sink.buf.getvalue()
+
+    # ---- frames ------------------------------------------------------------
+    def put_frame(self, session: Session, df: pd.DataFrame, *, associated: bytes) -> BlobRef:
+        """Store ``df`` as Parquet; ``content_hash`` is the sha256 of those Parquet bytes."""
+        buf = io.BytesIO()
+        df.to_parquet(buf, engine="pyarrow", index=True)
+        buf.seek(0)
+        return self.put_bytes(session, buf, associated=associated)
+
+    def get_frame(self, session: Session, ref: BlobRef, *, associated: bytes) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.read_parquet(io.BytesIO(self.get_bytes(session, ref, associated=associated)), engine="pyarrow")
+
+    def delete(self, ref: BlobRef) -> None:
+        """Remove the ciphertext (optional after crypto-shredding; the key is what matters)."""
+        self.path_for(ref.blob_hash).unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
