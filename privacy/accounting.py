@@ -13,7 +13,10 @@ silently wrong. Two accountants are exposed on purpose:
   PRV/PLD epsilons must never be summed as if they were a filter.
 
 Opacus (and therefore torch) is imported lazily inside the functions so that
-`privgov --help` does not pay the torch import.
+`privgov --help` does not pay the torch import. The one exception is
+`rdp_to_epsilon`: the budget ledger calls it while it holds the database write
+lock, so it is Opacus' one-line conversion written in plain `math` (checked
+against Opacus in tests/privacy/test_ledger.py) and never imports torch.
 """
 from __future__ import annotations
 
@@ -161,11 +164,13 @@ def rdp_curve(
 
 
 def rdp_to_epsilon(orders: Sequence[float], rdp: Sequence[float], delta: float) -> float:
-    """Convert an RDP curve to (epsilon, delta)-DP (Opacus' `get_privacy_spent`).
+    """Convert an RDP curve to (epsilon, delta)-DP, minimising over the orders.
 
-    Uses the improved conversion of Balle et al. (2020) as Opacus does. The
-    "optimal order is the largest alpha" warning is silenced because callers
-    cannot act on it; `DEFAULT_ORDERS` is wide enough that it rarely applies.
+    The improved conversion of Balle et al. (2020, Thm 21), the same formula as
+    Opacus' `get_privacy_spent`. Pure `math` on purpose: the budget ledger runs
+    it inside its write transaction, and importing Opacus there (torch, seconds)
+    held the lock long enough for concurrent runs to fail with "database busy".
+    An infinite RDP value gives an infinite epsilon at that order.
     """
     orders_l = _check_orders(orders)
     rdp_l = [float(x) for x in rdp]
@@ -176,12 +181,12 @@ def rdp_to_epsilon(orders: Sequence[float], rdp: Sequence[float], delta: float) 
     if any(math.isnan(x) or x < 0 for x in rdp_l):
         raise InputError("rdp: expected non-negative RDP values")
     delta = _check_delta(delta)
-    from opacus.accountants.analysis.rdp import get_privacy_spent
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        eps, _best = get_privacy_spent(orders=orders_l, rdp=rdp_l, delta=delta)
-    return float(eps)
+    log_delta = math.log(delta)
+    best = math.inf
+    for alpha, r in zip(orders_l, rdp_l):
+        eps = r - (log_delta + math.log(alpha)) / (alpha - 1) + math.log((alpha - 1) / alpha)
+        best = min(best, eps)
+    return float(best)
 
 
 def group_privacy(epsilon: float, delta: float, k: int) -> tuple[float, float]:

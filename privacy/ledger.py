@@ -5,7 +5,10 @@ Why a ledger and not a counter:
 * **Concurrency.** A run *reserves* its budget inside one database transaction
   that holds the write lock (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL:
   ``SELECT ... FOR UPDATE`` on the budget row), so concurrent runs serialise on
-  the check-and-insert and can never overspend together.
+  the check-and-insert and can never overspend together. Nothing slow runs
+  while the lock is held (no imports, validation before, messages after), and
+  a write that finds the lock taken re-runs its whole transaction a bounded
+  number of times (`RetryPolicy`) before a one-line `WorkspaceError`.
 * **Fail closed.** A reservation stays counted until the run commits what it
   actually spent. A crashed or killed run keeps its reservation; ``release`` is
   only for runs that never touched the data.
@@ -35,9 +38,11 @@ import bisect
 import datetime as dt
 import json
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import random
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy import (
     Column,
@@ -56,7 +61,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from privacy.accounting import rdp_to_epsilon  # light (pure math): no torch under the write lock
 from privacy.errors import BudgetExceeded, InputError, WorkspaceError
+
+T = TypeVar("T")
 
 metadata = MetaData()
 
@@ -150,6 +158,16 @@ class _Entry:
     rdp: list[float] | None
 
 
+@dataclass(frozen=True)
+class _Refusal:
+    """What `reserve` read under the lock, to word the refusal after releasing it."""
+
+    epsilon_cap: float
+    delta_cap: float
+    current: list[_Entry]
+    after: float
+
+
 def _validate_curve(
     orders: Sequence[float] | None, rdp: Sequence[float] | None
 ) -> tuple[list[float] | None, list[float] | None]:
@@ -214,48 +232,110 @@ def compose(entries: Sequence[_Entry], delta_cap: float) -> tuple[float, float]:
     delta_rdp = delta_cap - delta_b
     if delta_rdp <= 0:
         return math.inf, delta_b
-    from privacy.accounting import rdp_to_epsilon
-
     grid, total = _sum_curves(curves)
     return rdp_to_epsilon(grid, total, delta_rdp) + eps_b, delta_cap
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a ledger write retries while another process holds the write lock.
+
+    Why on top of SQLite's own busy timeout: the busy handler is skipped in
+    some cases (e.g. WAL deadlock avoidance) and a lock can outlast it, and a
+    run that has already planned its training should not fail on one unlucky
+    moment. Bounded so that a stuck lock holder gives a clean error, not a hang:
+    at most `attempts` tries, and no new try once `max_total_s` of backoff would
+    be exceeded (each try itself may also wait up to the engine's busy timeout).
+    """
+
+    attempts: int = 8
+    base_delay_s: float = 0.05
+    max_delay_s: float = 2.0
+    max_total_s: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        """Jittered exponential backoff after failed try number `attempt` (1-based).
+
+        Jittered (uniform in [d/2, d]) so that writers released together do
+        not retry in lockstep.
+        """
+        d = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+        return random.uniform(d / 2, d)
+
+
+# The sleep used between tries; a module attribute so tests can observe retries.
+_sleep = time.sleep
+
+
+def _is_lock_error(exc: OperationalError) -> bool:
+    """True for "database is locked/busy" (SQLite) - the only errors worth retrying."""
+    msg = str(exc.orig).lower()
+    return "locked" in msg or "busy" in msg
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 class BudgetLedger:
     """Reserve / commit / release privacy budget against per-lineage caps."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, retry: RetryPolicy | None = None) -> None:
         self.engine = engine
+        self.retry = retry or RetryPolicy()
 
     # -- schema ---------------------------------------------------------------
     def create_tables(self) -> None:
         metadata.create_all(self.engine)
 
     # -- transactions ---------------------------------------------------------
-    @contextmanager
-    def _write_txn(self) -> Iterator[Connection]:
-        """One transaction holding the database write lock from its first statement.
+    def _write_txn(self, body: Callable[[Connection], T]) -> T:
+        """Run `body(conn)` in one transaction holding the database write lock.
 
         SQLite: ``BEGIN IMMEDIATE`` takes the RESERVED lock before anything is
         read, so two reservers cannot both read the old total. PostgreSQL and
         others: ordinary transaction; `_lock_budget` adds ``FOR UPDATE``.
+
+        Keep `body` short: everything it does happens under the lock. Validate,
+        import and precompute before calling. On "database is locked/busy" the
+        whole transaction is rolled back and `body` runs again from scratch
+        (bounded by `self.retry`), so nothing is ever partially written and a
+        retried body re-reads the state it decides on.
         """
-        try:
-            with self.engine.connect() as conn:
-                if conn.dialect.name == "sqlite":
-                    raw = conn.connection.dbapi_connection
-                    if getattr(raw, "in_transaction", False):
-                        raw.commit()  # a stale implicit transaction would block BEGIN
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                    conn.commit()
-                except BaseException:
-                    conn.rollback()
-                    raise
-        except OperationalError as exc:
-            raise WorkspaceError(
-                f"ledger: database busy or unreadable ({exc.orig}); retry when other runs finish"
-            ) from exc
+        policy = self.retry
+        deadline = time.monotonic() + policy.max_total_s
+        attempt = 1
+        while True:
+            try:
+                return self._attempt(body)
+            except OperationalError as exc:
+                if not _is_lock_error(exc):
+                    raise WorkspaceError(
+                        f"ledger: database unreadable ({_one_line(exc.orig)}); check the workspace database"
+                    ) from exc
+                pause = policy.delay(attempt)
+                if attempt >= policy.attempts or time.monotonic() + pause > deadline:
+                    raise WorkspaceError(
+                        f"ledger: database still busy after {attempt} attempts ({_one_line(exc.orig)}); "
+                        "another process holds the write lock - retry when other runs finish"
+                    ) from exc
+            _sleep(pause)
+            attempt += 1
+
+    def _attempt(self, body: Callable[[Connection], T]) -> T:
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                raw = conn.connection.dbapi_connection
+                if getattr(raw, "in_transaction", False):
+                    raw.commit()  # a stale implicit transaction would block BEGIN
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                result = body(conn)
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+            return result
 
     @staticmethod
     def _lock_budget(conn: Connection, lineage_id: str, unit: str):
@@ -275,14 +355,25 @@ class BudgetLedger:
         return [_entry_of(r) for r in rows]
 
     # -- API ------------------------------------------------------------------
-    def set_cap(self, lineage_id: str, unit: str, epsilon: float, delta: float) -> None:
-        """Create or change the cap of (lineage, unit). Past entries stay counted."""
+    def set_cap(
+        self, lineage_id: str, unit: str, epsilon: float, delta: float, *, allow_change: bool = False
+    ) -> None:
+        """Create the cap of (lineage, unit), or confirm it. Past entries stay counted.
+
+        Every governed run calls this with the cap from the dataset's policy, so
+        an unchanged cap is a no-op. A *different* cap is refused unless
+        `allow_change` (the admin's policy rebind): otherwise an ordinary run
+        could raise its own budget by editing a policy file. Concurrent callers
+        get one winner; a loser with the same cap succeeds, one with another cap
+        gets the same refusal.
+        """
         lineage_id, unit = str(lineage_id), str(unit)
         eps, dlt = _check_eps_delta(epsilon, delta)
         if eps <= 0 or dlt <= 0:
             raise InputError(f"budget cap: expected epsilon > 0 and 0 < delta < 1, got ({epsilon}, {delta})")
         now = _utcnow()
-        with self._write_txn() as conn:
+
+        def body(conn: Connection) -> None:
             row = self._lock_budget(conn, lineage_id, unit)
             if row is None:
                 conn.execute(
@@ -291,11 +382,33 @@ class BudgetLedger:
                         delta_cap=dlt, created_at=now, updated_at=now,
                     )
                 )
-            else:
-                conn.execute(
-                    update(budgets).where(budgets.c.id == row.id)
-                    .values(epsilon_cap=eps, delta_cap=dlt, updated_at=now)
+                return
+            if (row.epsilon_cap, row.delta_cap) == (eps, dlt):
+                return
+            if not allow_change:
+                raise InputError(
+                    f"budget cap: dataset lineage {lineage_id} (unit {unit}) has cap "
+                    f"eps={row.epsilon_cap} delta={row.delta_cap}, not eps={eps} delta={dlt}; "
+                    "an admin must rebind the dataset's policy (`privgov policy bind DATASET FILE`) "
+                    "to change the cap"
                 )
+            conn.execute(
+                update(budgets).where(budgets.c.id == row.id)
+                .values(epsilon_cap=eps, delta_cap=dlt, updated_at=now)
+            )
+
+        try:
+            self._write_txn(body)
+        except IntegrityError:
+            # Lost the insert race (PostgreSQL: FOR UPDATE cannot lock a row that
+            # does not exist yet). The winner's row exists now: decide against it.
+            try:
+                self._write_txn(body)
+            except IntegrityError as exc:
+                raise WorkspaceError(
+                    f"budget cap: could not record the cap of dataset lineage {lineage_id} "
+                    f"(unit {unit}) ({_one_line(exc.orig)}); retry"
+                ) from exc
 
     def reserve(
         self,
@@ -313,12 +426,17 @@ class BudgetLedger:
         `epsilon`/`delta` are the run's own target guarantee (e.g. PRV);
         `orders`/`rdp` its RDP curve for the same target. Without a curve the
         entry counts by basic composition. A missing cap refuses (fail closed).
+        Under the write lock only the check-and-insert runs; validation happens
+        before it and the refusal message is composed after it.
         """
         lineage_id, unit, run_uid = str(lineage_id), str(unit), str(run_uid)
         eps, dlt = _check_eps_delta(epsilon, delta)
         o, r = _validate_curve(orders, rdp)
         new = _Entry(eps, dlt, o, r)
-        with self._write_txn() as conn:
+        orders_json = None if o is None else json.dumps(o)
+        rdp_json = None if r is None else json.dumps(r)
+
+        def body(conn: Connection) -> _Refusal | None:
             row = self._lock_budget(conn, lineage_id, unit)
             if row is None:
                 raise BudgetExceeded(
@@ -330,27 +448,30 @@ class BudgetLedger:
             ).first():
                 raise InputError(f"run_uid: {run_uid} already has a ledger entry; use a fresh run id")
             current = self._active_entries(conn, row.id)
-            before, _ = compose(current, row.delta_cap)
             after, d_after = compose(current + [new], row.delta_cap)
             if dlt > row.delta_cap or after > row.epsilon_cap + _TOL or d_after > row.delta_cap + _TOL:
-                raise BudgetExceeded(
-                    f"privacy budget exceeded for dataset lineage {lineage_id} (unit {unit}): "
-                    f"cap eps={row.epsilon_cap:g} delta={row.delta_cap:g}; "
-                    f"spent+reserved eps={before:.4g} (RDP-composed, {len(current)} runs); "
-                    f"requested eps={eps:g} delta={dlt:g} would make eps={after:.4g}"
-                )
+                return _Refusal(row.epsilon_cap, row.delta_cap, current, after)  # nothing written
             try:
                 conn.execute(
                     ledger_entries.insert().values(
                         budget_id=row.id, run_uid=run_uid, state=RESERVED, epsilon=eps,
-                        target_epsilon=eps, delta=dlt,
-                        orders=None if o is None else json.dumps(o),
-                        rdp=None if r is None else json.dumps(r),
+                        target_epsilon=eps, delta=dlt, orders=orders_json, rdp=rdp_json,
                         reserved_at=_utcnow(),
                     )
                 )
             except IntegrityError as exc:  # run_uid raced in via another budget row
                 raise InputError(f"run_uid: {run_uid} already has a ledger entry; use a fresh run id") from exc
+            return None
+
+        refusal = self._write_txn(body)
+        if refusal is not None:
+            before, _ = compose(refusal.current, refusal.delta_cap)
+            raise BudgetExceeded(
+                f"privacy budget exceeded for dataset lineage {lineage_id} (unit {unit}): "
+                f"cap eps={refusal.epsilon_cap:g} delta={refusal.delta_cap:g}; "
+                f"spent+reserved eps={before:.4g} (RDP-composed, {len(refusal.current)} runs); "
+                f"requested eps={eps:g} delta={dlt:g} would make eps={refusal.after:.4g}"
+            )
 
     @staticmethod
     def _reserved_entry(conn: Connection, run_uid: str, if_missing: str, if_not_reserved: str):
@@ -380,27 +501,35 @@ class BudgetLedger:
         run_uid = str(run_uid)
         eps, _ = _check_eps_delta(epsilon, 0.0)
         o, r = _validate_curve(orders, rdp)
-        with self._write_txn() as conn:
+        orders_json = None if o is None else json.dumps(o)
+        rdp_json = None if r is None else json.dumps(r)
+
+        def body(conn: Connection) -> None:
             row = self._reserved_entry(conn, run_uid, "has no reservation; reserve before training",
                                        "only a reservation can be committed")
             values: dict = {"state": COMMITTED, "epsilon": eps, "committed_at": _utcnow()}
             if o is not None:
-                values.update(orders=json.dumps(o), rdp=json.dumps(r))
+                values.update(orders=orders_json, rdp=rdp_json)
             elif eps > row.target_epsilon:
                 values.update(orders=None, rdp=None)
             conn.execute(update(ledger_entries).where(ledger_entries.c.id == row.id).values(**values))
+
+        self._write_txn(body)
 
     def release(self, run_uid: str) -> None:
         """Drop a reservation. Only for runs that never touched the data:
         a run that read the data must `commit`, even if it failed later."""
         run_uid = str(run_uid)
-        with self._write_txn() as conn:
+
+        def body(conn: Connection) -> None:
             row = self._reserved_entry(conn, run_uid, "has no reservation to release",
                                        "only reserved runs can be released")
             conn.execute(
                 update(ledger_entries).where(ledger_entries.c.id == row.id)
                 .values(state=RELEASED, released_at=_utcnow())
             )
+
+        self._write_txn(body)
 
     def status(self, lineage_id: str, unit: str) -> BudgetStatus:
         lineage_id, unit = str(lineage_id), str(unit)
@@ -454,4 +583,4 @@ def _entry_of(row) -> _Entry:
     return _Entry(row.epsilon, row.delta, json.loads(row.orders), json.loads(row.rdp))
 
 
-__all__ = ["BudgetLedger", "BudgetStatus", "RunRow", "budgets", "ledger_entries", "metadata"]
+__all__ = ["BudgetLedger", "BudgetStatus", "RetryPolicy", "RunRow", "budgets", "ledger_entries", "metadata"]

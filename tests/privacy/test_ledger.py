@@ -132,6 +132,46 @@ def test_compose_handles_different_order_grids():
     assert mixed < 1.2 * same
 
 
+def test_rdp_to_epsilon_matches_opacus():
+    """The ledger's gate converts RDP in plain math (no torch under the write lock);
+    it must agree with Opacus' `get_privacy_spent`, including infinite RDP values."""
+    import warnings
+
+    from opacus.accountants.analysis.rdp import get_privacy_spent
+
+    inf = float("inf")
+    curves = [
+        (ORDERS, CURVE),
+        (ORDERS, [7 * x for x in CURVE]),
+        (ORDERS, rdp_curve(0.7, 0.05, 500)),
+        ([2.0, 4.0, 8.0], [0.1, 0.3, inf]),
+        ([1.5, 3.0], [inf, inf]),
+    ]
+    for delta in (1e-7, DELTA, 1e-2):
+        for orders, rdp in curves:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                expected, _ = get_privacy_spent(orders=orders, rdp=rdp, delta=delta)
+            assert rdp_to_epsilon(orders, rdp, delta) == pytest.approx(float(expected), rel=1e-12)
+
+
+# -- caps --------------------------------------------------------------------------
+def test_cap_change_needs_allow_change(ledger):
+    _reserve(ledger, "r1")
+    ledger.set_cap("lin-1", "patient", 3.0, DELTA)  # what every run does: same cap, a no-op
+    for eps, delta in ((5.0, DELTA), (3.0, 2 * DELTA)):
+        with pytest.raises(InputError) as info:
+            ledger.set_cap("lin-1", "patient", eps, delta)
+        msg = str(info.value)
+        assert "lin-1" in msg and "`privgov policy bind DATASET FILE`" in msg and "\n" not in msg
+    assert ledger.status("lin-1", "patient").cap == (3.0, DELTA)
+
+    ledger.set_cap("lin-1", "patient", 5.0, DELTA, allow_change=True)  # the admin's rebind
+    st = ledger.status("lin-1", "patient")
+    assert st.cap == (5.0, DELTA)
+    assert [r.run_uid for r in st.runs] == ["r1"] and st.composed_epsilon > 0  # past runs still count
+
+
 # -- lifecycle -----------------------------------------------------------------
 def _crashing_run(db_path):
     led = BudgetLedger(_engine(db_path))
