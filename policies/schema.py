@@ -15,7 +15,7 @@ The format (``version: 1``)::
     grants:
       - id: ml-train
         roles: [ml-engineer]
-        actions: [train]                          # read read_masked train predict validate erase admin ingest
+        actions: [train]                          # read read_masked read_quarantine train predict validate erase admin ingest
         datasets: [clinic-visits]                 # names or globs; and/or
         tags: []                                  # dataset tags (any one matches)
         purposes: [readmission-model]             # required: no purpose, no access
@@ -45,8 +45,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from privacy.errors import InputError
 
-ACTIONS: tuple[str, ...] = ("read", "read_masked", "train", "predict", "validate", "erase", "admin", "ingest")
-Action = Literal["read", "read_masked", "train", "predict", "validate", "erase", "admin", "ingest"]
+ACTIONS: tuple[str, ...] = ("read", "read_masked", "read_quarantine", "train", "predict", "validate", "erase", "admin",
+                             "ingest")
+Action = Literal["read", "read_masked", "read_quarantine", "train", "predict", "validate", "erase", "admin", "ingest"]
 MaskKind = Literal["drop", "hash", "partial"]
 FilterOp = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_in", "is_null", "not_null"]
 Scalar = Union[bool, int, float, str]

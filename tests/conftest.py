@@ -11,8 +11,25 @@ REPO = Path(__file__).resolve().parents[1]
 ADULT_DIR = Path(os.environ.get("PRIVGOV_ADULT_DIR", REPO.parent / "shared" / "data" / "adult"))
 
 
-def new_workspace(root: Path, principals: dict[str, tuple[str, list[str]]] | None = None):
-    """A fresh workspace at `root` with principals {token key: (name, roles)}; returns (ws, tokens)."""
+# The example datasets, bound as an admin would (`privgov policy bind`): (policy, tags, privacy unit).
+EXAMPLE_BINDINGS = {
+    "clinic-visits": (REPO / "policies" / "examples" / "clinic.yaml", ["phi"], "patient_id"),
+    "adult-census": (REPO / "policies" / "examples" / "adult.yaml", ["census"], None),
+}
+
+
+def bind_examples(ws, bindings: dict | None = None) -> None:
+    """Bind the example policies to their datasets, as the workspace admin."""
+    from governance.access.authorize import Identity
+    from governance.access.binding import bind_policy
+
+    for dataset, (policy, tags, unit) in (EXAMPLE_BINDINGS if bindings is None else bindings).items():
+        bind_policy(ws, Identity("admin", ("admin",)), dataset, policy, tags=tags, privacy_unit=unit)
+
+
+def new_workspace(root: Path, principals: dict[str, tuple[str, list[str]]] | None = None, bindings: dict | None = None):
+    """A fresh workspace at `root` with principals {token key: (name, roles)} and the example
+    policies bound (or `bindings`); returns (ws, tokens)."""
     from governance.access.identity import add_principal, issue_token
     from governance.workspace import Workspace
 
@@ -23,6 +40,7 @@ def new_workspace(root: Path, principals: dict[str, tuple[str, list[str]]] | Non
         for key, (name, roles) in principals.items():
             add_principal(s, name, kind="service" if key == "demo" else "person", roles=roles)
             tokens[key] = issue_token(s, name, ttl_days=1)
+    bind_examples(ws, bindings)
     return ws, tokens
 
 

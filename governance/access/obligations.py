@@ -34,3 +34,31 @@ def apply_obligations(df: pd.DataFrame, obligations: Obligations, *, key: bytes)
         else:
             raise InputError(f"policy mask for column `{column}`: unknown kind {mask!r} (expected drop, hash, partial)")
     return out.reset_index(drop=True)
+
+
+def filter_problem(row_filter: str | None, df: pd.DataFrame) -> str | None:
+    """Why a row filter cannot be evaluated on these stored columns, or None when it can.
+
+    Fail closed: a filter written for released columns (e.g. age bands like
+    "0-19") evaluated on a version that holds other columns or other types
+    (raw integer ages in a quarantine) would silently keep every row."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    from policies.engine import parse_row_filter
+
+    if not row_filter:
+        return None
+    for c in parse_row_filter(row_filter):
+        if c.column not in df.columns:
+            return f"row filter column `{c.column}` is not in this version"
+        if c.value is None:
+            continue
+        values = c.value if isinstance(c.value, list) else [c.value]
+        col = df[c.column]
+        numeric_col = is_numeric_dtype(col) and not is_bool_dtype(col)
+        for v in values:
+            numeric_val = isinstance(v, (int, float)) and not isinstance(v, bool)
+            if numeric_col != numeric_val:
+                return (f"row filter `{c.column} {c.op} {v!r}` compares a {type(v).__name__} with column "
+                        f"`{c.column}` of type {col.dtype} in this version")
+    return None

@@ -6,8 +6,9 @@ from typing import Optional
 
 import typer
 
+from governance.access.authorize import require_admin
 from governance.cli.common import (
-    TokenOpt, WorkspaceOpt, _console, _open, _require_admin, access_app, keys_app, policy_app, principal_app, token_app,
+    TokenOpt, WorkspaceOpt, _console, _open, _token, access_app, keys_app, policy_app, principal_app, token_app,
 )
 
 
@@ -23,6 +24,37 @@ def policy_test(policy: Path, cases: Path) -> None:
     raise typer.Exit(0 if rep.ok else 1)
 
 
+@policy_app.command("bind")
+def policy_bind(
+    dataset: str = typer.Argument(..., help="Dataset name (created if new)."),
+    policy: Path = typer.Argument(..., help="Policy YAML to bind; stored by content hash."),
+    tags: Optional[str] = typer.Option(None, "--tags", help="Comma-separated dataset tags the policy matches on "
+                                       "(default: keep the current tags; none for a new dataset)."),
+    privacy_unit: Optional[str] = typer.Option(None, "--privacy-unit",
+                                               help="Column identifying one person (default: each row is one person). "
+                                                    "Fixed once versions are stored."),
+    workspace: Optional[Path] = WorkspaceOpt,
+    token: Optional[str] = TokenOpt,
+) -> None:
+    """Bind a policy to a dataset (admin only): the only policy its decisions and budget cap follow.
+
+    Rebinding an edited policy takes effect at once for every later decision; no re-run is needed."""
+    from governance.access.binding import bind_policy
+
+    ws = _open(workspace)
+    with ws.lock():
+        admin = require_admin(ws, _token(token), "policy_bind", resource=dataset)
+        b = bind_policy(ws, admin, dataset, policy,
+                        tags=None if tags is None else [x.strip() for x in tags.split(",") if x.strip()],
+                        privacy_unit=privacy_unit)
+        with ws.session() as s:
+            ws.audit.checkpoint(s)
+    cap = f"ε={b.cap[0]:g}, δ={b.cap[1]:g}" if b.cap else "none (training is refused)"
+    was = f" (was {b.previous_hash[:12]})" if b.previous_hash else ""
+    _console().print(f"bound policy `{b.policy_name}` sha256 {b.policy_hash[:12]}{was} to `{dataset}`; "
+                     f"tags {list(b.tags)}; privacy unit {b.privacy_unit}; budget cap {cap}")
+
+
 # --------------------------------------------------------------------------- identity
 @principal_app.command("add")
 def principal_add(
@@ -36,7 +68,7 @@ def principal_add(
     from governance.access.identity import add_principal
 
     ws = _open(workspace)
-    who = _require_admin(ws, token, "principal_add")
+    who = require_admin(ws, _token(token), "principal_add").name
     with ws.session() as s:
         add_principal(s, name, kind=kind, roles=[r for r in roles.split(",") if r])
         ws.audit.record(s, principal=who, action="principal_add", decision="info", details={"name": name})
@@ -64,7 +96,7 @@ def principal_revoke(name: str, workspace: Optional[Path] = WorkspaceOpt, token:
     from governance.access.identity import revoke_principal
 
     ws = _open(workspace)
-    who = _require_admin(ws, token, "principal_revoke")
+    who = require_admin(ws, _token(token), "principal_revoke").name
     with ws.session() as s:
         revoke_principal(s, name)
         ws.audit.record(s, principal=who, action="principal_revoke", decision="info", details={"name": name})
@@ -82,7 +114,7 @@ def token_issue(
     from governance.access.identity import issue_token
 
     ws = _open(workspace)
-    who = _require_admin(ws, token, "token_issue")
+    who = require_admin(ws, _token(token), "token_issue").name
     with ws.session() as s:
         new = issue_token(s, name, ttl_days=ttl_days)
         ws.audit.record(s, principal=who, action="token_issue", decision="info",
@@ -96,7 +128,7 @@ def keys_rotate(workspace: Optional[Path] = WorkspaceOpt, token: Optional[str] =
     """New key-encryption key; every data key is re-wrapped (no data re-encryption)."""
     ws = _open(workspace)
     with ws.lock():
-        who = _require_admin(ws, token, "keys_rotate")
+        who = require_admin(ws, _token(token), "keys_rotate").name
         with ws.session() as s:
             kek = ws.keyring.rotate(s)
             ws.audit.record(s, principal=who, action="keys_rotate", decision="info", details={"kek_id": kek})
@@ -109,7 +141,7 @@ def keys_retire(kek_id: str, workspace: Optional[Path] = WorkspaceOpt, token: Op
     """Remove an old key-encryption key once nothing is wrapped under it."""
     ws = _open(workspace)
     with ws.lock():
-        who = _require_admin(ws, token, "keys_retire")
+        who = require_admin(ws, _token(token), "keys_retire").name
         with ws.session() as s:
             ws.keyring.retire(kek_id, s)
             ws.audit.record(s, principal=who, action="keys_retire", decision="info", details={"kek_id": kek_id})

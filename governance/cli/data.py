@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from governance.cli.common import (
-    TokenOpt, WorkspaceOpt, _authorize, _console, _open, pii_app, quality_app, sample_app,
+    TokenOpt, WorkspaceOpt, _token, _console, _open, pii_app, quality_app, sample_app,
 )
 
 
@@ -30,16 +30,13 @@ def sample_clinic(
 def _load_data_arg(data: str, workspace: Optional[Path], token: Optional[str], action: str, purpose: str):
     """`DATA` is a file path, or `dataset:NAME[@VERSION]` for a stored (encrypted) version."""
     if data.startswith("dataset:"):
-        from governance.storage import catalog
+        from governance.access.export import read_authorized
+        from privacy.errors import InputError
 
-        ref = data[len("dataset:"):]
-        name, _, ver = ref.partition("@")
-        ws = _open(workspace)
-        _authorize(ws, token, action, name, purpose)
-        with ws.session() as s:
-            ds = catalog.find_dataset(s, name)
-            row = catalog.get_version(s, ds, int(ver) if ver else None)
-            return catalog.read_version(ws, s, ds, row), ds.row_id_column
+        name, _, ver = data[len("dataset:"):].partition("@")
+        if ver and not ver.isdigit():
+            raise InputError(f"{data}: expected dataset:NAME or dataset:NAME@VERSION with a version number")
+        return read_authorized(_open(workspace), _token(token), action, name, int(ver) if ver else None, purpose)
     from governance.data.ingest import read_table
 
     return read_table(Path(data)), "row_id"
@@ -131,22 +128,30 @@ def pii_apply(
     data: Path = typer.Argument(..., help="CSV/Parquet file."),
     spec: Path = typer.Option(..., "--spec", help="YAML list of de-identification steps."),
     out: Path = typer.Option(..., "--out", help="File to write (CSV/Parquet)."),
+    dataset: str = typer.Option(..., "--dataset", help="Dataset the pseudonyms are for (`ingest` is checked on it)."),
+    purpose: str = typer.Option("pipeline", "--purpose"),
     workspace: Optional[Path] = WorkspaceOpt,
+    token: Optional[str] = TokenOpt,
 ) -> None:
-    """Apply drop / pseudonymize / generalize / suppress steps with the workspace's HMAC keys."""
+    """Apply drop / pseudonymize / generalize / suppress steps with the workspace's HMAC keys.
+
+    The keys are the ones stored versions are pseudonymized with, so computing pseudonyms is
+    an `ingest` decision on the dataset they are for (authenticated, audited)."""
     import yaml
 
-    from governance.storage.atomic_write import write_frame
+    from governance.access.authorize import authorize
     from governance.data.ingest import read_table
+    from governance.storage.atomic_write import write_frame
     from privacy.deid import apply_deid
     from privacy.errors import InputError
 
+    ws = _open(workspace)
+    authorize(ws, _token(token), "ingest", dataset, purpose, details={"for": "pii_apply"})
     steps = yaml.safe_load(spec.read_text())
     if isinstance(steps, dict):
         steps = steps.get("steps")
     if not isinstance(steps, list):
         raise InputError(f"{spec}: expected a YAML list of steps (or a mapping with `steps:`)")
-    ws = _open(workspace)
     df, report = apply_deid(read_table(data), steps, key_for_domain=ws.keyring.hmac_key)
     write_frame(df, out)
     for r in report:

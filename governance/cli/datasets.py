@@ -6,9 +6,8 @@ from typing import Optional
 
 import typer
 
-from governance.cli.common import (
-    TokenOpt, WorkspaceOpt, _authorize, _console, _open, _require_admin, dataset_app,
-)
+from governance.access.authorize import require_admin
+from governance.cli.common import TokenOpt, WorkspaceOpt, _console, _open, _token, dataset_app
 
 
 # --------------------------------------------------------------------------- datasets
@@ -67,7 +66,7 @@ def dataset_erase(
 
     ws = _open(workspace)
     with ws.lock():
-        who = _require_admin(ws, token, "erase")
+        who = require_admin(ws, _token(token), "erase", resource=name).name
         with ws.session() as s:
             ds = catalog.find_dataset(s, name)
             rep = catalog.erase_version(ws, s, ds, version)
@@ -90,22 +89,13 @@ def dataset_export(
     workspace: Optional[Path] = WorkspaceOpt,
     token: Optional[str] = TokenOpt,
 ) -> None:
-    """Write only what the principal may see (masks, row filters applied); the export is audited."""
-    from governance.storage import catalog
-    from governance.storage.atomic_write import write_frame
-    from governance.access.obligations import apply_obligations
+    """Write only what the principal may see (masks, row filters applied); the export is audited.
+
+    Quarantine versions need the `read_quarantine` grant; a row filter that cannot be evaluated
+    on the version denies."""
+    from governance.access.export import export_version
 
     ws = _open(workspace)
-    who, decision, _ = _authorize(ws, token, "read_masked", name, purpose)
-    with ws.session() as s:
-        ds = catalog.find_dataset(s, name)
-        row = catalog.get_version(s, ds, version)
-        df = catalog.read_version(ws, s, ds, row)
-    masked = apply_obligations(df, decision.obligations, key=ws.keyring.hmac_key(f"export:{name}"))
-    write_frame(masked, out)
-    with ws.session() as s:
-        ws.audit.record(s, principal=who, action="export", decision="info", resource=name, version=row.version,
-                        purpose=purpose, details={"rows": int(len(masked)), "columns": int(masked.shape[1]),
-                                                  "masked_columns": ",".join(sorted(decision.obligations.column_masks))[:128]})
-        ws.audit.checkpoint(s)
-    _console().print(f"exported {len(masked):,} rows × {masked.shape[1]} columns of `{name}` v{row.version} to {out}")
+    res = export_version(ws, _token(token), name, version, purpose, out)
+    _console().print(f"exported {res.rows:,} rows × {res.columns} columns of `{name}` v{res.version} ({res.kind}) "
+                     f"to {out}")

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from governance.cli.common import (
-    TokenOpt, WorkspaceOpt, _authorize, _console, _open, app,
+    TokenOpt, WorkspaceOpt, _token, _console, _open, app,
 )
 
 
@@ -27,8 +27,8 @@ def predict(
     from governance.run import models as model_ops
 
     ws = _open(workspace)
-    who, _, _ = _authorize(ws, token, "predict", model_ops.run_dataset(ws, run_uid), purpose)
-    res = model_ops.predict(ws, who, run_uid, data, out, purpose, threshold)
+    auth, _ = model_ops.authorize_model_use(ws, _token(token), "predict", run_uid, purpose)
+    res = model_ops.predict(ws, auth.identity.name, run_uid, data, out, purpose, threshold)
     con = _console()
     con.print(f"scored {res.rows:,} rows with the model of run {run_uid}: {res.predicted_positive:,} predicted "
               f"`{res.target}` = `{res.positive_label}`; wrote {res.out}")
@@ -82,19 +82,20 @@ def audit_model(
     one-run canary audit (Steinke, Nasr & Jagielski 2023), which retrains once with the same DP
     settings and is charged to the privacy budget as its own run."""
     from governance.run import models as model_ops
-    from governance.storage.store import Run
 
     ws = _open(workspace)
-    dataset = model_ops.run_dataset(ws, run_uid)
-    if purpose is None:
-        with ws.session() as s:
-            purpose = s.query(Run.purpose).filter(Run.run_uid == run_uid).scalar()
     with ws.lock():
-        who, _, _ = _authorize(ws, token, "train", dataset, purpose)
-        rec = model_ops.audit_model(ws, who, run_uid, purpose, canaries=canaries, seed=seed, skip_canary=skip_canary)
+        auth, purpose = model_ops.authorize_model_use(ws, _token(token), "train", run_uid, purpose)
+        rec = model_ops.audit_model(ws, auth.identity.name, run_uid, purpose, canaries=canaries, seed=seed,
+                                    skip_canary=skip_canary)
     if json_out:
         print(json.dumps(rec, indent=2, default=str))
         return
+    print_audit(run_uid, rec)
+
+
+def print_audit(run_uid: str, rec: dict) -> None:
+    """The audit record in words (also used by `privgov demo`)."""
     con = _console()
     mia = rec["membership_inference"]
     con.print(f"[bold]Audit of run {run_uid}[/] (claimed ε = {rec['claimed_epsilon']:.3f}, δ = {rec['delta']:g})")

@@ -32,7 +32,7 @@ def _run_pipeline(pipeline: Path, workspace: Optional[Path], token: Optional[str
                   resume: Optional[str] = None):
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from governance.run.runner import PipelineRunner
+    from governance.run.runner import resume_pipeline, run_pipeline
     from governance.run.spec import load_pipeline
 
     overrides = {"PRIVGOV_ADULT_DIR": str(adult_dir.resolve())} if adult_dir else None
@@ -51,8 +51,9 @@ def _run_pipeline(pipeline: Path, workspace: Optional[Path], token: Optional[str
                 else:
                     bar.update(tasks[stage], completed=1, description=f"[green]✓[/] {stage}")
 
-            runner = PipelineRunner(ws, spec, token, progress)
-            return runner.resume(resume) if resume else runner.run()
+            if resume:
+                return resume_pipeline(ws, spec, token, resume, progress)
+            return run_pipeline(ws, spec, token, progress)
 
 
 def _print_summary(summary, json_out: bool) -> None:
@@ -81,34 +82,41 @@ def _print_summary(summary, json_out: bool) -> None:
 def demo(
     pipeline: Path = typer.Argument(Path("examples/clinic/pipeline.yaml"), help="Pipeline to run."),
     workspace: Optional[Path] = WorkspaceOpt,
+    token: Optional[str] = TokenOpt,
     audit: bool = typer.Option(True, "--audit/--no-audit",
                                help="Audit the trained model afterwards (membership inference + one-run canary audit)."),
 ) -> None:
-    """Create the workspace if needed, enrol the demo principal, run the example pipeline and audit its model."""
-    from governance.access.identity import add_principal, issue_token, list_principals
+    """Run the example pipeline (creating and setting up a workspace if there is none) and audit its model.
+
+    A new workspace gets an admin, the pipeline's principal and the pipeline's policy bound to its
+    dataset; on an existing workspace the demo needs a token like any other command."""
+    from governance.cli.models import print_audit
+    from governance.demo.setup import prepare
+    from governance.run import models as model_ops
     from governance.run.spec import load_pipeline
-    from governance.workspace import Workspace, resolve_root
+    from governance.workspace import resolve_root
 
     root = resolve_root(workspace)
     spec = load_pipeline(pipeline)
-    ws = Workspace.open(root) if (root / "workspace.json").exists() else Workspace.create(root)
-    with ws.lock(), ws.session() as s:
-        names = {p.name for p in list_principals(s)}
-        if spec.principal not in names:
-            add_principal(s, spec.principal, kind="service", roles=["ml-engineer", "data-engineer"])
-        token = issue_token(s, spec.principal, ttl_days=1)
-        ws.audit.record(s, principal="local-admin", action="token_issue", decision="info",
-                        details={"principal": spec.principal, "ttl_days": 1})
-    summary = _run_pipeline(pipeline, root, token, None)
+    demo_ws = prepare(root, spec, _token(token))
+    con = _console()
+    if demo_ws.created:
+        con.print(f"Workspace created at {root}; policy {spec.policy} bound to `{spec.dataset}`.")
+        con.print("Admin token (shown once; `privgov policy bind`, `token issue`, `keys rotate` need it):")
+        print(demo_ws.admin_token)
+        con.print(f"Token of `{spec.principal}` (1 day) is in {root / 'demo.token'}: "
+                  f"export PRIVGOV_TOKEN=$(cat {root / 'demo.token'})")
+    summary = _run_pipeline(pipeline, root, demo_ws.token, None)
     _print_summary(summary, False)
     if audit and summary.epsilon_spent is not None:
-        from governance.cli.models import audit_model
-
-        audit_model(run_uid=summary.run_uid, purpose=None, canaries=200, seed=0, skip_canary=False, json_out=False,
-                    workspace=root, token=token)
+        ws = demo_ws.ws
+        with ws.lock():
+            auth, purpose = model_ops.authorize_model_use(ws, demo_ws.token, "train", summary.run_uid, None)
+            rec = model_ops.audit_model(ws, auth.identity.name, summary.run_uid, purpose, canaries=200, seed=0)
+        print_audit(summary.run_uid, rec)
         if summary.report_path:
             from governance.evidence.report import write_report
 
             write_report(ws, Path(summary.report_path))
-            _console().print(f"  report updated with the audit: {summary.report_path}")
-    _console().print(f"Inspect: privgov dataset list · privgov budget show {spec.dataset} · privgov audit verify")
+            con.print(f"  report updated with the audit: {summary.report_path}")
+    con.print(f"Inspect: privgov dataset list · privgov budget show {spec.dataset} · privgov audit verify")

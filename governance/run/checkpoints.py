@@ -10,19 +10,16 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from governance.storage import aad
 from governance.storage.objectstore import BlobRef
 from governance.storage.store import TrainingCheckpoint, utcnow
 from governance.workspace import Workspace
 
 
-def _associated(run_uid: str) -> bytes:
-    return f"privgov:checkpoint;run={run_uid}".encode()
-
-
 def save(ws: Workspace, run_uid: str, data: bytes, step: int, steps_total: int) -> None:
     """Store `data` as the run's checkpoint at `step`; the previous one is deleted after the swap."""
     with ws.session() as s:
-        ref = ws.objects.put_bytes(s, data, associated=_associated(run_uid))
+        ref = ws.objects.put_bytes(s, data, associated=aad.checkpoint(run_uid))
         row = s.query(TrainingCheckpoint).filter(TrainingCheckpoint.run_uid == run_uid).one_or_none()
         old = _ref(row) if row is not None else None
         if row is None:
@@ -43,7 +40,7 @@ def latest(s: Session, run_uid: str) -> TrainingCheckpoint | None:
 
 def load(ws: Workspace, s: Session, row: TrainingCheckpoint) -> bytes:
     """Decrypt a checkpoint (address, AEAD tag and content hash are all checked)."""
-    return ws.objects.get_bytes(s, _ref(row), associated=_associated(row.run_uid))
+    return ws.objects.get_bytes(s, _ref(row), associated=aad.checkpoint(row.run_uid))
 
 
 def drop(ws: Workspace, run_uid: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from governance.storage import catalog
+from governance.storage import aad, catalog
 from governance.storage.objectstore import BlobRef
 from governance.storage.store import DatasetVersion, Run, utcnow
 from governance.workspace import Workspace
@@ -35,10 +35,23 @@ def _find_run(s: Any, run_uid: str) -> Run:
     return run
 
 
-def run_dataset(ws: Workspace, run_uid: str) -> str:
-    """The dataset a run trained on: the resource every decision about its model is made for."""
+def authorize_model_use(ws: Workspace, token: str | None, action: str, run_uid: str,
+                        purpose: str | None) -> tuple[Any, str]:
+    """(Authorization, purpose) for using a run's model, decided under its dataset's bound policy.
+
+    Authenticates before anything about the run is looked up; an unknown run is
+    denied with the same words as a forbidden one. `purpose=None` means the
+    purpose the run trained for."""
+    from governance.access.authorize import authenticate, decide_for
+    from governance.storage.store import Run
+
+    identity = authenticate(ws, token, action=action, resource=f"run:{run_uid}"[:500], purpose=purpose)
     with ws.session() as s:
-        return _find_run(s, run_uid).dataset_name
+        row = s.query(Run.dataset_name, Run.purpose).filter(Run.run_uid == run_uid).one_or_none()
+    dataset = row[0] if row is not None else f"run:{run_uid}"
+    purpose = purpose if purpose is not None else (row[1] if row is not None else None)
+    auth = decide_for(ws, identity, action, dataset, purpose, details={"run_uid": run_uid[:64]})
+    return auth, purpose
 
 
 def load_run_model(ws: Workspace, s: Any, run_uid: str):
@@ -47,7 +60,7 @@ def load_run_model(ws: Workspace, s: Any, run_uid: str):
 
     run = _find_run(s, run_uid)
     ref = BlobRef(blob_hash=run.model_blob_hash, data_key_id=int(run.model_data_key_id), content_hash="", size=0)
-    raw = ws.objects.get_bytes(s, ref, associated=f"privgov:model;run={run_uid}".encode())
+    raw = ws.objects.get_bytes(s, ref, associated=aad.model(run_uid))
     return run, load_bundle(raw, source=f"model of run {run_uid}")
 
 

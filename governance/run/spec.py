@@ -114,7 +114,7 @@ class PipelineSpec(_Strict):
     quality: QualitySpec | None = None
     cleaning: list[dict[str, Any]] = Field(default_factory=list)
     deid: DeidSpec = Field(default_factory=DeidSpec)
-    policy: str
+    policy: str | None = None  # if given, must be the very text an admin bound to the dataset
     principal: str
     purpose: str
     ingest_purpose: str = "pipeline"

@@ -14,16 +14,12 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from governance.storage.aad import dataset_version as associated_data
 from governance.storage.store import Dataset, DatasetVersion, LineageEdge, Run, utcnow
 from privacy.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from governance.workspace import Workspace
-
-
-def associated_data(dataset: str, version: int, kind: str) -> bytes:
-    """Bytes authenticated with a blob: a ciphertext cannot be replayed as another version."""
-    return f"privgov:dataset={dataset};version={version};kind={kind}".encode()
 
 
 def get_or_create_dataset(

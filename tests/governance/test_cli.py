@@ -89,15 +89,15 @@ def test_rotate_erase_export_and_audit_extract(capsys, workspace, tmp_path) -> N
     """Rotate twice, erase one version: the rest still decrypts, the erased one cannot,
     the model trained on it is flagged, and the audit extract verifies elsewhere."""
     from governance.storage import catalog
-    from governance.run.runner import PipelineRunner
+    from governance.run.runner import run_pipeline
     from governance.run.spec import load_pipeline
     from tests.governance.run.test_runner import small_spec
 
     ws, tokens = workspace
     w = str(ws.root)
     spec = load_pipeline(small_spec(tmp_path))
-    first = PipelineRunner(ws, spec, tokens["demo"]).run()
-    second = PipelineRunner(ws, spec, tokens["demo"]).run()
+    first = run_pipeline(ws, spec, tokens["demo"])
+    second = run_pipeline(ws, spec, tokens["demo"])
     for _ in range(2):
         assert run(capsys, "keys", "rotate", "-w", w, "--token", tokens["admin"])[0] == 0
     code, out, _ = run(capsys, "dataset", "erase", "clinic-visits", "--version", str(first.version), "-w", w,
@@ -130,12 +130,12 @@ def test_policy_test_and_access_review(capsys, workspace, tmp_path, monkeypatch)
     monkeypatch.setenv("COLUMNS", "250")
     root = Path(__file__).resolve().parents[2] / "policies" / "examples"
     assert run(capsys, "policy", "test", str(root / "clinic.yaml"), str(root / "clinic_cases.yaml"))[0] == 0
-    from governance.run.runner import PipelineRunner
+    from governance.run.runner import run_pipeline
     from governance.run.spec import load_pipeline
     from tests.governance.run.test_runner import small_spec
 
     ws, tokens = workspace
-    PipelineRunner(ws, load_pipeline(small_spec(tmp_path, training=None)), tokens["demo"]).run()
+    run_pipeline(ws, load_pipeline(small_spec(tmp_path, training=None)), tokens["demo"])
     code, out, _ = run(capsys, "access", "review", "-w", str(ws.root))
     assert code == 0 and "demo-ml-engineer" in out and "mallory" not in out
 
@@ -146,7 +146,7 @@ def test_masked_export_honours_obligations(capsys, workspace, tmp_path) -> None:
 
     from governance.evidence.audit import AuditEvent
     from governance.access.identity import add_principal, issue_token
-    from governance.run.runner import PipelineRunner
+    from governance.run.runner import run_pipeline
     from governance.run.spec import load_pipeline
     from tests.governance.run.test_runner import small_spec
 
@@ -154,7 +154,7 @@ def test_masked_export_honours_obligations(capsys, workspace, tmp_path) -> None:
     with ws.session() as s:
         add_principal(s, "ana", roles=["analyst"])
         ana = issue_token(s, "ana", ttl_days=1)
-    PipelineRunner(ws, load_pipeline(small_spec(tmp_path, training=None)), tokens["demo"]).run()
+    run_pipeline(ws, load_pipeline(small_spec(tmp_path, training=None)), tokens["demo"])
     out = tmp_path / "export.csv"
     w = str(ws.root)
     code, _, err = run(capsys, "dataset", "export", "clinic-visits", "--purpose", "quality-review", "--out", str(out),

@@ -138,11 +138,11 @@ def test_kill_mid_training_then_resume_charges_once(killed, tmp_path) -> None:
     assert actions.index("budget_reserve") < actions.index("budget_resume") < last_train
 
     # The same pipeline without interruption, in a fresh workspace: same epsilon, same model.
-    from governance.run.runner import PipelineRunner
+    from governance.run.runner import run_pipeline
     from governance.run.spec import load_pipeline
 
     ws2, tokens2 = new_workspace(tmp_path / "ws2")
-    whole = PipelineRunner(ws2, load_pipeline(spec), tokens2["demo"]).run()
+    whole = run_pipeline(ws2, load_pipeline(spec), tokens2["demo"])
     assert whole.epsilon_spent == summary["epsilon_spent"]
     assert whole.metrics["accuracy"] == summary["metrics"]["accuracy"]
     assert whole.metrics["roc_auc"] == pytest.approx(summary["metrics"]["roc_auc"], abs=1e-12)

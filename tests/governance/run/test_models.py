@@ -15,7 +15,7 @@ from tests.governance.run.test_runner import cli, error_line, small_spec
 def trained(tmp_path_factory):
     """One finished governed run; also writes its held-out split (features + label) to CSV."""
     from governance.storage import catalog
-    from governance.run.runner import PipelineRunner
+    from governance.run.runner import run_pipeline
     from governance.run.spec import load_pipeline
     from governance.data.splitting import split_for_training
 
@@ -23,7 +23,7 @@ def trained(tmp_path_factory):
     ws, tokens = new_workspace(tmp / "ws", {"demo": ("demo-ml-engineer", ["ml-engineer", "data-engineer"]),
                                             "mallory": ("mallory", ["contractor"])})
     spec = load_pipeline(small_spec(tmp))
-    summary = PipelineRunner(ws, spec, tokens["demo"]).run()
+    summary = run_pipeline(ws, spec, tokens["demo"])
     with ws.session() as s:
         ds = catalog.find_dataset(s, spec.dataset)
         data = catalog.read_version(ws, s, ds, catalog.get_version(s, ds, summary.version))
@@ -67,7 +67,7 @@ def test_predict_denied_for_contractor_writes_nothing(trained) -> None:
 
 @pytest.mark.parametrize("case,needle", [
     ("missing_column", "missing feature column(s) ['sex']"),
-    ("unknown_run", "no such run"),
+    ("unknown_run", "denied (no such dataset"),
     ("bad_suffix", "expected a .csv or .parquet"),
     ("no_file", "score_missing.csv"),
 ])
@@ -85,7 +85,7 @@ def test_predict_bad_input_is_one_line_and_writes_nothing(trained, case, needle)
         data = tmp / "score_missing.csv"
     res = cli("predict", run, "--data", str(data), "--out", str(out), "--purpose", "readmission-model",
               "--token", tokens["demo"], *_ws(trained))
-    assert res.returncode == 2, res.stderr
+    assert res.returncode == (3 if case == "unknown_run" else 2), res.stderr  # an unknown run is denied like a forbidden one
     assert needle in error_line(res)
     assert not out.exists() and not list(tmp.glob(".out_*.tmp"))
 

@@ -55,14 +55,14 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     """One successful governed run shared by the read-only checks below."""
-    from governance.run.runner import PipelineRunner
+    from governance.run.runner import run_pipeline
     from governance.run.spec import load_pipeline
 
     tmp = tmp_path_factory.mktemp("run")
     ws, tokens = new_workspace(tmp / "ws")
     token = tokens["demo"]
     spec = load_pipeline(small_spec(tmp))
-    summary = PipelineRunner(ws, spec, token).run()
+    summary = run_pipeline(ws, spec, token)
     return ws, summary, tmp, token
 
 
@@ -109,12 +109,12 @@ def test_audit_verify_and_tamper_named(finished_run, tmp_path) -> None:
 
 
 def test_second_run_spends_more_budget_and_versions(finished_run) -> None:
-    from governance.run.runner import PipelineRunner
+    from governance.run.runner import run_pipeline
     from governance.run.spec import load_pipeline
 
     ws, summary, tmp, token = finished_run
     spec = load_pipeline(small_spec(tmp))
-    second = PipelineRunner(ws, spec, token).run()
+    second = run_pipeline(ws, spec, token)
     assert second.version > summary.version  # (the quarantine may take a number in between)
     with ws.session() as s:
         from governance.storage import catalog
@@ -128,14 +128,14 @@ def test_second_run_spends_more_budget_and_versions(finished_run) -> None:
 
 
 def test_policy_deny_stops_before_decrypt(workspace, tmp_path) -> None:
-    from governance.run.runner import PipelineRunner
+    from governance.run.runner import run_pipeline
     from governance.run.spec import load_pipeline
     from privacy.errors import AccessDenied
 
     ws, tokens = workspace
     spec = load_pipeline(small_spec(tmp_path, purpose="marketing"))
     with pytest.raises(AccessDenied, match="marketing"):
-        PipelineRunner(ws, spec, tokens["demo"]).run()
+        run_pipeline(ws, spec, tokens["demo"])
     from governance.evidence.audit import AuditEvent
 
     with ws.session() as s:
@@ -192,10 +192,20 @@ def test_bad_source_file(workspace, tmp_path, content) -> None:
         assert s.query(DatasetVersion).count() == 0  # nothing half-written
 
 
-def test_missing_column_named(workspace, tmp_path) -> None:
+def test_pipeline_cannot_change_the_bound_privacy_unit(workspace, tmp_path) -> None:
     ws, tokens = workspace
     res = cli("run", str(small_spec(tmp_path, privacy_unit="no_such_col")), "--workspace", str(ws.root),
               "--token", tokens["demo"])
+    assert res.returncode == 3 and "no_such_col" in error_line(res) and "patient_id" in error_line(res)
+
+
+def test_bound_privacy_unit_missing_from_the_data_is_named(workspace, tmp_path) -> None:
+    from tests.conftest import REPO, bind_examples
+
+    ws, tokens = workspace
+    bind_examples(ws, {"clinic-units": (REPO / "policies" / "examples" / "clinic.yaml", ["phi"], "no_such_col")})
+    res = cli("run", str(small_spec(tmp_path, dataset="clinic-units", privacy_unit=None, training=None)),
+              "--workspace", str(ws.root), "--token", tokens["demo"])
     assert res.returncode == 2 and "no_such_col" in error_line(res)
 
 
@@ -234,13 +244,13 @@ def test_group_bounding_plans_for_the_largest_unit_and_ledger_counts_per_unit(wo
     """bounding: group trains on every row; epsilon is per patient at the largest
     number of visits one patient has, and the ledger counts that per-patient epsilon."""
     from governance.storage import catalog
-    from governance.run.runner import PipelineRunner
+    from governance.run.runner import run_pipeline
     from governance.run.spec import load_pipeline
     from governance.storage.store import Run
 
     ws, tokens = workspace
     spec = load_pipeline(small_spec(tmp_path, **{"training.bounding": "group", "training.epsilon": 2.0}))
-    summary = PipelineRunner(ws, spec, tokens["demo"]).run()
+    summary = run_pipeline(ws, spec, tokens["demo"])
     assert summary.status == "succeeded"
     with ws.session() as s:
         ds = catalog.find_dataset(s, spec.dataset)

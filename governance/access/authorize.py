@@ -1,0 +1,168 @@
+"""The one authorization path: authenticate, find the dataset's bound policy, decide, audit.
+
+Why one path: the CLI, the governed run and model operations (and later the
+HTTP service) used to carry three copies of this logic, and each copy had its
+own gap (denials lost in rolled-back sessions, a pipeline choosing its own
+policy, dataset names revealed before authentication). Here the order is fixed:
+
+1. authenticate the token - a failure is audited as ``unauthenticated`` (with
+   the name the caller claimed) and nothing else is looked at;
+2. look up the dataset and the policy an admin bound to it (``privgov policy
+   bind``) - the only policy that ever applies to it;
+3. decide, and audit the decision (allow or deny) in its own committed
+   transaction, under the authenticated identity.
+
+An unknown dataset, a dataset without a bound policy and a forbidden action
+give the same error, so a token holder cannot probe which datasets exist.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from governance.evidence.recorder import UNAUTHENTICATED, record_event
+from privacy.errors import AccessDenied
+
+if TYPE_CHECKING:  # pragma: no cover
+    from policies.engine import Decision
+    from policies.schema import Policy
+    from governance.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the token belongs to: the only name decisions and audit events use."""
+
+    name: str
+    roles: tuple[str, ...]
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """The catalog facts a decision and a run need, read once."""
+
+    id: int
+    name: str
+    lineage_id: str
+    privacy_unit: str | None
+    row_id_column: str
+    tags: tuple[str, ...]
+    policy_hash: str | None
+
+    @property
+    def unit(self) -> str:
+        return self.privacy_unit or "row"
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """An allow decision: who, what, why, under which bound policy, with which obligations."""
+
+    identity: Identity
+    action: str
+    purpose: str | None
+    dataset: DatasetRef
+    policy: "Policy"
+    decision: "Decision"
+
+    @property
+    def obligations(self) -> Any:
+        return self.decision.obligations
+
+
+def denied_message(who: str, action: str, dataset: str, purpose: str | None) -> str:
+    """The same words for an unknown dataset, an unbound one and a forbidden action."""
+    return (f"`{who}` may not `{action}` `{dataset}` for purpose `{purpose}`: denied (no such dataset, no policy "
+            "bound to it, or no grant; the reason is recorded in the audit log)")
+
+
+def dataset_ref(ds: Any) -> DatasetRef:
+    return DatasetRef(id=int(ds.id), name=ds.name, lineage_id=ds.lineage_id, privacy_unit=ds.privacy_unit,
+                      row_id_column=ds.row_id_column, tags=tuple(ds.tags or ()), policy_hash=ds.policy_hash)
+
+
+def authenticate(ws: "Workspace", token: str | None, *, action: str, resource: str | None = None,
+                 purpose: str | None = None, claimed: str | None = None) -> Identity:
+    """The token's principal. A missing or bad token is audited (committed) before it is raised."""
+    from governance.access.identity import authenticate as check_token
+
+    try:
+        if not token:
+            raise AccessDenied(f"`{action}` needs an API token: pass --token or set PRIVGOV_TOKEN")
+        with ws.session() as s:
+            p = check_token(s, token)
+            return Identity(name=p.name, roles=tuple(p.roles or ()))
+    except AccessDenied as exc:
+        record_event(ws, principal=UNAUTHENTICATED, action=action, decision="deny", resource=resource,
+                     purpose=purpose, reason=str(exc)[:500],
+                     details={"claimed_principal": (claimed or "")[:128] or None})
+        raise
+
+
+def load_bound_policy(session: Any, policy_hash: str | None) -> "Policy | None":
+    """The policy text an admin bound, parsed; None when nothing (readable) is bound."""
+    from governance.storage.store import PolicyRecord
+    from policies.schema import parse_policy
+
+    if not policy_hash:
+        return None
+    rec = session.query(PolicyRecord).filter(PolicyRecord.content_hash == policy_hash).one_or_none()
+    if rec is None:
+        return None
+    return parse_policy(rec.text, source=f"bound policy {rec.name} ({policy_hash[:12]})")
+
+
+def decide_for(ws: "Workspace", identity: Identity, action: str, dataset: str, purpose: str | None, *,
+               version: int | None = None, details: dict[str, Any] | None = None) -> Authorization:
+    """Decide for an already authenticated identity; audit the decision; raise on deny."""
+    from governance.storage.store import Dataset, utcnow
+    from policies.engine import Request, decide
+
+    with ws.session() as s:
+        ds = s.query(Dataset).filter(Dataset.name == dataset).one_or_none()
+        ref = dataset_ref(ds) if ds is not None else None
+        policy = load_bound_policy(s, ref.policy_hash) if ref is not None else None
+    if ref is None or policy is None:
+        reason = "no such dataset" if ref is None else "no policy bound to the dataset (deny by default)"
+        record_event(ws, principal=identity.name, action=action, decision="deny", resource=dataset,
+                     version=version, purpose=purpose, reason=reason, details=details)
+        raise AccessDenied(denied_message(identity.name, action, dataset, purpose))
+    decision = decide(Request(principal=identity.name, roles=list(identity.roles), action=action, dataset=dataset,
+                              tags=list(ref.tags), purpose=purpose, now=utcnow()), policy)
+    record_event(ws, principal=identity.name, action=action, decision="allow" if decision.allowed else "deny",
+                 resource=dataset, version=version, purpose=purpose, reason=decision.reason,
+                 details={**(details or {}), "policy_hash": (ref.policy_hash or "")[:16]})
+    if not decision.allowed:
+        raise AccessDenied(denied_message(identity.name, action, dataset, purpose))
+    return Authorization(identity=identity, action=action, purpose=purpose, dataset=ref, policy=policy,
+                         decision=decision)
+
+
+def authorize(ws: "Workspace", token: str | None, action: str, dataset: str, purpose: str | None, *,
+              version: int | None = None, claimed: str | None = None,
+              details: dict[str, Any] | None = None) -> Authorization:
+    """Authenticate, then decide under the dataset's bound policy; every outcome is audited."""
+    identity = authenticate(ws, token, action=action, resource=dataset, purpose=purpose, claimed=claimed)
+    return decide_for(ws, identity, action, dataset, purpose, version=version, details=details)
+
+
+def require_admin(ws: "Workspace", token: str | None, action: str, resource: str | None = None) -> Identity:
+    """Admin operations need a token whose principal holds the `admin` role; audited either way."""
+    identity = authenticate(ws, token, action=action, resource=resource)
+    if not identity.is_admin:
+        record_event(ws, principal=identity.name, action=action, decision="deny", resource=resource,
+                     reason="principal lacks role admin")
+        raise AccessDenied(f"`{action}` needs the admin role; `{identity.name}` has {sorted(identity.roles)}")
+    record_event(ws, principal=identity.name, action=action, decision="allow", resource=resource)
+    return identity
+
+
+def require_token(ws: "Workspace", token: str | None, action: str, resource: str | None = None) -> Identity:
+    """Keyed operations on files outside the store (e.g. `pii apply`): any authenticated principal, audited."""
+    identity = authenticate(ws, token, action=action, resource=resource)
+    record_event(ws, principal=identity.name, action=action, decision="allow", resource=resource)
+    return identity

@@ -1,0 +1,106 @@
+"""Binding a policy to a dataset: the admin act that decides which rules apply.
+
+Why a separate, admin-only act: a pipeline used to name its own `policy:`
+file, so any token holder could point it at a policy they wrote, raise the
+privacy cap from 3 to 1000 and export raw data. Now an admin binds a policy
+text (stored by content hash) to a dataset name, with the dataset's tags and
+privacy unit; a pipeline may only name that same text. Rebinding an edited
+policy takes effect for every later decision without re-running anything, and
+the ledger cap follows the bound policy (only this path may change it).
+"""
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from governance.access.authorize import Identity
+from governance.evidence.recorder import record_event
+from privacy.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from governance.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Binding:
+    dataset: str
+    policy_name: str
+    policy_hash: str
+    previous_hash: str | None
+    tags: tuple[str, ...]
+    privacy_unit: str
+    cap: tuple[float, float] | None
+
+
+def policy_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def read_policy_file(path: Path) -> tuple[str, str]:
+    """(text, sha256) of a policy file, validated; one-line errors name the file."""
+    from policies.schema import parse_policy
+
+    if not path.is_file():
+        raise InputError(f"{path}: {'expected a policy YAML file, found a directory' if path.exists() else 'file not found'}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text (expected a policy YAML file)") from None
+    parse_policy(text, source=str(path))
+    return text, policy_digest(text)
+
+
+def bind_policy(ws: "Workspace", admin: Identity, dataset: str, path: Path, *, tags: list[str] | None = None,
+                privacy_unit: str | None = None) -> Binding:
+    """Bind the policy at `path` to `dataset` (created if new); set the ledger cap it declares."""
+    from governance.storage.store import Dataset, PolicyRecord
+    from policies.engine import budget_for
+    from policies.schema import parse_policy
+
+    if not admin.is_admin:  # callers authenticate with require_admin; this is a backstop
+        raise InputError("policy bind: an admin identity is required")
+    text, digest = read_policy_file(path)
+    policy = parse_policy(text, source=str(path))
+    cap = budget_for(policy, dataset)
+    with ws.session() as s:
+        if s.query(PolicyRecord).filter(PolicyRecord.content_hash == digest).one_or_none() is None:
+            s.add(PolicyRecord(name=str(policy.name), content_hash=digest, text=text))
+        ds = s.query(Dataset).filter(Dataset.name == dataset).one_or_none()
+        if ds is None:
+            ds = Dataset(name=dataset, lineage_id=uuid.uuid4().hex, privacy_unit=privacy_unit,
+                         row_id_column="row_id", tags=sorted(set(tags or [])))
+            s.add(ds)
+            previous = None
+        else:
+            previous = ds.policy_hash
+            if privacy_unit and ds.privacy_unit and privacy_unit != ds.privacy_unit:
+                raise InputError(f"policy bind: dataset `{dataset}` already has privacy unit `{ds.privacy_unit}`; "
+                                 "its ledger is kept per unit, so the unit cannot change")
+            if privacy_unit and not ds.privacy_unit:
+                has_versions = _has_versions(s, ds.id)
+                if has_versions:
+                    raise InputError(f"policy bind: dataset `{dataset}` already stores row-level versions; "
+                                     "its privacy unit cannot be narrowed afterwards")
+                ds.privacy_unit = privacy_unit
+            if tags is not None:
+                ds.tags = sorted(set(tags))
+        ds.policy_hash = digest
+        s.flush()
+        lineage, unit, final_tags = ds.lineage_id, ds.privacy_unit or "row", tuple(ds.tags or ())
+    if cap is not None:
+        ws.ledger.set_cap(lineage, unit, cap[0], cap[1], allow_change=True)
+    record_event(ws, principal=admin.name, action="policy_bind", decision="info", resource=dataset,
+                 details={"policy_hash": digest, "previous_hash": previous, "policy_name": str(policy.name)[:128],
+                          "cap_epsilon": None if cap is None else float(cap[0]),
+                          "cap_delta": None if cap is None else float(cap[1]), "privacy_unit": unit[:128]})
+    return Binding(dataset=dataset, policy_name=str(policy.name), policy_hash=digest, previous_hash=previous,
+                   tags=final_tags, privacy_unit=unit, cap=cap)
+
+
+def _has_versions(session: object, dataset_id: int) -> bool:
+    from governance.storage.store import DatasetVersion
+
+    return session.query(DatasetVersion.id).filter(DatasetVersion.dataset_id == dataset_id).first() is not None  # type: ignore[attr-defined]

@@ -1,0 +1,135 @@
+"""Releasing a stored version to a person: `privgov dataset export` (and later the HTTP download).
+
+Why here: this is where a decision meets the data. The action depends on what
+is being read - quarantined rows hold values that failed validation before
+de-identification, so reading them is its own action (`read_quarantine`) that a
+policy must grant explicitly. Masks and row filters apply to every version
+kind, and a row filter that cannot be evaluated on the stored columns denies
+(fail closed). In a quarantine, the columns the run's de-identification dropped
+or pseudonymized are dropped or hashed as well, whatever the grant's masks say.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from governance.access.authorize import authenticate, decide_for
+from governance.evidence.recorder import record_event
+from privacy.errors import AccessDenied, InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from governance.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    principal: str
+    dataset: str
+    version: int
+    kind: str
+    rows: int
+    columns: int
+    out: Path
+
+
+def _version_kind(ws: "Workspace", name: str, version: int | None) -> str:
+    """The kind of the requested version; `data` when it does not exist (the decision then denies or
+    the read reports the missing version - never before authentication)."""
+    from governance.storage.store import Dataset, DatasetVersion
+
+    if version is None:
+        return "data"
+    with ws.session() as s:
+        kind = (s.query(DatasetVersion.kind).join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+                .filter(Dataset.name == name, DatasetVersion.version == version).scalar())
+    return kind or "data"
+
+
+def _identifier_columns(parent_steps: list[dict]) -> tuple[set[str], set[str]]:
+    """(dropped, pseudonymized) columns of the de-identification that produced the parent version."""
+    dropped, hashed = set(), set()
+    for step in parent_steps or []:
+        if step.get("stage") != "deid":
+            continue
+        if step.get("action") == "drop":
+            dropped.add(str(step.get("column")))
+        elif step.get("action") == "pseudonymize":
+            hashed.add(str(step.get("column")))
+    return dropped, hashed
+
+
+def export_version(ws: "Workspace", token: str | None, name: str, version: int | None, purpose: str,
+                   out: Path) -> ExportSummary:
+    """Authenticate, decide (`read_masked` or `read_quarantine`), apply obligations, write `out`, audit."""
+    from governance.access.obligations import apply_obligations, filter_problem
+    from governance.storage import catalog
+    from governance.storage.atomic_write import write_frame
+    from governance.storage.store import Dataset, DatasetVersion
+    from privacy.deid import pseudonymize
+
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise InputError(f"--out {out}: expected a .csv or .parquet file name")
+    identity = authenticate(ws, token, action="export", resource=name, purpose=purpose)
+    kind = _version_kind(ws, name, version)
+    action = "read_quarantine" if kind == "quarantine" else "read_masked"
+    auth = decide_for(ws, identity, action, name, purpose, version=version)
+    with ws.session() as s:
+        ds = s.get(Dataset, auth.dataset.id)
+        row = catalog.get_version(s, ds, version)
+        if row.kind != kind:  # `--version` omitted: latest data version
+            kind = row.kind
+        df = catalog.read_version(ws, s, ds, row)
+        parent = s.get(DatasetVersion, row.parent_id) if row.parent_id else None
+        parent_steps = list(parent.steps_json or []) if parent is not None else []
+    problem = filter_problem(auth.obligations.row_filter, df)
+    if problem is not None:
+        record_event(ws, principal=identity.name, action="export", decision="deny", resource=name,
+                     version=row.version, purpose=purpose, reason=f"fail closed: {problem}"[:500])
+        raise AccessDenied(f"`{identity.name}` may not export `{name}` v{row.version}: the grant's row filter cannot "
+                           f"be evaluated on this version ({problem}); denied (fail closed)")
+    if kind == "quarantine":
+        df = _deidentify_quarantine(df, parent_steps, ws.keyring.hmac_key(f"export:{name}"), pseudonymize)
+    masked = apply_obligations(df, auth.obligations, key=ws.keyring.hmac_key(f"export:{name}"))
+    write_frame(masked, out)
+    masks = ",".join(sorted(auth.obligations.column_masks))[:128]
+    with ws.session() as s:
+        ws.audit.record(s, principal=identity.name, action="export", decision="info", resource=name,
+                        version=row.version, purpose=purpose,
+                        details={"rows": int(len(masked)), "columns": int(masked.shape[1]), "kind": kind,
+                                 "masked_columns": masks})
+        ws.audit.checkpoint(s)
+    return ExportSummary(principal=identity.name, dataset=name, version=row.version, kind=kind,
+                         rows=int(len(masked)), columns=int(masked.shape[1]), out=out)
+
+
+def _deidentify_quarantine(df: "pd.DataFrame", parent_steps: list[dict], key: bytes, pseudonymize) -> "pd.DataFrame":
+    dropped, hashed = _identifier_columns(parent_steps)
+    out = df.drop(columns=[c for c in df.columns if c in dropped])
+    for c in hashed:
+        if c in out.columns:
+            out[c] = pseudonymize(out[c], key, domain=f"quarantine:{c}")
+    return out
+
+
+def read_authorized(ws: "Workspace", token: str | None, action: str, name: str, version: int | None,
+                    purpose: str) -> tuple["pd.DataFrame", str]:
+    """Decrypt a stored version for an in-process check (e.g. `quality validate dataset:NAME@V`).
+
+    Reading a quarantine version is `read_quarantine` whatever `action` was asked for."""
+    from governance.storage import catalog
+    from governance.storage.store import Dataset
+
+    identity = authenticate(ws, token, action=action, resource=name, purpose=purpose)
+    if _version_kind(ws, name, version) == "quarantine":
+        action = "read_quarantine"
+    auth = decide_for(ws, identity, action, name, purpose, version=version)
+    with ws.session() as s:
+        ds = s.get(Dataset, auth.dataset.id)
+        row = catalog.get_version(s, ds, version)
+        df = catalog.read_version(ws, s, ds, row)
+    record_event(ws, principal=identity.name, action="read", decision="info", resource=name, version=row.version,
+                 purpose=purpose, details={"rows": int(len(df)), "for": action})
+    return df, ds.row_id_column

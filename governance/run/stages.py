@@ -1,0 +1,161 @@
+"""The data stages of a governed run: ingest, validate, clean, quarantine, de-identify, store.
+
+Each stage is a function of the frozen :class:`RunContext` and the previous
+stage's record, and returns a typed record. Stages record counts, ids and
+hashes in the audit log, never values; failing rows are named by row id.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from governance.data.splitting import SPLIT_COLUMN
+from governance.run.context import RunContext
+from governance.run.records import Cleaned, Deidentified, Ingested, Quarantined, Stored, Validation
+from privacy.errors import InputError, QualityGateFailed
+
+
+def _label(r: Any) -> str:
+    return f"{r.type}({r.column})" if r.column else r.type
+
+
+def blocking_ids(result: Any) -> set[Any]:
+    """Rows failing an expectation that failed; rows tolerated by `mostly` stay."""
+    ids: set[Any] = set()
+    for r in result.failed:
+        ids.update(r.failing_row_ids)
+    return ids
+
+
+def ingest(ctx: RunContext) -> Ingested:
+    """Read the source (file, train/test pair, or the demo generator) with row ids."""
+    from governance.data.ingest import read_table
+
+    spec, src, rid = ctx.spec, ctx.spec.source, ctx.spec.row_id
+    if src.sample:
+        from governance.demo.sample_data import generate_clinic
+
+        df = generate_clinic(src.rows, seed=src.seed)
+        if rid not in df.columns:
+            df.insert(0, rid, np.arange(len(df), dtype=np.int64))
+    else:
+        opts = src.csv.model_dump(exclude_none=True) if src.csv else None
+        df = read_table(spec.resolve(src.path), row_id_column=rid, fmt=src.format, csv_options=opts)
+        if src.test_path:
+            test = read_table(spec.resolve(src.test_path), row_id_column=rid, fmt=src.format, csv_options=opts)
+            test[rid] = test[rid] + (int(df[rid].max()) + 1 if len(df) else 0)
+            df[SPLIT_COLUMN] = "train"
+            test[SPLIT_COLUMN] = "test"
+            df = pd.concat([df, test], ignore_index=True)
+    if ctx.unit_column and ctx.unit_column not in df.columns:
+        raise InputError(f"pipeline `{spec.name}`: the privacy unit `{ctx.unit_column}` bound to dataset "
+                         f"`{ctx.dataset.name}` is not a column of the data")
+    ctx.record("ingest", purpose=spec.ingest_purpose, details={"rows": int(len(df)), "columns": int(df.shape[1])})
+    return Ingested(frame=df, rows=int(len(df)), columns=int(df.shape[1]))
+
+
+def validate(ctx: RunContext, df: pd.DataFrame, stage: str) -> Validation:
+    """Run the suite; the result (row ids, never values) is kept as evidence."""
+    from governance.data.quality import load_suite, validate as run_suite
+    from governance.storage.store import ValidationRecord
+
+    spec = ctx.spec
+    suite = load_suite(spec.resolve(spec.quality.suite))
+    result = run_suite(df, suite, row_id_column=spec.row_id, engine=spec.quality.engine)
+    failing = len(blocking_ids(result))
+    with ctx.ws.session() as s:
+        s.add(ValidationRecord(
+            dataset_name=spec.dataset, stage=stage, suite_name=str(suite.get("name", "suite")),
+            success=bool(result.success), evaluated=len(result.results),
+            failed_expectations=sum(1 for r in result.results if not r.success), failing_rows=failing,
+            result_json=result.to_dict(),
+        ))
+    ctx.record("validate", purpose=spec.ingest_purpose,
+               details={"stage": stage, "success": bool(result.success), "failing_rows": failing})
+    return Validation(stage=stage, result=result, failing_rows=failing)
+
+
+def clean(ctx: RunContext, df: pd.DataFrame) -> Cleaned:
+    from governance.data.cleaning import apply_steps, build_steps
+
+    cleaned, reports = apply_steps(df, build_steps(ctx.spec.cleaning), row_id_column=ctx.spec.row_id)
+    return Cleaned(frame=cleaned, steps=[r.to_dict() if hasattr(r, "to_dict") else dict(r) for r in reports])
+
+
+def quarantine(ctx: RunContext, df: pd.DataFrame, validation: Validation) -> Quarantined:
+    """Split off rows that still fail after cleaning (by row id), or stop the run."""
+    spec = ctx.spec
+    blocking = blocking_ids(validation.result)
+    if not blocking:
+        return Quarantined(kept=df, quarantine=None, rows=0, reasons={})
+    if spec.quality.on_failure == "fail":
+        raise QualityGateFailed(f"suite {spec.quality.suite}: {len(blocking)} rows still fail after cleaning")
+    mask = df[spec.row_id].isin(blocking)
+    share = float(mask.mean())
+    if share > spec.quality.max_quarantine_share:
+        raise QualityGateFailed(
+            f"suite {spec.quality.suite}: {share:.1%} of rows fail after cleaning (more than "
+            f"max_quarantine_share {spec.quality.max_quarantine_share:.0%}); fix the source or the cleaning steps")
+    reasons_by_row: dict[Any, list[str]] = {}
+    for r in validation.result.failed:
+        for rid in r.failing_row_ids:
+            reasons_by_row.setdefault(rid, []).append(_label(r))
+    held = df[mask].copy()
+    held["quarantine_reason"] = held[spec.row_id].map(lambda r: "; ".join(reasons_by_row.get(r, ["failed validation"])))
+    reasons = {_label(r): int(r.unexpected_count) for r in validation.result.failed}
+    return Quarantined(kept=df[~mask].reset_index(drop=True), quarantine=held, rows=int(mask.sum()), reasons=reasons)
+
+
+def deidentify(ctx: RunContext, df: pd.DataFrame) -> Deidentified:
+    """Declared drop / pseudonymize / generalize steps; k-anonymity gate with opt-in suppression."""
+    from privacy.deid import apply_deid, enforce_no_direct_identifiers, require_k
+
+    d, rid = ctx.spec.deid, ctx.spec.row_id
+    out, report = apply_deid(df, d.steps, key_for_domain=ctx.ws.keyring.hmac_key)
+    transformed = {r["column"] for r in report if r.get("action") in ("drop", "pseudonymize")}
+    enforce_no_direct_identifiers(out, d.direct_identifiers, transformed=transformed)
+    k = None
+    if d.require_k and d.quasi_identifiers:
+        if d.suppress_below_k:
+            sizes = out.groupby(d.quasi_identifiers, dropna=False)[rid].transform("size")
+            small = sizes < d.require_k
+            report.append({"step": "suppress_below_k", "column": ",".join(d.quasi_identifiers),
+                           "action": "suppress_rows", "k": d.require_k, "rows_suppressed": int(small.sum()),
+                           "suppressed_row_ids": [int(x) for x in out.loc[small, rid]]})
+            out = out[~small].reset_index(drop=True)
+        k = int(require_k(out, d.quasi_identifiers, d.require_k).k)
+    return Deidentified(frame=out, steps=[{"stage": "deid", **r} for r in report], k_anonymity=k)
+
+
+def store(ctx: RunContext, df: pd.DataFrame, held: Quarantined, steps: list[dict[str, Any]],
+          meta: dict[str, Any], clean_success: bool | None) -> Stored:
+    """Encrypt the de-identified frame (and the quarantine) as new versions, in one transaction."""
+    from governance.storage import catalog
+    from governance.storage.store import Dataset, Run, ValidationRecord
+
+    spec = ctx.spec
+    with ctx.ws.session() as s:
+        ds = s.get(Dataset, ctx.dataset.id)
+        if ds.row_id_column != spec.row_id and not catalog.versions_of(s, ds):
+            ds.row_id_column = spec.row_id
+        status = "passed" if clean_success in (True, None) or held.quarantine is not None else "failed"
+        row = catalog.write_version(ctx.ws, s, ds, df, kind="data", steps=steps, meta=meta,
+                                    validation_status=status)
+        s.query(ValidationRecord).filter(ValidationRecord.dataset_name == spec.dataset,
+                                         ValidationRecord.version_id.is_(None)).update({"version_id": row.id})
+        s.query(Run).filter(Run.run_uid == ctx.run_uid).update({"version_id": row.id})
+        qver = None
+        if held.quarantine is not None and len(held.quarantine):
+            q = catalog.write_version(ctx.ws, s, ds, held.quarantine, kind="quarantine", parent_id=row.id,
+                                      meta={"reasons": held.reasons, "run_uid": ctx.run_uid},
+                                      validation_status="failed")
+            qver = q.version
+        stored = Stored(version=row.version, version_id=row.id, row_count=int(row.row_count),
+                        content_hash=row.content_hash, meta=dict(meta), quarantine_version=qver)
+        ctx.ws.audit.record(s, principal=ctx.identity.name, action="store", decision="info", resource=spec.dataset,
+                            version=row.version, purpose=spec.ingest_purpose,
+                            details={"rows": stored.row_count, "content_hash": row.content_hash,
+                                     "data_key_id": int(row.data_key_id or 0), "quarantined_rows": held.rows})
+    return stored

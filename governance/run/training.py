@@ -1,0 +1,212 @@
+"""The training stages of a governed run: plan and reserve, train with checkpoints, store the model.
+
+Order is the guarantee: the `train` decision is taken before anything is
+stored, the budget is reserved (one transaction, against the cap the bound
+policy set) before the version is written or decrypted, the stored version is
+decrypted only after both, and the ledger entry is committed with what the run
+actually spent.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import pandas as pd
+
+from governance.data.splitting import SPLIT_COLUMN, split_for_training, train_split_stats
+from governance.run.context import RunContext
+from governance.run.records import Reservation, Stored, Trained
+from privacy.errors import AccessDenied, BudgetExceeded, InputError
+
+
+def train_config(ctx: RunContext, columns: list[str]) -> Any:
+    """Map the spec's training block to the trainer's config; features default to every
+    column except the target, row id, split marker and privacy unit."""
+    from training.trainer import TrainConfig
+
+    spec, t = ctx.spec, ctx.spec.training
+    excluded = {t.target, spec.row_id, SPLIT_COLUMN, ctx.unit_column}
+    features = t.features or [c for c in columns if c not in excluded]
+    missing = [c for c in [t.target, *features] if c not in columns]
+    if missing:
+        raise InputError(f"pipeline `{spec.name}`: training column(s) {missing} are not in the stored version")
+    extra = {k: v for k, v in {"lr": t.lr, "optimizer": t.optimizer}.items() if v is not None}
+    return TrainConfig(
+        target=t.target, positive_label=None if t.positive is None else str(t.positive), features=features,
+        categorical=t.categorical, model=t.model, hidden=t.hidden, epsilon=t.epsilon, delta=t.delta,
+        epochs=t.epochs, batch_size=t.batch_size, max_grad_norm=t.max_grad_norm, device=t.device, seed=t.seed,
+        unit_column=ctx.unit_column, sensitive_columns=t.sensitive_columns, test_fraction=t.test_fraction,
+        bounding=t.bounding, **extra, **t.options,
+    )
+
+
+def split(ctx: RunContext, data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    t = ctx.spec.training
+    return split_for_training(data, ctx.unit_column, t.test_fraction, t.seed)
+
+
+def split_meta(ctx: RunContext, df: pd.DataFrame) -> dict[str, Any]:
+    """Train-split sizes, recorded with the version so the plan is computable from metadata alone."""
+    train, _ = split(ctx, df)
+    return {"train_split": train_split_stats(train, ctx.unit_column)}
+
+
+def check_per_run_cap(ctx: RunContext, obligations: Any) -> float | None:
+    cap = obligations.epsilon_cap
+    if cap is not None and ctx.spec.training.epsilon > cap:
+        raise AccessDenied(f"target epsilon {ctx.spec.training.epsilon} exceeds the per-run cap {cap} granted to "
+                           f"`{ctx.identity.name}`")
+    return cap
+
+
+def require_cap(ctx: RunContext) -> None:
+    """Training needs a cap set by binding a policy with a budget; refuse (audited) before any work."""
+    try:
+        ctx.ws.ledger.status(ctx.dataset.lineage_id, ctx.unit)
+    except InputError:
+        ctx.record("budget_reserve", decision="deny", purpose=ctx.spec.purpose, reason="no budget cap bound")
+        raise AccessDenied(f"dataset `{ctx.dataset.name}` has no privacy budget cap (the bound policy declares "
+                           "none); training is refused") from None
+
+
+def plan_size(meta: dict[str, Any], cfg: Any, dataset: str) -> tuple[int, int]:
+    """(units the sampler draws from, max rows per unit) from metadata alone."""
+    tsplit = meta.get("train_split")
+    if not tsplit:
+        raise InputError(f"dataset `{dataset}`: stored without training split metadata; re-run the pipeline to "
+                         "store a trainable version")
+    if cfg.bounding == "group" and cfg.unit_column:
+        return int(tsplit["rows"]), int(tsplit["max_rows_per_unit"])
+    return int(tsplit["units"]), 1
+
+
+def reserve(ctx: RunContext, columns: list[str], meta: dict[str, Any], per_run_cap: float | None) -> Reservation:
+    """Plan the run from metadata and reserve its (ε, δ) on the dataset's ledger."""
+    from training.trainer import plan
+
+    t = ctx.spec.training
+    cfg = train_config(ctx, columns)
+    n_plan, max_group = plan_size(meta, cfg, ctx.dataset.name)
+    pplan = plan(n_plan, cfg, max_group_size=max_group)
+    orders, rdp = pplan.ledger_curve()
+    try:
+        ctx.ws.ledger.reserve(lineage_id=ctx.dataset.lineage_id, unit=ctx.unit, run_uid=ctx.run_uid,
+                              epsilon=pplan.epsilon, delta=t.delta, orders=orders, rdp=rdp)
+    except BudgetExceeded as exc:
+        ctx.record("budget_reserve", decision="deny", epsilon=pplan.epsilon, purpose=ctx.spec.purpose,
+                   reason=str(exc)[:500])
+        raise BudgetExceeded(f"dataset `{ctx.dataset.name}`: {exc}; see `privgov budget show {ctx.dataset.name}`") from None
+    ctx.record("budget_reserve", decision="allow", epsilon=pplan.epsilon, purpose=ctx.spec.purpose,
+               details={"sigma": float(pplan.sigma), "steps": int(pplan.steps), "group_size": int(pplan.group_size)})
+    return Reservation(config=cfg, plan=pplan, epsilon=float(pplan.epsilon), delta=float(t.delta),
+                       epsilon_cap=per_run_cap)
+
+
+def check_reservation(ctx: RunContext, epsilon: float) -> None:
+    """A resumed run must still hold its reservation, for the same target."""
+    status = ctx.ws.ledger.status(ctx.dataset.lineage_id, ctx.unit)
+    entry = next((r for r in status.runs if r.run_uid == ctx.run_uid), None)
+    if entry is None or entry.state != "reserved":
+        state = "no reservation" if entry is None else f"its reservation is {entry.state}"
+        raise InputError(f"run {ctx.run_uid}: {state}; only a run that reserved budget and did not commit can be resumed")
+    if abs(float(entry.target_epsilon or entry.epsilon) - epsilon) > 1e-9:
+        raise InputError(f"run {ctx.run_uid}: the pipeline's training settings give epsilon {epsilon:.6g} but the run "
+                         f"reserved {entry.target_epsilon:.6g}; resume with the pipeline file the run started with")
+    ctx.record("budget_resume", decision="allow", epsilon=float(epsilon), purpose=ctx.spec.purpose,
+               details={"run_uid": ctx.run_uid})
+
+
+def train(ctx: RunContext, stored: Stored, reservation: Reservation, resume: bool = False) -> Trained:
+    """Decrypt the stored version, train (checkpointing), commit the ledger, store the model."""
+    from governance.run import checkpoints
+    from governance.storage import catalog
+    from governance.storage.store import Dataset
+
+    with ctx.ws.session() as s:
+        ds = s.get(Dataset, ctx.dataset.id)
+        data = catalog.read_version(ctx.ws, s, ds, catalog.get_version(s, ds, stored.version))
+    ctx.record("read", decision="allow", purpose=ctx.spec.purpose, version=stored.version,
+               details={"rows": int(len(data)), "for": "train"})
+    train_df, test_df = split(ctx, data)
+    del data
+    result = _train_with_checkpoints(ctx, stored, train_df, test_df, reservation, resume)
+    orders, rdp = reservation.plan.ledger_curve()
+    ctx.ws.ledger.commit(run_uid=ctx.run_uid, epsilon=result.epsilon_spent, orders=orders, rdp=rdp)
+    _store_model(ctx, stored, result, reservation)
+    checkpoints.drop(ctx.ws, ctx.run_uid)
+    return Trained(epsilon_spent=float(result.epsilon_spent), metrics=dict(result.metrics), steps=int(result.steps))
+
+
+def _train_with_checkpoints(ctx: RunContext, stored: Stored, train_df: pd.DataFrame, test_df: pd.DataFrame,
+                            reservation: Reservation, resume: bool) -> Any:
+    from governance.run import checkpoints
+    from training.trainer import checkpoint_bytes, finish_run, resume as resume_run, start_run
+
+    cfg, pplan = reservation.config, reservation.plan
+    t0 = time.time()
+    if not resume:
+        run = start_run(train_df, cfg, pplan)
+    else:
+        with ctx.ws.session() as s:
+            ck = checkpoints.latest(s, ctx.run_uid)
+            if ck is None:
+                raise InputError(f"run {ctx.run_uid}: no checkpoint was stored (checkpoint_every_epochs: 0, or it "
+                                 "died before its first epoch); its reservation stays charged")
+            raw = checkpoints.load(ctx.ws, s, ck)
+        run = resume_run(raw, train_df, cfg, pplan)
+        ctx.record("resume", purpose=ctx.spec.purpose, version=stored.version,
+                   details={"run_uid": ctx.run_uid, "step": int(run.steps_done), "steps": int(pplan.steps)})
+    every = ctx.spec.training.checkpoint_every_epochs * run.steps_per_epoch
+    on_epoch = _held_out_accuracy(run, test_df)
+    while run.steps_done < pplan.steps:
+        stop = (run.steps_done // every + 1) * every if every else None
+        run.run(stop_after=stop, progress=on_epoch)
+        if every and run.steps_done < pplan.steps:
+            checkpoints.save(ctx.ws, ctx.run_uid, checkpoint_bytes(run), run.steps_done, pplan.steps)
+    return finish_run(run, test_df, cfg, t0=t0, dataset_hash=stored.content_hash)
+
+
+def _held_out_accuracy(run: Any, test_df: pd.DataFrame) -> Callable[[dict[str, Any]], None] | None:
+    """Per-epoch accuracy on the held-out split, for the report's training curves.
+
+    Descriptive only: nothing is selected or stopped on it (the final iterate
+    is the model), so it does not touch the training guarantee."""
+    from training.trainer import predict_proba
+
+    if test_df is None or not len(test_df):
+        return None
+    y = run.encoder.transform(test_df)[2]
+
+    def on_epoch(rec: dict[str, Any]) -> None:
+        prob = predict_proba(run.model, run.encoder, test_df, run.device)
+        rec["test_accuracy"] = float(((prob >= 0.5) == (y == 1)).mean())
+
+    return on_epoch
+
+
+def _store_model(ctx: RunContext, stored: Stored, result: Any, reservation: Reservation) -> None:
+    """The model bundle (weights + encoder + config) is stored encrypted, bound to the run."""
+    from governance.storage import aad, catalog
+    from governance.storage.store import Run
+    from training.model_bundle import bundle_bytes
+
+    card = dict(result.model_card)
+    card.update({"dataset": ctx.dataset.name, "dataset_version": stored.version, "privacy_unit": ctx.unit,
+                 "run_uid": ctx.run_uid})
+    with ctx.ws.session() as s:
+        ref = ctx.ws.objects.put_bytes(s, bundle_bytes(result, reservation.config),
+                                       associated=aad.model(ctx.run_uid))
+        run = s.query(Run).filter(Run.run_uid == ctx.run_uid).one()
+        run.epsilon = result.epsilon_spent
+        run.delta = reservation.delta
+        run.metrics_json = {"metrics": result.metrics, "per_group": result.per_group, "history": result.history}
+        run.model_card_json = card
+        run.model_blob_hash = ref.blob_hash
+        run.model_data_key_id = ref.data_key_id
+        s.flush()
+        catalog.add_edge(s, "version", stored.version_id, "run", run.id, "trained")
+        ctx.ws.audit.record(s, principal=ctx.identity.name, action="train", decision="info",
+                            resource=ctx.dataset.name, version=stored.version, purpose=ctx.spec.purpose,
+                            epsilon=float(result.epsilon_spent),
+                            details={"accuracy": float(result.metrics.get("accuracy", float("nan"))),
+                                     "steps": int(result.steps)})
