@@ -41,6 +41,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from governance.atomic_write import atomic_path
 from governance.errors import InputError, IntegrityFailure
 from governance.store import Base
+from governance.witness import WitnessHead, WitnessSink, append_after_commit
 
 GENESIS_HASH = "0" * 64
 DECISIONS = ("allow", "deny", "info", "error")
@@ -173,8 +174,10 @@ class AuditLog:
 
     def __init__(self, session_factory: Callable[[], Session] | None = None,
                  signing_key: Ed25519PrivateKey | None = None,
-                 verify_key: Ed25519PublicKey | None = None, *, checkpoint_every: int | None = 100) -> None:
+                 verify_key: Ed25519PublicKey | None = None, *, checkpoint_every: int | None = 100,
+                 witness: WitnessSink | None = None) -> None:
         self.session_factory = session_factory
+        self.witness = witness
         self.signing_key = signing_key
         self.verify_key = verify_key or (signing_key.public_key() if signing_key is not None else None)
         self.checkpoint_every = checkpoint_every
@@ -230,10 +233,12 @@ class AuditLog:
         if seq == 0:
             return
         ts = _now_iso()
-        sig = self.signing_key.sign(_checkpoint_message(seq, head, ts))
-        session.add(AuditCheckpoint(seq=seq, head_hash=head, ts=ts, key_id=key_id(self.signing_key.public_key()),
-                                    signature=sig.hex()))
+        sig = self.signing_key.sign(_checkpoint_message(seq, head, ts)).hex()
+        kid = key_id(self.signing_key.public_key())
+        session.add(AuditCheckpoint(seq=seq, head_hash=head, ts=ts, key_id=kid, signature=sig))
         session.flush()
+        if self.witness is not None:  # only once the caller's transaction commits
+            append_after_commit(session, self.witness, WitnessHead(seq, head, ts, kid, sig))
 
     # -- verification --------------------------------------------------------
 
