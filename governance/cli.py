@@ -99,6 +99,8 @@ def init(
     workspace: Optional[Path] = WorkspaceOpt,
     key_provider: str = typer.Option("file", help="Where the key-encryption key comes from: file | passphrase | env."),
     admin: str = typer.Option("admin", help="Name of the first admin principal."),
+    audit_witness: Optional[Path] = typer.Option(None, "--audit-witness", help="Append-only file that receives "
+                                                 "every signed audit head (default <workspace>/audit-witness.jsonl)."),
 ) -> None:
     """Create a workspace (SQLite DB, encrypted object store, keyring, audit log) and an admin principal."""
     from governance.identity import add_principal, issue_token
@@ -106,7 +108,7 @@ def init(
 
     root = resolve_root(workspace)
     passphrase = os.environ.get("PRIVGOV_PASSPHRASE") if key_provider == "passphrase" else None
-    ws = Workspace.create(root, key_provider=key_provider, passphrase=passphrase)
+    ws = Workspace.create(root, key_provider=key_provider, passphrase=passphrase, audit_witness=audit_witness)
     with ws.lock(), ws.session() as s:
         add_principal(s, admin, kind="person", roles=["admin"])
         token = issue_token(s, admin, ttl_days=90)
@@ -306,25 +308,26 @@ def dataset_erase(
 def audit_verify(
     workspace: Optional[Path] = WorkspaceOpt,
     file: Optional[Path] = typer.Option(None, "--file", help="Verify an exported JSONL extract instead."),
+    trusted_key: Optional[str] = typer.Option(None, "--trusted-key", help="The Ed25519 public key you trust: "
+                                              "64 hex characters, or a file holding hex or PEM."),
+    witness: Optional[Path] = typer.Option(None, "--witness", help="Your copy of the audit witness file."),
 ) -> None:
-    """Recompute the hash chain and check checkpoint signatures; exit 0 only if everything checks out."""
+    """Check the hash chain and signatures (public key only) and compare with a witness; exit 0 only if intact."""
+    from governance.audit import parse_trusted_key, verify_file, verify_workspace
     from privacy.errors import IntegrityFailure
 
-    if file is not None:
-        from governance.audit import verify_file
-
-        rep = verify_file(file)
-    else:
-        ws = _open(workspace)
-        with ws.session() as s:
-            rep = ws.audit.verify(s)
+    key = parse_trusted_key(trusted_key) if trusted_key else None
+    rep = verify_file(file, key, witness) if file is not None else verify_workspace(_open(workspace), key, witness)
     out = _console()
+    for note in rep.notes:
+        out.print(f"note: {note}", markup=False)
     if rep.ok:
         out.print(f"audit log OK: {rep.events} events, {rep.checkpoints} signed checkpoints")
         return
     for problem in rep.problems:
         out.print(f"[red]✗[/] {problem}")
-    raise IntegrityFailure(f"audit log verification failed: {rep.problems[0]}")
+    more = f" (and {len(rep.problems) - 1} more)" if len(rep.problems) > 1 else ""
+    raise IntegrityFailure(f"audit log verification failed: {rep.problems[0]}{more}")
 
 
 @audit_app.command("export")

@@ -555,3 +555,40 @@ def test_forged_export_with_attacker_header_key_is_a_foreign_key(audited, engine
                                   f"trusted key {key_id(trusted)}")
     assert_named(report, f"foreign key: checkpoint seq 5 is signed by key {bad}")
     assert_named(verify_file(forged, trusted, witness), "rewriting: event seq 5", "rewriting: event seq 10")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _privgov(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The real command in a fresh process with no KEK in its environment."""
+    return subprocess.run([sys.executable, "-m", "governance.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "GX_ANALYTICS_ENABLED": "False"})
+
+
+def test_cli_verify_exit_codes(audited, tmp_path):
+    ws, witness, trusted = audited
+    (ws.root / "keys" / "kek.key").unlink()
+    w = str(ws.root)
+    ok = _privgov("audit", "verify", "-w", w, "--trusted-key", trusted.hex(), "--witness", str(witness), cwd=tmp_path)
+    assert ok.returncode == 0 and "audit log OK: 12 events, 2 signed checkpoints" in ok.stdout, ok.stderr
+    plain = _privgov("audit", "verify", "-w", w, cwd=tmp_path)
+    assert plain.returncode == 0 and "only internal consistency" in plain.stdout
+    sql(ws.engine, "DELETE FROM audit_checkpoints", "DELETE FROM audit_events WHERE seq > 7")
+    bad = _privgov("audit", "verify", "-w", w, "--trusted-key", trusted.hex(), "--witness", str(witness), cwd=tmp_path)
+    assert bad.returncode == 4
+    assert bad.stderr.splitlines() == ["error: audit log verification failed: truncation: the witness holds a signed "
+                                       "head at seq 10 but the log ends at seq 7 (and 1 more)"]
+    junk = _privgov("audit", "verify", "-w", w, "--trusted-key", "nope", cwd=tmp_path)
+    assert junk.returncode == 2 and junk.stderr.startswith("error: --trusted-key 'nope'")
+
+
+def test_cli_init_takes_the_witness_path(capsys, tmp_path):
+    from governance.cli import main
+
+    target = tmp_path / "heads.jsonl"
+    assert main(["init", "-w", str(tmp_path / "ws"), "--audit-witness", str(target)]) == 0
+    capsys.readouterr()
+    assert [json.loads(line)["seq"] for line in target.read_text().splitlines()] == [1]
+    assert main(["audit", "verify", "-w", str(tmp_path / "ws"), "--witness", str(target)]) == 0
+    assert "no --trusted-key" in capsys.readouterr().out
