@@ -58,10 +58,17 @@ class Workspace:
 
     # ---- lifecycle -------------------------------------------------------
     @classmethod
-    def create(cls, root: Path, *, key_provider: str = "file", passphrase: str | None = None) -> "Workspace":
-        """Create a new workspace. Refuses to touch an existing one."""
+    def create(cls, root: Path, *, key_provider: str = "file", passphrase: str | None = None,
+               audit_witness: Path | None = None) -> "Workspace":
+        """Create a new workspace. Refuses to touch an existing one.
+
+        ``audit_witness``: where signed audit heads are appended outside the database
+        (default ``<root>/audit-witness.jsonl``); put it where the auditor, not the
+        database's writers, controls it."""
         from governance.storage.keyring import Keyring, provider_from_args
 
+        if audit_witness is not None and not Path(audit_witness).expanduser().parent.is_dir():
+            raise WorkspaceError(f"--audit-witness {audit_witness}: its directory does not exist")
         if (root / CONFIG_NAME).exists():
             raise WorkspaceError(f"{root}: a workspace already exists here")
         if root.exists() and any(root.iterdir()):
@@ -69,6 +76,8 @@ class Workspace:
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o700)
         config = {"format_version": FORMAT_VERSION, "key_provider": key_provider}
+        if audit_witness is not None:
+            config["audit_witness"] = str(Path(audit_witness).expanduser().resolve())
         try:
             provider = provider_from_args(key_provider, root, passphrase)
             ws = cls(root, config)
@@ -173,11 +182,20 @@ class Workspace:
 
         return ObjectStore(self.root, self.keyring)
 
+    @property
+    def audit_witness_path(self) -> Path:
+        """Where signed audit heads are appended (workspace.json ``audit_witness``)."""
+        from governance.evidence.witness import resolve_witness_path
+
+        return resolve_witness_path(self.root, self.config)
+
     @cached_property
     def audit(self) -> "AuditLog":
         from governance.evidence.audit import AuditLog
+        from governance.evidence.witness import FileWitness
 
-        return AuditLog(self._sessions, self.keyring.signing_key(), self.keyring.verify_key())
+        return AuditLog(self._sessions, self.keyring.signing_key(), self.keyring.verify_key(),
+                        witness=FileWitness(self.audit_witness_path))
 
     @cached_property
     def ledger(self) -> "BudgetLedger":

@@ -16,25 +16,26 @@ from governance.cli.common import (
 def audit_verify(
     workspace: Optional[Path] = WorkspaceOpt,
     file: Optional[Path] = typer.Option(None, "--file", help="Verify an exported JSONL extract instead."),
+    trusted_key: Optional[str] = typer.Option(None, "--trusted-key", help="The Ed25519 public key you trust: "
+                                              "64 hex characters, or a file holding hex or PEM."),
+    witness: Optional[Path] = typer.Option(None, "--witness", help="Your copy of the audit witness file."),
 ) -> None:
-    """Recompute the hash chain and check checkpoint signatures; exit 0 only if everything checks out."""
+    """Check the hash chain and signatures (public key only) and compare with a witness; exit 0 only if intact."""
+    from governance.evidence.audit import parse_trusted_key, verify_file, verify_workspace
     from privacy.errors import IntegrityFailure
 
-    if file is not None:
-        from governance.evidence.audit import verify_file
-
-        rep = verify_file(file)
-    else:
-        ws = _open(workspace)
-        with ws.session() as s:
-            rep = ws.audit.verify(s)
+    key = parse_trusted_key(trusted_key) if trusted_key else None
+    rep = verify_file(file, key, witness) if file is not None else verify_workspace(_open(workspace), key, witness)
     out = _console()
+    for note in rep.notes:
+        out.print(f"note: {note}", markup=False)
     if rep.ok:
         out.print(f"audit log OK: {rep.events} events, {rep.checkpoints} signed checkpoints")
         return
     for problem in rep.problems:
         out.print(f"[red]✗[/] {problem}")
-    raise IntegrityFailure(f"audit log verification failed: {rep.problems[0]}")
+    more = f" (and {len(rep.problems) - 1} more)" if len(rep.problems) > 1 else ""
+    raise IntegrityFailure(f"audit log verification failed: {rep.problems[0]}{more}")
 
 
 @audit_app.command("export")

@@ -18,6 +18,8 @@ def init(
     workspace: Optional[Path] = WorkspaceOpt,
     key_provider: str = typer.Option("file", help="Where the key-encryption key comes from: file | passphrase | env."),
     admin: str = typer.Option("admin", help="Name of the first admin principal."),
+    audit_witness: Optional[Path] = typer.Option(None, "--audit-witness", help="Append-only file that receives "
+                                                 "every signed audit head (default <workspace>/audit-witness.jsonl)."),
 ) -> None:
     """Create a workspace (SQLite DB, encrypted object store, keyring, audit log) and an admin principal."""
     from governance.access.identity import add_principal, issue_token
@@ -25,7 +27,7 @@ def init(
 
     root = resolve_root(workspace)
     passphrase = os.environ.get("PRIVGOV_PASSPHRASE") if key_provider == "passphrase" else None
-    ws = Workspace.create(root, key_provider=key_provider, passphrase=passphrase)
+    ws = Workspace.create(root, key_provider=key_provider, passphrase=passphrase, audit_witness=audit_witness)
     with ws.lock(), ws.session() as s:
         add_principal(s, admin, kind="person", roles=["admin"])
         token = issue_token(s, admin, ttl_days=90)

@@ -589,3 +589,21 @@ class Keyring:
     def verify_key(self) -> Ed25519PublicKey:
         """Verification key for audit checkpoints, derived from the wrapped private key."""
         return self.signing_key().public_key()
+
+
+def public_signing_key(root: Path) -> Ed25519PublicKey:
+    """The audit verification key from ``<root>/keys/signing.pub``, without any KEK.
+
+    Why: an auditor verifying the log should need no secret. The file sits in the
+    workspace, so whoever can write there can replace it; only a key the auditor
+    holds separately (``--trusted-key``) proves who signed."""
+    path = Path(root) / "keys" / "signing.pub"
+    try:
+        key = serialization.load_pem_public_key(path.read_bytes())
+    except FileNotFoundError:
+        raise WorkspaceError(f"{path} is missing; restore keys/ from a backup or verify with --trusted-key") from None
+    except (OSError, ValueError) as exc:
+        raise WorkspaceError(f"{path} is not a PEM public key ({exc}); restore keys/ from a backup") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise WorkspaceError(f"{path} holds a {type(key).__name__}, not the Ed25519 audit key")
+    return key

@@ -249,7 +249,8 @@ def test_export_verifies_in_a_fresh_process_elsewhere(engine, log, key, tmp_path
     wrong = _verify_in_fresh_process(copy, public_key_bytes(Ed25519PrivateKey.generate().public_key()), elsewhere)
     assert not wrong["ok"]
     assert any("does not match the trusted key" in p for p in wrong["problems"])
-    assert any("bad signature" in p for p in wrong["problems"])
+    # the checkpoints verify under the header's key, so they are named as signed by a foreign key
+    assert any(p.startswith("foreign key: checkpoint seq 10 is signed by key") for p in wrong["problems"])
 
 
 def test_partial_export_is_anchored(engine, log, key, tmp_path):
@@ -325,3 +326,269 @@ def test_concurrent_appends_from_several_processes_keep_one_chain(tmp_path, key)
         report = audit.verify(s)
     assert report.ok, report.problems
     assert report.events == 45 and report.head_seq == 45
+
+
+# --------------------------------------------------------------------------- witness and trusted key (workspaces)
+
+from governance.evidence.audit import key_id, parse_trusted_key, verify_workspace  # noqa: E402
+from governance.workspace import Workspace  # noqa: E402
+
+
+def _grow(ws, n: int, every: int) -> None:
+    """``n`` audited actions, each in its own transaction as commands do; a checkpoint every ``every``."""
+    for i in range(1, n + 1):
+        with ws.session() as s:
+            ws.audit.record(s, principal="demo", action="ingest", resource="clinic-visits", details={"i": i})
+            if i % every == 0:
+                ws.audit.checkpoint(s)
+
+
+@pytest.fixture()
+def audited(workspace, tmp_path):
+    """A workspace with 12 events (checkpoints at seq 5 and 10) and what the auditor keeps
+    outside it: a copy of the witness and the public key taken at set-up."""
+    ws, _ = workspace
+    _grow(ws, N_EVENTS, 5)
+    auditor = tmp_path / "auditor"
+    auditor.mkdir()
+    copy = auditor / "witness.jsonl"
+    copy.write_bytes(ws.audit_witness_path.read_bytes())
+    (auditor / "trusted.pub").write_bytes((ws.root / "keys" / "signing.pub").read_bytes())
+    return ws, copy, parse_trusted_key(str(auditor / "trusted.pub"))
+
+
+def _forge(ws, signing_key: Ed25519PrivateKey, n: int = N_EVENTS, every: int = 5) -> None:
+    """The attacker's rewrite: wipe events and checkpoints, append a clean-looking history
+    and sign checkpoints at the same seqs, without touching the witness."""
+    sql(ws.engine, "DELETE FROM audit_checkpoints", "DELETE FROM audit_events")
+    forger = AuditLog(None, signing_key, checkpoint_every=None)
+    with Session(ws.engine) as s, s.begin():
+        for i in range(1, n + 1):
+            forger.record(s, principal="demo", action="ingest", resource="clinic-visits", details={"i": -i})
+            if i % every == 0:
+                forger.checkpoint(s)
+
+
+def test_witness_holds_every_committed_checkpoint(audited):
+    ws, witness, trusted = audited
+    heads = [json.loads(line) for line in witness.read_text().splitlines()]
+    assert [h["seq"] for h in heads] == [5, 10]
+    assert {h["key_id"] for h in heads} == {key_id(trusted)}
+    report = verify_workspace(ws, trusted, witness)
+    assert report.ok, report.problems
+    assert report.witnessed_seq == 10 and any("after seq 10" in n for n in report.notes)
+
+
+def test_plain_verify_says_it_only_proves_internal_consistency(audited):
+    ws, _, _ = audited
+    report = verify_workspace(ws.root)
+    assert report.ok and any("only internal consistency" in n for n in report.notes)
+
+
+def test_deleted_checkpoints_and_truncated_log_need_the_witness(audited):
+    """Limitation without a witness: drop every checkpoint row and the tail, and the database
+    alone is consistent. The witness names the truncation."""
+    ws, witness, trusted = audited
+    sql(ws.engine, "DELETE FROM audit_checkpoints", "DELETE FROM audit_events WHERE seq > 7")
+    assert verify_workspace(ws, trusted).ok  # documented: undetectable from the database alone
+    report = verify_workspace(ws, trusted, witness)
+    assert report.problems[0] == "truncation: the witness holds a signed head at seq 10 but the log ends at seq 7"
+    assert_named(report, "truncation: checkpoint seq 5 is in the witness (line 1) but was deleted")
+    assert not any(p.startswith("rewriting") for p in report.problems)
+
+
+def test_deleted_checkpoint_row_alone_is_named(audited):
+    ws, witness, trusted = audited
+    sql(ws.engine, "DELETE FROM audit_checkpoints WHERE seq = 10")
+    assert verify_workspace(ws, trusted).ok
+    report = verify_workspace(ws, trusted, witness)
+    assert report.problems == ["truncation: checkpoint seq 10 is in the witness (line 2) but was deleted from the log"]
+
+
+def test_log_rewritten_and_resigned_with_the_stolen_key_is_caught_by_the_witness(audited):
+    ws, witness, trusted = audited
+    _forge(ws, ws.keyring.signing_key())
+    assert verify_workspace(ws, trusted).ok  # the right key signed it: only the witness can tell
+    report = verify_workspace(ws, trusted, witness)
+    assert_named(report, "rewriting: event seq 5 does not match the head the witness holds (line 1)",
+                 "rewriting: event seq 10 does not match")
+    assert not any(p.startswith(("truncation", "foreign key", "witness")) for p in report.problems)
+
+
+def test_shorter_rewrite_is_truncation_and_rewriting(audited):
+    ws, witness, trusted = audited
+    _forge(ws, ws.keyring.signing_key(), n=8)
+    assert_named(verify_workspace(ws, trusted, witness), "truncation: the witness holds a signed head at seq 10",
+                 "rewriting: event seq 5")
+
+
+def test_log_resigned_with_an_attacker_key_is_a_foreign_key(audited):
+    """The attacker rewrites, re-signs with their own key and replaces keys/signing.pub: the
+    workspace alone verifies; the trusted key names the foreign key."""
+    from cryptography.hazmat.primitives import serialization
+
+    ws, witness, trusted = audited
+    mallory = Ed25519PrivateKey.generate()
+    _forge(ws, mallory)
+    (ws.root / "keys" / "signing.pub").write_bytes(mallory.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    assert verify_workspace(ws).ok  # no trusted key: nothing to tell the keys apart
+    report = verify_workspace(ws, trusted)
+    bad = key_id(mallory.public_key())
+    assert report.problems[0] == (f"foreign key: {ws.root / 'keys' / 'signing.pub'} holds key {bad}, "
+                                  f"not the trusted key {key_id(trusted)}")
+    assert_named(report, f"foreign key: checkpoint seq 5 is signed by key {bad}, not the trusted key",
+                 f"foreign key: checkpoint seq 10 is signed by key {bad}")
+    # without a trusted key the witness is checked under the replaced key: its lines then fail
+    assert_named(verify_workspace(ws, None, witness), "witness: line 1 (seq 5) has a bad signature under key "
+                 f"{bad} (the line names key {key_id(trusted)})")
+
+
+def test_attacker_key_with_signing_pub_left_alone_is_a_foreign_key(audited):
+    ws, _, trusted = audited
+    _forge(ws, Ed25519PrivateKey.generate())
+    assert_named(verify_workspace(ws), "checkpoint seq 5: bad signature")
+    assert_named(verify_workspace(ws, trusted), "foreign key: checkpoint seq 5 names key")
+
+
+def test_forged_witness_line_is_named_and_not_trusted(audited):
+    ws, witness, trusted = audited
+    lines = witness.read_text().splitlines()
+    forged = json.loads(lines[1])
+    forged["seq"] = 40  # would claim truncation if it were believed
+    witness.write_text(lines[0] + "\n" + json.dumps(forged) + "\n")
+    report = verify_workspace(ws, trusted, witness)
+    assert report.problems == [f"witness: line 2 (seq 40) has a bad signature under key {key_id(trusted)}"]
+
+
+@pytest.mark.parametrize("provider", ["file", "env"])
+def test_verify_needs_no_kek(tmp_path, monkeypatch, provider):
+    import base64
+    import os
+
+    monkeypatch.setenv("PRIVGOV_KEK", base64.b64encode(os.urandom(32)).decode())
+    ws = Workspace.create(tmp_path / "ws", key_provider=provider)
+    _grow(ws, 6, 3)
+    trusted = parse_trusted_key(str(ws.root / "keys" / "signing.pub"))
+    monkeypatch.delenv("PRIVGOV_KEK")
+    (ws.root / "keys" / "kek.key").unlink(missing_ok=True)
+    reopened = Workspace.open(ws.root)
+    with pytest.raises(InputError):  # the KEK really is gone ...
+        reopened.keyring.signing_key()
+    report = verify_workspace(ws.root, trusted, ws.audit_witness_path)  # ... and verify does not need it
+    assert report.ok and report.witnessed_seq == 6, report.problems
+    sql(ws.engine, "UPDATE audit_events SET reason='x' WHERE seq = 2")
+    assert_named(verify_workspace(ws.root, trusted), "event seq 2: edited")
+
+
+def test_init_witness_location_is_configurable(tmp_path):
+    elsewhere = tmp_path / "auditor-owned"
+    elsewhere.mkdir()
+    ws = Workspace.create(tmp_path / "ws", audit_witness=elsewhere / "heads.jsonl")
+    assert json.loads((ws.root / "workspace.json").read_text())["audit_witness"] == str(elsewhere / "heads.jsonl")
+    _grow(ws, 2, 2)
+    assert Workspace.open(ws.root).audit_witness_path == elsewhere / "heads.jsonl"
+    assert len((elsewhere / "heads.jsonl").read_text().splitlines()) == 1
+    assert not (ws.root / "audit-witness.jsonl").exists()
+
+
+# --------------------------------------------------------------------------- trusted keys and exports
+
+
+def test_trusted_key_as_hex_string_hex_file_or_pem_file(tmp_path, key):
+    from cryptography.hazmat.primitives import serialization
+
+    raw = public_key_bytes(key.public_key())
+    (tmp_path / "k.hex").write_text(raw.hex() + "\n")
+    (tmp_path / "k.pem").write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    assert parse_trusted_key(raw.hex()) == parse_trusted_key(str(tmp_path / "k.hex")) == raw
+    assert parse_trusted_key(str(tmp_path / "k.pem")) == raw
+
+
+def test_bad_trusted_key_is_input_error(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    with pytest.raises(InputError, match="64 hex characters or a file"):
+        parse_trusted_key("abc123")
+    (tmp_path / "junk.pub").write_text("not a key\n")
+    with pytest.raises(InputError, match="junk.pub: expected an Ed25519 public key"):
+        parse_trusted_key(str(tmp_path / "junk.pub"))
+    (tmp_path / "ec.pem").write_bytes(ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    with pytest.raises(InputError, match="ec.pem: holds a .*not an Ed25519"):
+        parse_trusted_key(str(tmp_path / "ec.pem"))
+
+
+def test_export_checked_against_witness(audited, tmp_path):
+    ws, witness, trusted = audited
+    path = tmp_path / "export.jsonl"
+    with ws.session() as s:
+        ws.audit.export(s, None, path)
+    report = verify_file(path, trusted, witness)
+    assert report.ok and report.witnessed_seq == 10, report.problems
+    lines = path.read_text().splitlines()  # drop the tail and the checkpoint at 10 from the file
+    kept = [ln for ln in lines if json.loads(ln).get("seq", 0) <= 7 or json.loads(ln)["type"] == "header"]
+    path.write_text("\n".join(kept) + "\n")
+    assert verify_file(path, trusted).ok
+    assert_named(verify_file(path, trusted, witness), "truncation: the witness holds a signed head at seq 10 "
+                 "but the log ends at seq 7")
+
+
+def test_forged_export_with_attacker_header_key_is_a_foreign_key(audited, engine, tmp_path):
+    """The attacker builds a clean-looking extract signed with their key and puts their key in
+    the header: it verifies on its own; the trusted key and the witness both refuse it."""
+    ws, witness, trusted = audited
+    mallory = Ed25519PrivateKey.generate()
+    forger = AuditLog(None, mallory, checkpoint_every=5)
+    with Session(engine) as s, s.begin():
+        for i in range(N_EVENTS):
+            forger.record(s, principal="demo", action="ingest", details={"i": i})
+    forged = tmp_path / "forged.jsonl"
+    with Session(engine) as s:
+        forger.export(s, None, forged)
+    assert verify_file(forged).ok
+    report = verify_file(forged, trusted)
+    bad = key_id(mallory.public_key())
+    assert report.problems[0] == (f"foreign key: the export header's public key {bad} does not match the "
+                                  f"trusted key {key_id(trusted)}")
+    assert_named(report, f"foreign key: checkpoint seq 5 is signed by key {bad}")
+    assert_named(verify_file(forged, trusted, witness), "rewriting: event seq 5", "rewriting: event seq 10")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _privgov(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The real command in a fresh process with no KEK in its environment."""
+    return subprocess.run([sys.executable, "-m", "governance.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "GX_ANALYTICS_ENABLED": "False"})
+
+
+def test_cli_verify_exit_codes(audited, tmp_path):
+    ws, witness, trusted = audited
+    (ws.root / "keys" / "kek.key").unlink()
+    w = str(ws.root)
+    ok = _privgov("audit", "verify", "-w", w, "--trusted-key", trusted.hex(), "--witness", str(witness), cwd=tmp_path)
+    assert ok.returncode == 0 and "audit log OK: 12 events, 2 signed checkpoints" in ok.stdout, ok.stderr
+    plain = _privgov("audit", "verify", "-w", w, cwd=tmp_path)
+    assert plain.returncode == 0 and "only internal consistency" in plain.stdout
+    sql(ws.engine, "DELETE FROM audit_checkpoints", "DELETE FROM audit_events WHERE seq > 7")
+    bad = _privgov("audit", "verify", "-w", w, "--trusted-key", trusted.hex(), "--witness", str(witness), cwd=tmp_path)
+    assert bad.returncode == 4
+    assert bad.stderr.splitlines() == ["error: audit log verification failed: truncation: the witness holds a signed "
+                                       "head at seq 10 but the log ends at seq 7 (and 1 more)"]
+    junk = _privgov("audit", "verify", "-w", w, "--trusted-key", "nope", cwd=tmp_path)
+    assert junk.returncode == 2 and junk.stderr.startswith("error: --trusted-key 'nope'")
+
+
+def test_cli_init_takes_the_witness_path(capsys, tmp_path):
+    from governance.cli import main
+
+    target = tmp_path / "heads.jsonl"
+    assert main(["init", "-w", str(tmp_path / "ws"), "--audit-witness", str(target)]) == 0
+    capsys.readouterr()
+    assert [json.loads(line)["seq"] for line in target.read_text().splitlines()] == [1]
+    assert main(["audit", "verify", "-w", str(tmp_path / "ws"), "--witness", str(target)]) == 0
+    assert "no --trusted-key" in capsys.readouterr().out
