@@ -49,11 +49,32 @@ def _import_table_modules() -> None:
     import governance.storage.keyring  # noqa: F401
 
 
+def _private_sqlite_file(url: str) -> None:
+    """Create a missing SQLite database file 0600 before SQLite does (it would use 0644).
+
+    SQLite gives ``-wal`` and ``-shm`` the mode of the database file, so this
+    one file decides all three. Existing files are left as the operator set them.
+    """
+    if not url.startswith("sqlite:///") or url in ("sqlite:///", "sqlite:///:memory:"):
+        return
+    path = Path(url.removeprefix("sqlite:///"))
+    if path.parent.is_dir():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _private_opener(path: str, flags: int) -> int:
+    """``open(..., opener=)`` hook: files the workspace creates are 0600, whatever the umask."""
+    return os.open(path, flags, 0o600)
+
+
 class Workspace:
     def __init__(self, root: Path, config: dict) -> None:
         self.root = root
         self.config = config
-        self.engine = make_engine(database_url(root, config))
+        url = database_url(root, config)
+        _private_sqlite_file(url)
+        self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     # ---- lifecycle -------------------------------------------------------
@@ -85,9 +106,11 @@ class Workspace:
             Base.metadata.create_all(ws.engine)
             ws.ledger.create_tables()
             ws.__dict__["keyring"] = Keyring.create(root, provider)
-            (root / "objects").mkdir(exist_ok=True)
+            (root / "objects").mkdir(exist_ok=True, mode=0o700)
+            os.chmod(root / "objects", 0o700)
             tmp = root / (CONFIG_NAME + ".tmp")
-            tmp.write_text(json.dumps(config, indent=2))
+            with open(tmp, "w", opener=_private_opener) as fh:
+                fh.write(json.dumps(config, indent=2))
             os.replace(tmp, root / CONFIG_NAME)  # the config file marks a complete workspace
         except BaseException:
             # leave nothing half-made behind
@@ -135,7 +158,7 @@ class Workspace:
     def lock(self) -> Iterator[None]:
         """Exclusive lock for commands that write; the OS releases it if we die."""
         path = self.root / "run.lock"
-        fh = open(path, "a+")
+        fh = open(path, "a+", opener=_private_opener)
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -130,7 +130,9 @@ def keys_rotate(workspace: Optional[Path] = WorkspaceOpt, token: Optional[str] =
     with ws.lock():
         who = require_admin(ws, _token(token), "keys_rotate").name
         with ws.session() as s:
-            kek = ws.keyring.rotate(s)
+            from governance.storage.keyring import rotation_passphrase
+
+            kek = ws.keyring.rotate(s, new_passphrase=rotation_passphrase(ws.keyring))
             ws.audit.record(s, principal=who, action="keys_rotate", decision="info", details={"kek_id": kek})
             ws.audit.checkpoint(s)
     _console().print(f"active key-encryption key is now {kek}; all data keys re-wrapped")
@@ -143,9 +145,9 @@ def keys_retire(kek_id: str, workspace: Optional[Path] = WorkspaceOpt, token: Op
     with ws.lock():
         who = require_admin(ws, _token(token), "keys_retire").name
         with ws.session() as s:
-            ws.keyring.retire(kek_id, s)
+            note = ws.keyring.retire(kek_id, s)
             ws.audit.record(s, principal=who, action="keys_retire", decision="info", details={"kek_id": kek_id})
-    _console().print(f"retired {kek_id}")
+    _console().print(f"retired {kek_id}" + (f"; not destroyed: {note}" if note else ""))
 
 
 # --------------------------------------------------------------------------- access review

@@ -71,10 +71,13 @@ def dataset_erase(
             ds = catalog.find_dataset(s, name)
             rep = catalog.erase_version(ws, s, ds, version)
             ws.audit.record(s, principal=who, action="erase", decision="info", resource=name, version=version,
-                            details={"affected_versions": rep.affected_versions, "affected_runs": len(rep.affected_runs)})
+                            details={"affected_versions": rep.affected_versions, "affected_runs": len(rep.affected_runs),
+                                     "kek_rotated_to": rep.rotated_to})
             ws.audit.checkpoint(s)
+        catalog.finalize_erasure(ws, rep)
     out = _console()
     out.print(f"Erased `{name}` version {version}: its data key is destroyed; the ciphertext can no longer be read.")
+    out.print(f"  KEK rotated to {rep.rotated_to}; retired: {rep.retired_keks or 'none'}; blobs deleted: {rep.blobs_deleted}")
     out.print(f"  derived versions flagged: {rep.affected_versions or 'none'}")
     out.print(f"  models flagged (trained on it): {rep.affected_runs or 'none'}")
     out.print("  not covered: " + "; ".join(rep.not_covered))

@@ -166,20 +166,35 @@ def descendants(session: Session, version_id: int) -> list[tuple[str, int, str]]
 
 @dataclass
 class ErasureReport:
+    """What an erasure did and, honestly, what it could not reach."""
+
     dataset: str
     version: int
     affected_versions: list[int] = field(default_factory=list)
     affected_runs: list[str] = field(default_factory=list)
+    rotated_to: str | None = None  # the KEK every remaining key was re-wrapped under
+    retired_keks: list[str] = field(default_factory=list)  # filled by finalize_erasure
+    blobs_deleted: int = 0  # filled by finalize_erasure
+    database_compacted: bool = False  # filled by finalize_erasure
     not_covered: list[str] = field(default_factory=list)
 
 
 def erase_version(ws: "Workspace", session: Session, dataset: Dataset, number: int) -> ErasureReport:
-    """Crypto-shred one version: destroy its data key and flag what derives from it.
+    """Crypto-shred one version: destroy its data key, rotate the KEK, flag what derives from it.
 
     Derived versions are *flagged*, not shredded: they may have been cleaned or
     de-identified and the controller decides whether they must go too. Models
     trained on the version are flagged as affected: their weights may encode it.
+
+    Why rotate here, in the same transaction: a copy of the database taken
+    before the erasure still holds the wrapped key. Once every remaining key is
+    re-wrapped under a new KEK, :func:`finalize_erasure` can destroy the old KEK
+    and such a copy no longer unwraps with anything this workspace holds. If the
+    transaction rolls back, the old KEK is still in the keyring and nothing is lost.
+    Call :func:`finalize_erasure` after the session commits.
     """
+    from governance.storage.keyring import EnvProvider
+
     row = get_version(session, dataset, number)
     if row.erased_at is not None:
         raise InputError(f"dataset `{dataset.name}` version {number} is already erased")
@@ -200,7 +215,65 @@ def erase_version(ws: "Workspace", session: Session, dataset: Dataset, number: i
     report.not_covered = [
         "copies exported from privgov before the erasure",
         "the source file the version was ingested from",
-        "backups of the workspace taken before the erasure (their data key copies)",
+        "backups and copies of the workspace made outside it before the erasure, together with the KEK "
+        "they were made under (a passphrase, env key or KEK file kept elsewhere)",
         "privacy budget already spent (the ledger is not refunded)",
+        "derived versions and models are flagged, not erased: erase or retrain them separately",
     ]
+    try:
+        report.rotated_to = ws.keyring.rotate(session)
+    except InputError as exc:
+        if not isinstance(ws.keyring.provider, EnvProvider):
+            raise
+        report.not_covered.append(f"the KEK was not rotated ({exc}); set it and run `privgov keys rotate` "
+                                  "then `privgov keys retire` so earlier database copies become useless")
+    if session.get_bind().dialect.name != "sqlite":
+        report.not_covered.append(
+            f"{session.get_bind().dialect.name}: old row versions holding the wrapped key remain until the "
+            "operator runs VACUUM (and in WAL archives, replicas and base backups); privgov does not vacuum it")
     return report
+
+
+def finalize_erasure(ws: "Workspace", report: ErasureReport) -> ErasureReport:
+    """After the erasure committed: delete erased blobs, retire old KEKs, purge the database file.
+
+    Separate from :func:`erase_version` because each step must only happen once
+    the shredding is durable: retiring the old KEK before the commit would make
+    a rolled-back erasure unreadable. Every step is idempotent, so it also
+    finishes the work of an earlier erasure that was interrupted here.
+    """
+    from governance.storage.objectstore import BlobRef
+
+    with ws.session() as session:
+        erased = session.scalars(select(DatasetVersion).where(DatasetVersion.erased_at.is_not(None))).all()
+        for v in erased:
+            ref = BlobRef(blob_hash=v.blob_hash, data_key_id=v.data_key_id or 0, content_hash=v.content_hash, size=0)
+            report.blobs_deleted += int(ws.objects.delete(ref))
+        retired, notes = ws.keyring.retire_unused(session)
+    report.retired_keks = retired
+    report.not_covered.extend(n for n in notes if n not in report.not_covered)
+    report.database_compacted = _purge_free_pages(ws)
+    if not report.database_compacted and ws.engine.dialect.name == "sqlite":
+        report.not_covered.append("the SQLite WAL could not be checkpointed (another process holds the database "
+                                  "open): the wrapped key may linger in privgov.db-wal until the next erasure")
+    return report
+
+
+def _purge_free_pages(ws: "Workspace") -> bool:
+    """SQLite: move the WAL into the file, rebuild it without free pages, empty the WAL.
+
+    ``secure_delete`` zeroes the row in the page, but WAL frames written before
+    it and pages freed by rotation keep old bytes until checkpoint and VACUUM.
+    VACUUM itself goes through the WAL, hence the second checkpoint. Returns
+    False when another connection kept a checkpoint from completing (or on
+    other databases, where VACUUM is the operator's job).
+    """
+    from sqlalchemy import text
+
+    if ws.engine.dialect.name != "sqlite":
+        return False
+    with ws.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        first = conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).one()
+        conn.execute(text("VACUUM"))
+        last = conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).one()
+    return first[0] == 0 and last[0] == 0

@@ -40,6 +40,7 @@ from governance.storage.store import Base, utcnow
 KEYRING_FORMAT = 1
 KEK_SIZE = 32
 PASSPHRASE_ENV = "PRIVGOV_PASSPHRASE"
+NEW_PASSPHRASE_ENV = "PRIVGOV_NEW_PASSPHRASE"
 KEK_ENV = "PRIVGOV_KEK"
 KEK_FILE_ENV = "PRIVGOV_KEK_FILE"
 _SECRETS = {"hmac": "hmac.key", "signing": "signing.key"}
@@ -70,7 +71,9 @@ class KeyProvider(Protocol):
     ``new_kek`` makes a new KEK version available and returns the non-secret
     parameters to record for it; ``restore`` hands those parameters back when a
     keyring is reopened; ``config`` is recorded once so ``Keyring.open`` can
-    rebuild the provider without arguments.
+    rebuild the provider without arguments. ``destroy`` removes a retired KEK's
+    material where privgov can (inside ``workspace``) and returns a sentence
+    saying what it could not destroy, or None.
     """
 
     kind: str
@@ -84,6 +87,8 @@ class KeyProvider(Protocol):
     def config(self) -> dict[str, Any]: ...
 
     def source(self, kek_id: str) -> str: ...
+
+    def destroy(self, kek_id: str, workspace: Path) -> str | None: ...
 
 
 def _b64(data: bytes) -> str:
@@ -115,10 +120,28 @@ class PassphraseProvider:
         self._passphrase = passphrase.encode("utf-8")
         self._cost = {"n": n, "r": r, "p": p}
         self._params: dict[str, dict[str, Any]] = {}
+        self._next: bytes | None = None
+        self._phrases: dict[str, bytes] = {}  # KEKs created in this process under a new passphrase
+
+    def use_new_passphrase(self, passphrase: str) -> None:
+        """Derive the next KEK from ``passphrase`` instead of the current one.
+
+        Why refuse the same passphrase: a "rotation" that keeps it changes only
+        the salt, and anyone who knew the old passphrase still knows the new KEK.
+        """
+        if not passphrase:
+            raise InputError("the new passphrase is empty; set PRIVGOV_NEW_PASSPHRASE to a non-empty passphrase")
+        new = passphrase.encode("utf-8")
+        if hmac.compare_digest(new, self._passphrase):
+            raise InputError("the new passphrase equals the current one (PRIVGOV_NEW_PASSPHRASE = "
+                             "PRIVGOV_PASSPHRASE); choose a different passphrase to rotate")
+        self._next = new
 
     def new_kek(self, kek_id: str) -> dict[str, Any]:
         params = {"salt": _b64(os.urandom(16)), **self._cost}
         self._params[kek_id] = params
+        if self._next is not None:
+            self._phrases[kek_id] = self._next
         return params
 
     def restore(self, params: dict[str, dict[str, Any]]) -> None:
@@ -131,13 +154,20 @@ class PassphraseProvider:
             kdf = Scrypt(salt=salt, length=KEK_SIZE, n=int(prm["n"]), r=int(prm["r"]), p=int(prm["p"]))
         except (KeyError, TypeError, ValueError):
             raise WorkspaceError(f"keyring has no usable scrypt parameters for {kek_id}") from None
-        return kdf.derive(self._passphrase)
+        return kdf.derive(self._phrases.get(kek_id, self._passphrase))
 
     def config(self) -> dict[str, Any]:
         return {"kind": self.kind}
 
     def source(self, kek_id: str) -> str:
         return "the passphrase"
+
+    def destroy(self, kek_id: str, workspace: Path) -> str | None:
+        self._params.pop(kek_id, None)
+        self._phrases.pop(kek_id, None)
+        return (f"{kek_id} is derived from a passphrase: privgov dropped its scrypt salt from keyring.json "
+                "but cannot destroy a passphrase; a copy of keyring.json and the database taken earlier, "
+                "with that passphrase, still unwraps the data keys it held")
 
 
 class EnvProvider:
@@ -182,19 +212,36 @@ class EnvProvider:
     def source(self, kek_id: str) -> str:
         return f"environment variable {self._vars.get(kek_id) or self._var_for(kek_id)}"
 
+    def destroy(self, kek_id: str, workspace: Path) -> str | None:
+        var = self._vars.pop(kek_id, None) or self._var_for(kek_id)
+        return (f"{kek_id} comes from environment variable {var}: privgov cannot destroy it; delete that key "
+                "from your secret store, or earlier copies of the database can still be unwrapped with it")
+
 
 class FileProvider:
     """KEK from a file that only its owner may read (mode 0600 or stricter).
 
     ``kek-1`` lives at ``path`` and ``kek-N`` at ``path.kek-N``; a missing file is
     created with a random key (mode 0600) when the KEK version is created.
+    Paths inside ``base`` (the workspace's ``keys/``) are recorded relative to it,
+    so a copied or moved workspace uses its own key files, never the original's.
     """
 
     kind = "file"
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path | str, *, base: Path | None = None) -> None:
+        self.base = Path(base) if base is not None else None
+        self.path = self._resolve(str(path))
         self._paths: dict[str, Path] = {}
+
+    def _resolve(self, recorded: str) -> Path:
+        path = Path(recorded)
+        return path if path.is_absolute() or self.base is None else self.base / path
+
+    def _record(self, path: Path) -> str:
+        if self.base is not None and path.parent == self.base:
+            return path.name
+        return str(path)
 
     def _path_for(self, kek_id: str) -> Path:
         if kek_id in self._paths:
@@ -208,10 +255,10 @@ class FileProvider:
             _write_private(path, (_b64(os.urandom(KEK_SIZE)) + "\n").encode("ascii"), exclusive=True)
         self._paths[kek_id] = path
         self.load_kek(kek_id)
-        return {"path": str(path)}
+        return {"path": self._record(path)}
 
     def restore(self, params: dict[str, dict[str, Any]]) -> None:
-        self._paths = {k: Path(v["path"]) for k, v in params.items() if v.get("path")}
+        self._paths = {k: self._resolve(str(v["path"])) for k, v in params.items() if v.get("path")}
 
     def load_kek(self, kek_id: str) -> bytes:
         path = self._path_for(kek_id)
@@ -229,10 +276,45 @@ class FileProvider:
         return key
 
     def config(self) -> dict[str, Any]:
-        return {"kind": self.kind, "path": str(self.path)}
+        return {"kind": self.kind, "path": self._record(self.path)}
 
     def source(self, kek_id: str) -> str:
         return f"KEK file {self._path_for(kek_id)}"
+
+    def destroy(self, kek_id: str, workspace: Path) -> str | None:
+        """Overwrite and unlink the KEK file if it lies inside the workspace.
+
+        A file outside the workspace belongs to the operator (it may serve other
+        workspaces), so it is left in place and named in the returned sentence.
+        """
+        path = self._path_for(kek_id)
+        self._paths.pop(kek_id, None)
+        if not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(workspace)):
+            return (f"{kek_id} is in KEK file {path}, outside the workspace: privgov left it in place; "
+                    "destroy it yourself or earlier copies of the database can still be unwrapped with it")
+        shred_file(path)
+        return None
+
+
+def shred_file(path: Path) -> None:
+    """Overwrite a small secret file with random bytes, fsync, then unlink it.
+
+    Why overwrite first: unlinking alone leaves the key bytes in the freed blocks
+    of the file system. (On copy-on-write or flash storage the overwrite may land
+    elsewhere; that residue is documented in docs/format.md, not claimed away.)
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except FileNotFoundError:
+        return
+    try:
+        size = os.fstat(fd).st_size
+        os.write(fd, os.urandom(max(size, KEK_SIZE)))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.unlink(path)
+    _fsync_parent(path)
 
 
 def provider_from_args(kind: str, root: Path, passphrase: str | None) -> KeyProvider:
@@ -245,8 +327,28 @@ def provider_from_args(kind: str, root: Path, passphrase: str | None) -> KeyProv
     if kind == "env":
         return EnvProvider(KEK_ENV)
     if kind == "file":
-        return FileProvider(Path(os.environ.get(KEK_FILE_ENV) or Path(root) / "keys" / "kek.key"))
+        return FileProvider(Path(os.environ.get(KEK_FILE_ENV) or Path(root) / "keys" / "kek.key"),
+                            base=Path(root) / "keys")
     raise InputError(f"unknown key provider {kind!r}; expected one of: passphrase, env, file")
+
+
+def rotation_passphrase(ring: "Keyring") -> str | None:
+    """The new passphrase for ``keys rotate``: ``PRIVGOV_NEW_PASSPHRASE``.
+
+    Why required for the passphrase provider: rotating exists to stop trusting
+    the old secret; a rotation under the same passphrase only changes the salt.
+    Returns None for other providers (they bring their own new KEK).
+    """
+    phrase = os.environ.get(NEW_PASSPHRASE_ENV)
+    if ring.provider.kind != "passphrase":
+        if phrase:
+            raise InputError(f"{NEW_PASSPHRASE_ENV} is set but keyring {ring.path} uses the "
+                             f"{ring.provider.kind!r} key provider; unset it")
+        return None
+    if not phrase:
+        raise InputError(f"rotating a passphrase keyring needs the new passphrase in {NEW_PASSPHRASE_ENV} "
+                         f"(different from {PASSPHRASE_ENV})")
+    return phrase
 
 
 def _provider_from_config(cfg: dict[str, Any], path: Path) -> KeyProvider:
@@ -259,7 +361,7 @@ def _provider_from_config(cfg: dict[str, Any], path: Path) -> KeyProvider:
     if kind == "env":
         return EnvProvider(str(cfg.get("var") or KEK_ENV))
     if kind == "file":
-        return FileProvider(Path(cfg["path"]))
+        return FileProvider(str(cfg["path"]), base=path.parent)
     raise WorkspaceError(f"{path}: unknown key provider kind {kind!r}")
 
 
@@ -285,6 +387,10 @@ def _write_private(path: Path, data: bytes, *, exclusive: bool = False) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_parent(path)
+
+
+def _fsync_parent(path: Path) -> None:
     dfd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dfd)
@@ -429,13 +535,21 @@ class Keyring:
         self._keks[kek_id] = kek
         return kek
 
-    def rotate(self, session: Session) -> str:
+    def rotate(self, session: Session, *, new_passphrase: str | None = None) -> str:
         """Create a new active KEK and re-wrap every live data key and secret under it.
 
         No data is re-encrypted. Each wrapped item records its KEK id and the old
         KEK stays in the keyring until :meth:`retire`, so a crash or a rolled-back
-        session at any point leaves everything readable.
+        session at any point leaves everything readable. ``new_passphrase``
+        (passphrase provider only) derives the new KEK from a different passphrase;
+        without it the passphrase stays and only the salt changes.
         """
+        if new_passphrase is not None:
+            if not isinstance(self.provider, PassphraseProvider):
+                raise InputError(f"a new passphrase was given but keyring {self.path} uses the "
+                                 f"{self.provider.kind!r} key provider")
+            self._kek(self.active_kek_id)  # the current passphrase must be right before it is replaced
+            self.provider.use_new_passphrase(new_passphrase)
         new_id = f"kek-{max(_kek_number(k) for k in self._meta['keks']) + 1}"
         params = self.provider.new_kek(new_id)
         kek = self.provider.load_kek(new_id)
@@ -459,8 +573,15 @@ class Keyring:
         self._save()
         return new_id
 
-    def retire(self, kek_id: str, session: Session | None = None) -> None:
-        """Remove an old KEK once nothing is wrapped under it (checked in ``data_keys``).
+    def retire(self, kek_id: str, session: Session | None = None) -> str | None:
+        """Destroy an old KEK once nothing is wrapped under it (checked in ``data_keys``).
+
+        Its entry leaves ``keyring.json`` and its material is destroyed where
+        privgov holds it (a KEK file inside the workspace is overwritten and
+        unlinked), so a database copy taken before a rotation can no longer be
+        unwrapped with this workspace's keys. Returns what could *not* be
+        destroyed (a passphrase, an env variable, a file outside the workspace),
+        or None.
 
         Without ``session`` (the CLI's ``keys retire``) the workspace database the
         keyring belongs to is opened for the check, resolved like the workspace
@@ -475,8 +596,7 @@ class Keyring:
             engine = _workspace_engine(self.root)
             try:
                 with Session(engine) as own:
-                    self.retire(kek_id, own)
-                return
+                    return self.retire(kek_id, own)
             finally:
                 engine.dispose()
         live = session.scalar(select(func.count()).select_from(DataKey).where(
@@ -487,7 +607,29 @@ class Keyring:
                              "are still wrapped under it; run rotate first")
         del self._meta["keks"][kek_id]
         self._keks.pop(kek_id, None)
-        self._save()
+        self._save()  # first forget it, then destroy it: a crash in between leaves no dangling entry
+        return self.provider.destroy(kek_id, self.root)
+
+    def retire_unused(self, session: Session) -> tuple[list[str], list[str]]:
+        """Retire every non-active KEK that nothing is wrapped under any more.
+
+        Returns (retired KEK ids, sentences on what could not be destroyed). A
+        KEK that still wraps something (a process that had not seen a rotation)
+        is kept and named, never forced.
+        """
+        retired, notes = [], []
+        for kek_id in self.kek_ids:
+            if kek_id == self.active_kek_id:
+                continue
+            try:
+                note = self.retire(kek_id, session)
+            except InputError as exc:
+                notes.append(f"{kek_id} was kept: {exc}")
+                continue
+            retired.append(kek_id)
+            if note:
+                notes.append(note)
+        return retired, notes
 
     # ---- data keys ---------------------------------------------------------
     def new_data_key(self, session: Session) -> tuple[int, bytes]:
@@ -525,8 +667,10 @@ class Keyring:
         """Crypto-shred: drop the wrapped key so the ciphertext is unreadable forever.
 
         On SQLite ``secure_delete`` is switched on so the old bytes are zeroed in
-        the database file. Copies in backups stay readable until the KEK they
-        were wrapped under is rotated away and retired (see docs/format.md).
+        the database file (``catalog.finalize_erasure`` then checkpoints the WAL
+        and vacuums). Copies of the database taken earlier stay readable until
+        the KEK they were wrapped under is rotated away and retired, which
+        ``catalog.erase_version`` and ``finalize_erasure`` do (docs/format.md).
         """
         row = session.get(DataKey, data_key_id)
         if row is None:

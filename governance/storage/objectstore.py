@@ -170,9 +170,20 @@ class ObjectStore:
 
         return pd.read_parquet(io.BytesIO(self.get_bytes(session, ref, associated=associated)), engine="pyarrow")
 
-    def delete(self, ref: BlobRef) -> None:
-        """Remove the ciphertext (optional after crypto-shredding; the key is what matters)."""
-        self.path_for(ref.blob_hash).unlink(missing_ok=True)
+    def delete(self, ref: BlobRef) -> bool:
+        """Remove the ciphertext; True if a file was removed.
+
+        After crypto-shredding the key is what matters, but erasure removes the
+        blob too: a key that turns up later (an old backup) then finds nothing in
+        this workspace to decrypt.
+        """
+        path = self.path_for(ref.blob_hash)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        _fsync_dir(path.parent)
+        return True
 
 
 def _fsync_dir(path: Path) -> None:

@@ -162,7 +162,11 @@ def database_url(root: "Path", config: dict[str, Any] | None = None) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    """Engine with SQLite tuned for several writer processes (WAL, busy timeout)."""
+    """Engine with SQLite tuned for several writer processes (WAL, busy timeout).
+
+    ``secure_delete`` zeroes deleted and overwritten row bytes instead of leaving
+    them in free pages: a crypto-shredded wrapped key must not survive in the file.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60})
 
@@ -172,6 +176,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
         return engine

@@ -263,3 +263,88 @@ def test_provider_from_args(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert isinstance(fp, FileProvider) and fp.path == tmp_path / "keys" / "kek.key"
     with pytest.raises(InputError, match="unknown key provider 'kms'"):
         provider_from_args("kms", tmp_path, None)
+
+
+def test_retire_destroys_a_kek_file_inside_the_workspace(tmp_path: Path, session: Session) -> None:
+    ring = Keyring.create(tmp_path, provider_from_args("file", tmp_path, None))
+    kid, key = ring.new_data_key(session)
+    kek1 = tmp_path / "keys" / "kek.key"
+    assert kek1.exists()
+    ring.rotate(session)
+    assert ring.retire("kek-1", session) is None  # nothing left that privgov could not destroy
+    assert not kek1.exists() and (tmp_path / "keys" / "kek.key.kek-2").exists()
+    assert Keyring.open(tmp_path).data_key(session, kid) == key
+
+
+def test_retire_leaves_an_outside_kek_file_and_says_so(tmp_path: Path, session: Session) -> None:
+    outside = tmp_path / "secret" / "kek.key"
+    ring = Keyring.create(tmp_path / "ws", FileProvider(outside))
+    ring.rotate(session)
+    note = ring.retire("kek-1", session)
+    assert outside.exists() and note and str(outside) in note and "outside the workspace" in note
+
+
+def test_retire_unused_names_what_a_passphrase_or_env_kek_leaves(tmp_path: Path, session: Session,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    ring = Keyring.create(tmp_path / "p", PassphraseProvider("pw", **FAST))
+    ring.new_data_key(session)
+    ring.rotate(session)
+    retired, notes = ring.retire_unused(session)
+    assert retired == ["kek-1"] and "cannot destroy a passphrase" in notes[0]
+    assert list(json.loads((tmp_path / "p" / "keys" / "keyring.json").read_text())["keks"]) == ["kek-2"]
+    monkeypatch.setenv("K", _b64key())
+    monkeypatch.setenv("K_2", _b64key())
+    env_ring = Keyring.create(tmp_path / "e", EnvProvider("K"))
+    env_ring.rotate(session)
+    assert "environment variable K: privgov cannot destroy it" in env_ring.retire("kek-1", session)
+
+
+def test_copied_workspace_uses_its_own_kek_files(tmp_path: Path, session: Session) -> None:
+    import shutil
+
+    ring = Keyring.create(tmp_path / "a", provider_from_args("file", tmp_path / "a", None))
+    kid, key = ring.new_data_key(session)
+    ring.rotate(session)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    shutil.rmtree(tmp_path / "a")
+    assert Keyring.open(tmp_path / "b").data_key(session, kid) == key
+
+
+def test_passphrase_rotation_needs_a_different_new_passphrase(tmp_path: Path, session: Session,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from governance.storage.keyring import rotation_passphrase
+
+    ring = Keyring.create(tmp_path, PassphraseProvider("old pw", **FAST))
+    kid, key = ring.new_data_key(session)
+    monkeypatch.delenv("PRIVGOV_NEW_PASSPHRASE", raising=False)
+    with pytest.raises(InputError, match="PRIVGOV_NEW_PASSPHRASE"):
+        rotation_passphrase(ring)
+    with pytest.raises(InputError, match="equals the current one"):
+        ring.rotate(session, new_passphrase="old pw")
+    assert ring.kek_ids == ["kek-1"]  # refused before anything changed
+    monkeypatch.setenv("PRIVGOV_NEW_PASSPHRASE", "new pw")
+    assert ring.rotate(session, new_passphrase=rotation_passphrase(ring)) == "kek-2"
+    session.commit()
+    assert Keyring.open(tmp_path, PassphraseProvider("new pw")).data_key(session, kid) == key
+    with pytest.raises(AccessDenied, match="wrong passphrase"):
+        Keyring.open(tmp_path, PassphraseProvider("old pw")).data_key(session, kid)
+    with pytest.raises(InputError, match="uses the 'file' key provider"):
+        Keyring.create(tmp_path / "f", FileProvider(tmp_path / "f.key")).rotate(session, new_passphrase="x")
+
+
+def test_cli_keys_rotate_refuses_the_same_passphrase(tmp_path: Path) -> None:
+    from tests.governance.run.test_runner import cli
+
+    ws = tmp_path / "ws"
+    env = {"PRIVGOV_PASSPHRASE": "same pw"}
+    init = cli("init", "--workspace", str(ws), "--key-provider", "passphrase", env=env)
+    assert init.returncode == 0, init.stderr
+    token = next(ln.strip() for ln in init.stdout.splitlines() if ln.strip().startswith("pgv_"))
+    res = cli("keys", "rotate", "-w", str(ws), "--token", token, env={**env, "PRIVGOV_NEW_PASSPHRASE": "same pw"})
+    assert res.returncode == 2 and "equals the current one" in res.stderr
+    res = cli("keys", "rotate", "-w", str(ws), "--token", token, env=env)
+    assert res.returncode == 2 and "PRIVGOV_NEW_PASSPHRASE" in res.stderr
+    res = cli("keys", "rotate", "-w", str(ws), "--token", token, env={**env, "PRIVGOV_NEW_PASSPHRASE": "fresh pw"})
+    assert res.returncode == 0, res.stderr
+    res = cli("audit", "verify", "-w", str(ws), env={"PRIVGOV_PASSPHRASE": "fresh pw"})
+    assert res.returncode == 0, res.stderr

@@ -172,3 +172,15 @@ def test_rotation_does_not_touch_blobs(env) -> None:
     store.keyring.retire("kek-1", s)
     assert store.path_for(ref.blob_hash).read_bytes() == before
     assert store.get_bytes(s, ref, associated=AD) == b"x" * 5000
+
+
+def test_delete_removes_only_that_blob_and_reports_it(env) -> None:
+    _, store, s = env
+    gone = store.put_bytes(s, b"a" * 100, associated=AD)
+    kept = store.put_bytes(s, b"b" * 100, associated=AD)
+    assert store.delete(gone) is True
+    assert not store.path_for(gone.blob_hash).exists()
+    assert store.delete(gone) is False  # idempotent: a second erasure pass finds nothing
+    with pytest.raises(IntegrityFailure, match="missing"):
+        store.get_bytes(s, gone, associated=AD)
+    assert store.get_bytes(s, kept, associated=AD) == b"b" * 100
