@@ -157,7 +157,7 @@ def _body(ctx: RunContext, summary: RunSummary, timed: _Timer) -> None:
             ctx.ws.ledger.release(ctx.run_uid)
         raise
     summary.version, summary.quarantine_version = stored.version, stored.quarantine_version
-    del df, held, deid
+    df = held = deid = None  # free the plaintext before training decrypts the stored version
     if reservation is not None:
         trained = timed("train", lambda: training.train(ctx, stored, reservation))
         summary.epsilon_spent, summary.metrics = trained.epsilon_spent, trained.metrics

@@ -344,10 +344,12 @@ def _grow(ws, n: int, every: int) -> None:
 
 
 @pytest.fixture()
-def audited(workspace, tmp_path):
+def audited(tmp_path):
     """A workspace with 12 events (checkpoints at seq 5 and 10) and what the auditor keeps
     outside it: a copy of the witness and the public key taken at set-up."""
-    ws, _ = workspace
+    from tests.conftest import new_workspace
+
+    ws, _ = new_workspace(tmp_path / "ws", {"admin": ("admin", ["admin"])}, bindings={})
     _grow(ws, N_EVENTS, 5)
     auditor = tmp_path / "auditor"
     auditor.mkdir()

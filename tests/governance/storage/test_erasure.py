@@ -221,7 +221,7 @@ def test_passphrase_erasure_drops_salt_and_says_what_it_cannot_destroy(tmp_path,
 
 def test_every_workspace_file_is_private_after_a_run_and_an_erasure(tmp_path, capsys) -> None:
     """Belongs with governance/workspace.py; here because this task adds only this test file."""
-    from governance.run.runner import PipelineRunner
+    from governance.run.runner import run_pipeline
     from governance.run.spec import load_pipeline
     from tests.conftest import new_workspace
     from tests.governance.run.test_runner import small_spec
@@ -230,7 +230,7 @@ def test_every_workspace_file_is_private_after_a_run_and_an_erasure(tmp_path, ca
     try:
         ws, tokens = new_workspace(tmp_path / "fresh", {"admin": ("admin", ["admin"]),
                                                        "demo": ("demo-ml-engineer", ["ml-engineer", "data-engineer"])})
-        summary = PipelineRunner(ws, load_pipeline(small_spec(tmp_path)), tokens["demo"]).run()
+        summary = run_pipeline(ws, load_pipeline(small_spec(tmp_path)), tokens["demo"])
         assert summary.status == "succeeded"
         assert main(["dataset", "erase", "clinic-visits", "--version", str(summary.version), "-w", str(ws.root),
                      "--token", tokens["admin"]]) == 0
