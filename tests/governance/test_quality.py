@@ -161,7 +161,7 @@ def test_unknown_expectation_type_is_named(tmp_path) -> None:
     p.write_text(json.dumps({"name": "s", "expectations": [
         {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a"}},
         {"type": "expect_column_values_to_be_purple", "kwargs": {"column": "a"}}]}))
-    with pytest.raises(InputError, match=r"expectation 1 has unknown type 'expect_column_values_to_be_purple'"):
+    with pytest.raises(InputError, match=r"s\.json: expectations\[1\]\.type: expectation 1 has unknown type 'expect_column_values_to_be_purple'"):
         load_suite(p)
 
 
