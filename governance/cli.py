@@ -678,18 +678,13 @@ def pii_apply(
     workspace: Optional[Path] = WorkspaceOpt,
 ) -> None:
     """Apply drop / pseudonymize / generalize / suppress steps with the workspace's HMAC keys."""
-    import yaml
-
     from governance.atomic_write import write_frame
     from governance.ingest import read_table
+    from policies.schema import load_yaml_file
     from privacy.deid import apply_deid
-    from privacy.errors import InputError
+    from privacy.deid.spec import deid_steps_from_yaml
 
-    steps = yaml.safe_load(spec.read_text())
-    if isinstance(steps, dict):
-        steps = steps.get("steps")
-    if not isinstance(steps, list):
-        raise InputError(f"{spec}: expected a YAML list of steps (or a mapping with `steps:`)")
+    steps = deid_steps_from_yaml(load_yaml_file(spec, "de-identification spec"))
     ws = _open(workspace)
     df, report = apply_deid(read_table(data), steps, key_for_domain=ws.keyring.hmac_key)
     write_frame(df, out)
