@@ -118,6 +118,19 @@ class Kwargs(BaseModel):
         return None if v is None else [_compiles(p) for p in v]
 
 
+# Keys GX 1.x itself accepts on a suite and on an expectation (``ExpectationSuite(**json)``
+# rejects others); a typo such as ``kwarg`` must not silently empty an expectation.
+SUITE_KEYS = frozenset({"name", "expectation_suite_name", "expectations", "meta", "id", "notes",
+                        "data_asset_type", "ge_cloud_id"})
+EXPECTATION_KEYS = frozenset({"type", "expectation_type", "kwargs", "meta", "id", "notes", "description",
+                              "rendered_content", "severity"})
+
+
+def _unknown_key(data: dict[str, Any], allowed: frozenset[str]) -> str | None:
+    extra = [k for k in data if k not in allowed]
+    return _short(repr(extra[0])) if extra else None
+
+
 def _required(etype: str, kw: dict[str, Any]) -> tuple[str, str] | None:
     """(kwarg, what is missing) for the first kwarg ``etype`` needs and lacks."""
     if etype.startswith("expect_column_pair_"):
@@ -154,6 +167,9 @@ def check_suite_shape(data: Any, source: str, known_types: Collection[str]) -> d
     Raises one-line :class:`InputError`: ``SOURCE: expectations[i].kwargs.KEY: expected ...``."""
     if not isinstance(data, dict):
         raise InputError(f"{source}: expected a JSON object with 'name' and 'expectations'")
+    unknown = _unknown_key(data, SUITE_KEYS)
+    if unknown:
+        raise InputError(f"{source}: unknown key {unknown}; expected {', '.join(sorted(SUITE_KEYS))}")
     name = data.get("name") or data.get("expectation_suite_name")
     if not isinstance(name, str) or not name:
         raise InputError(f"{source}: missing 'name'; expected a non-empty suite name")
@@ -165,6 +181,9 @@ def check_suite_shape(data: Any, source: str, known_types: Collection[str]) -> d
         at = f"{source}: expectations[{i}]"
         if not isinstance(exp, dict):
             raise InputError(f"{at}: expectation {i} is not an object; expected {{'type', 'kwargs'}}")
+        unknown = _unknown_key(exp, EXPECTATION_KEYS)
+        if unknown:
+            raise InputError(f"{at}: unknown key {unknown}; expected type, kwargs, meta (or another GX 1.x key)")
         etype = exp.get("type") or exp.get("expectation_type")
         if not isinstance(etype, str) or etype not in known_types:
             shown = etype if isinstance(etype, str) else type(etype).__name__

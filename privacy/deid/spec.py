@@ -64,13 +64,14 @@ def deid_steps_from_yaml(doc: YamlSource) -> list[dict]:
     data = doc.data
     prefix: tuple[Any, ...] = ()
     if isinstance(data, dict):
+        if "steps" not in data:
+            raise InputError(f"{doc.source}: missing key `steps`; expected a list of steps "
+                             "(a single step must still be a list item: `- {column: ..., action: ...}`)")
         extra = [k for k in data if k != "steps"]
         if extra:
             line = doc.line_of((extra[0],))
             where = f"{doc.source}:{line}" if line else doc.source
             raise InputError(f"{where}: unknown key {_one_line(repr(extra[0]))}; expected only `steps:`")
-        if "steps" not in data:
-            raise InputError(f"{doc.source}: missing key `steps`; expected a list of steps")
         data, prefix = data["steps"], ("steps",)
     return check_deid_steps(data, doc.source, doc.line_of, prefix)
 
