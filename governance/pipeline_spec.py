@@ -37,8 +37,8 @@ class SourceSpec(_Strict):
     format: Literal["csv", "parquet"] | None = None
     csv: CsvOptions | None = None
     sample: Literal["clinic"] | None = None
-    rows: int = Field(default=20000, gt=0)
-    seed: int = 0
+    rows: int = Field(default=20000, gt=0, le=10_000_000)  # generated in memory
+    seed: int = Field(default=0, ge=0, lt=2**63)  # numpy refuses negative seeds
 
     @model_validator(mode="after")
     def _one_kind(self) -> "SourceSpec":
@@ -115,7 +115,7 @@ class TrainingSpec(_Strict):
     optimizer: Literal["adam", "sgd"] | None = None
     max_grad_norm: float = Field(default=1.0, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=2**63)
     sensitive_columns: list[str] = Field(default_factory=list)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
     bounding: Literal["one_row_per_unit", "group"] = "one_row_per_unit"
@@ -153,7 +153,7 @@ class TrainingSpec(_Strict):
 
 
 class PipelineSpec(_Strict):
-    name: str
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")  # named in one-line errors
     dataset: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
     source: SourceSpec
     row_id: str = "row_id"
@@ -174,6 +174,8 @@ class PipelineSpec(_Strict):
 
     def resolve(self, rel: str) -> Path:
         """Resolve a path from the spec; `${VAR}` and `~` are expanded."""
+        if "\0" in rel:
+            raise InputError(f"pipeline `{self.name}`: path {rel!r} contains a NUL byte")
         expanded = os.path.expanduser(os.path.expandvars(rel))
         if "${" in expanded or "$" in expanded.split("/")[0]:
             raise InputError(f"pipeline `{self.name}`: path `{rel}` uses an environment variable that is not set")

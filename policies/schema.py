@@ -363,6 +363,8 @@ def load_yaml_file(path: Path | str, what: str = "YAML file") -> YamlDoc:
         raise InputError(f"{p}: cannot read {what} (no such file)") from None
     except OSError as exc:
         raise InputError(f"{p}: cannot read {what} ({exc.strerror or type(exc).__name__})") from None
+    except ValueError:  # e.g. a NUL byte in a path taken from another file
+        raise InputError(f"{one_line(str(p))}: cannot read {what} (not a valid path)") from None
     if len(raw) > MAX_YAML_BYTES:
         raise InputError(f"{p}: {what} is larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB; "
                          "expected a small declaration")

@@ -117,6 +117,8 @@ def read_suite_json(path: Path) -> Any:
         raise InputError(f"{path}: suite file not found; expected a GX suite JSON file") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read suite file ({exc.strerror or type(exc).__name__})") from None
+    except ValueError:  # e.g. a NUL byte in a path taken from a pipeline file
+        raise InputError(f"{ascii(str(path))}: cannot read suite file (not a valid path)") from None
     if len(raw) > MAX_SUITE_BYTES:
         raise InputError(f"{path}: suite file is larger than {MAX_SUITE_BYTES // (1024 * 1024)} MiB")
     try:

@@ -328,3 +328,30 @@ def test_cli_suite_errors_name_the_kwarg(box: Path, exp: Any, pattern: str) -> N
     assert code == 2, err.getvalue()
     line, = err.getvalue().splitlines()
     assert re.search("^error: " + re.escape(str(target)) + ": " + pattern, line), line
+
+
+@pytest.mark.parametrize(("change", "pattern"), [
+    ({"cleaning": [{"step": ["trim_whitespace"]}]}, r"key `cleaning`: .*step 0: expected a mapping with string keys"),
+    ({"cleaning": [{"step": "impute", "colums": ["a"]}]}, r"key `cleaning`: .*unknown key 'colums'"),
+    ({"training": {"target": "y", "epsilon": 1.0, "options": {"nope": 1}}},
+     r"key `training.options`: .*unknown option\(s\) nope"),
+    ({"training": {"target": "y", "epsilon": 1.0, "options": {"epochs": 3}}},
+     r"key `training.options`: .*unknown option\(s\) epochs"),  # declared in the block itself
+    ({"source": {"sample": "clinic", "seed": -1}}, r"key `source.seed`"),
+    ({"source": {"sample": "clinic", "rows": 10**12}}, r"key `source.rows`"),
+    ({"name": "two\nlines"}, r"key `name`"),
+])
+def test_pipeline_refuses_what_would_fail_later_in_the_run(box: Path, change: dict, pattern: str) -> None:
+    target = _write(box / "pipe-later.yaml", _yaml_bytes({**PIPELINE, **change}))
+    with pytest.raises(InputError) as exc:
+        load_pipeline(target)
+    msg = str(exc.value)
+    assert "\n" not in msg and re.search("^" + re.escape(str(target)) + ": line \\d+: " + pattern, msg), msg
+
+
+def test_pipeline_paths_with_nul_bytes_are_refused(box: Path) -> None:
+    spec = load_pipeline(_write(box / "pipe-nul.yaml", _yaml_bytes({**PIPELINE, "policy": "a\0b.yaml"})))
+    with pytest.raises(InputError, match="NUL byte"):
+        spec.resolve(spec.policy)
+    with pytest.raises(InputError, match="not a valid path"):
+        load_policy(Path("a\0b.yaml"))
