@@ -2,7 +2,7 @@
 
 Why: a user fixing a pipeline file needs "line 12: key `training.epochz`:
 unknown key", not a pydantic traceback. Parsing and the key → line map come
-from `policies.schema.load_yaml_with_lines` (one loader for every YAML file
+from `policies.schema.load_yaml_file` (one loader for every YAML file
 privgov reads); this module only turns pydantic's first error into that line.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from policies.schema import YamlDoc, load_yaml_with_lines
+from policies.schema import YamlDoc, load_yaml_file, one_line
 from privacy.errors import InputError
 
 
@@ -30,14 +30,12 @@ def validation_message(path: Path, exc: ValidationError, doc: YamlDoc) -> str:
         what = err["msg"]
     more = len(exc.errors()) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{path}:{where} key `{key}`: {what}{suffix}"
+    return f"{path}:{where} key `{one_line(key)}`: {one_line(what)}{suffix}"
 
 
 def parse_model(path: Path, model: type[BaseModel]) -> BaseModel:
     """Load YAML at `path` into `model`, raising one-line InputErrors."""
-    if not path.is_file():
-        raise InputError(f"{path}: {'expected a YAML file, found a directory' if path.exists() else 'file not found'}")
-    doc = load_yaml_with_lines(path.read_text(encoding="utf-8"), source=str(path))
+    doc = load_yaml_file(path, "YAML file")
     if not isinstance(doc.data, dict):
         raise InputError(f"{path}: expected a YAML mapping at the top level")
     try:

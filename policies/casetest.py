@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from policies.engine import Decision, Request, decide
 from policies.schema import (
@@ -39,7 +39,7 @@ from policies.schema import (
     _utc_naive,
     format_validation_error,
     load_policy,
-    load_yaml_with_lines,
+    load_yaml_file,
     policy_warnings,
 )
 from privacy.errors import InputError
@@ -79,6 +79,13 @@ class Case(BaseModel):
     reason: str | None = None
     rule: str | None = None
     obligations: ExpectedObligations | None = None
+
+    @field_validator("now")
+    @classmethod
+    def _now_in_range(cls, v: dt.datetime | dt.date | None) -> dt.datetime | dt.date | None:
+        if v is not None:
+            _utc_naive(v)  # raises ValueError (a schema error) for unrepresentable times
+        return v
 
 
 class CasesFile(BaseModel):
@@ -135,11 +142,7 @@ class CaseReport:
 def load_cases(path: Path | str) -> tuple[CasesFile, dict[int, int]]:
     """Parse and validate a cases file; returns the cases and each case's line."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{p}: cannot read cases file ({exc.strerror})") from None
-    doc = load_yaml_with_lines(text, str(p))
+    doc = load_yaml_file(p, "cases file")
     if not isinstance(doc.data, dict):
         raise InputError(f"{p}: a cases file must be a mapping with a 'cases' list")
     data = dict(doc.data)

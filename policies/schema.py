@@ -60,7 +60,10 @@ def _utc_naive(value: dt.datetime | dt.date) -> dt.datetime:
     if not isinstance(value, dt.datetime):
         return dt.datetime(value.year, value.month, value.day)
     if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        try:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00
+            raise ValueError("date is out of range once converted to UTC") from None
     return value
 
 
@@ -193,10 +196,113 @@ class YamlDoc:
         return self.lines.get((), None)
 
 
+# Limits on what any privgov YAML file may be. Real policies and pipelines are a
+# few KiB with a handful of anchors; anything beyond these is a mistake or an
+# attack (alias bombs expand exponentially, deep nesting overflows the stack).
+MAX_YAML_BYTES = 2 * 1024 * 1024
+MAX_YAML_DEPTH = 64
+MAX_YAML_ALIASES = 50
+MAX_YAML_NODES = 200_000  # after alias expansion, as pydantic and the key map would see it
+_MAX_SHOWN = 80
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Make a message fragment safe for a one-line error: escape control characters, truncate.
+
+    Why: keys and values come from the user's file; a key with a newline must not
+    turn one ``error:`` line into several."""
+    out = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))
+    return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
+class _Refused(Exception):
+    """A limit of the safe loader was hit; carries the 1-based line where known."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that bounds depth, aliases and expanded size, and rejects duplicate keys.
+
+    PyYAML shares aliased nodes, so an alias bomb is cheap to compose but explodes
+    in anything that walks the tree (the key-line map, pydantic); counting the
+    expanded size of every node while composing stops it before anything walks."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+        self._sizes: dict[int, int] = {}
+        self._open_anchors: set[str] = set()
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_YAML_ALIASES:
+                raise _Refused(f"more than {MAX_YAML_ALIASES} aliases (*name); write the values out", line)
+            if event.anchor in self._open_anchors:
+                raise _Refused(f"alias *{one_line(event.anchor, _MAX_SHOWN)} refers to a node that contains it", line)
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_YAML_DEPTH:
+            raise _Refused(f"nested deeper than {MAX_YAML_DEPTH} levels", line)
+        anchor = event.anchor
+        if anchor is not None:
+            self._open_anchors.add(anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            if anchor is not None:
+                self._open_anchors.discard(anchor)
+
+    def compose_sequence_node(self, anchor: Any) -> Any:
+        line = self.peek_event().start_mark.line + 1
+        return self._sized(super().compose_sequence_node(anchor), line)
+
+    def compose_mapping_node(self, anchor: Any) -> Any:
+        line = self.peek_event().start_mark.line + 1
+        node = self._sized(super().compose_mapping_node(anchor), line)
+        seen: dict[tuple[str, str], int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
+                continue  # merge keys may override; complex keys fail at construction
+            ident = self._key_identity(key_node)
+            if ident in seen:
+                raise _Refused(f"duplicate key `{one_line(key_node.value, _MAX_SHOWN)}` "
+                               f"(first at line {seen[ident]})", key_node.start_mark.line + 1)
+            seen[ident] = key_node.start_mark.line + 1
+        return node
+
+    _PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("null", "bool", "int", "float"))
+
+    def _key_identity(self, key_node: yaml.ScalarNode) -> tuple[str, Any]:
+        """`yes` and `true` (or `0x1` and `1`) are the same key once constructed."""
+        if key_node.tag in self._PLAIN_TAGS:
+            try:
+                return key_node.tag, self.yaml_constructors[key_node.tag](self, key_node)
+            except (ValueError, TypeError, yaml.YAMLError):
+                pass  # reported by construction with its own message
+        return key_node.tag, key_node.value
+
+    def _sized(self, node: Any, line: int) -> Any:
+        """Record the node's size with aliases expanded; refuse it past the limit."""
+        children = node.value if isinstance(node, yaml.SequenceNode) else [n for kv in node.value for n in kv]
+        size = 1 + sum(self._sizes.get(id(c), 1) for c in children)
+        if size > MAX_YAML_NODES:
+            raise _Refused(f"expands to more than {MAX_YAML_NODES} values (an alias bomb?)", line)
+        self._sizes[id(node)] = size
+        return node
+
+
 def _walk(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> None:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            key = key_node.value
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else repr(key_node.value)
             lines[path + (key,)] = key_node.start_mark.line + 1
             _walk(value_node, path + (key,), lines)
     elif isinstance(node, yaml.SequenceNode):
@@ -206,20 +312,68 @@ def _walk(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], i
 
 
 def load_yaml_with_lines(text: str, source: str = "<string>") -> YamlDoc:
-    """Parse YAML safely and record where every key lives, for error messages."""
+    """Parse YAML safely and record where every key lives, for error messages.
+
+    The one YAML parser of privgov: every file goes through the limits of
+    :class:`_BoundedLoader` (size, depth, aliases, expanded size, duplicate keys),
+    and every failure is one :class:`InputError` line naming ``source`` (and line)."""
+    if len(text) > MAX_YAML_BYTES:
+        raise InputError(f"{source}: YAML file is larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB; "
+                         "expected a small declaration")
+    loader: _BoundedLoader | None = None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = _BoundedLoader(text)  # the reader rejects non-printable characters here
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except _Refused as exc:
+        where = f"{source}:{exc.line}" if exc.line else source
+        raise InputError(f"{where}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(f"{where}: invalid YAML: {problem}") from None
+        problem = getattr(exc, "problem", None) or (str(exc).splitlines() or ["parse error"])[0]
+        raise InputError(f"{where}: invalid YAML: {one_line(problem)}") from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        # SafeConstructor lets some scalars through to Python: `2026-13-45` as a
+        # date, `!!int x`, integers past Python's digit limit.
+        raise InputError(f"{source}: invalid YAML value: {one_line(str(exc), 120)}") from None
+    except (RecursionError, MemoryError):
+        raise InputError(f"{source}: YAML too deeply nested or too large to parse") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     lines: dict[tuple[Any, ...], int] = {}
     if node is not None:
         lines[()] = node.start_mark.line + 1
         _walk(node, (), lines)
     return YamlDoc(data=data, lines=lines, source=source)
+
+
+def load_yaml_file(path: Path | str, what: str = "YAML file") -> YamlDoc:
+    """Read ``path`` (size-checked, UTF-8) and parse it with :func:`load_yaml_with_lines`.
+
+    Why one reader: directories, unreadable files, huge files and non-UTF-8 bytes
+    must give the same one-line InputError whichever command reads the file."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise InputError(f"{p}: expected a {what}, found a directory")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_YAML_BYTES + 1)
+    except FileNotFoundError:
+        raise InputError(f"{p}: cannot read {what} (no such file)") from None
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read {what} ({exc.strerror or type(exc).__name__})") from None
+    except ValueError:  # e.g. a NUL byte in a path taken from another file
+        raise InputError(f"{one_line(str(p))}: cannot read {what} (not a valid path)") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise InputError(f"{p}: {what} is larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB; "
+                         "expected a small declaration")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{p}: {what} is not UTF-8 text (bad byte at offset {exc.start})") from None
+    return load_yaml_with_lines(text, str(p))
 
 
 def format_validation_error(exc: ValidationError, doc: YamlDoc) -> str:
@@ -235,7 +389,7 @@ def format_validation_error(exc: ValidationError, doc: YamlDoc) -> str:
         msg = f"unknown key {path[-1]!r}" if path else "unknown key"
     where = f"{doc.source}:{line}" if line else doc.source
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return f"{where}: {key}: {msg}{more}"
+    return f"{where}: {one_line(key)}: {one_line(msg)}{more}"
 
 
 def _real_path(doc: YamlDoc, loc: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -351,7 +505,11 @@ def _shadowed_actions(g: Grant, d: DenyRule) -> list[str]:
 
 def parse_policy(text: str, source: str = "<string>", now: dt.datetime | None = None) -> Policy:
     """Validate policy YAML text. Raises :class:`InputError` naming file, line and key."""
-    doc = load_yaml_with_lines(text, source)
+    return _parse_policy_doc(load_yaml_with_lines(text, source), now)
+
+
+def _parse_policy_doc(doc: YamlDoc, now: dt.datetime | None) -> Policy:
+    source = doc.source
     if not isinstance(doc.data, dict):
         raise InputError(f"{source}: a policy must be a YAML mapping with 'name', 'roles' and 'grants'")
     try:
@@ -365,20 +523,16 @@ def parse_policy(text: str, source: str = "<string>", now: dt.datetime | None = 
         line = doc.line_of(first.path)
         key = ".".join(str(p) for p in first.path)
         more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
-        raise InputError(f"{source}:{line}: {key}: {first.message}{more}")
+        raise InputError(f"{source}:{line}: {one_line(key)}: {one_line(first.message)}{more}")
     policy._source = source
-    policy._warnings = [f"{source}:{doc.line_of(i.path)}: {i.message}" for i in issues]
+    policy._warnings = [f"{source}:{doc.line_of(i.path)}: {one_line(i.message)}" for i in issues]
     return policy
 
 
 def load_policy(path: Path | str, now: dt.datetime | None = None) -> Policy:
     """Load and validate a policy file; warnings are kept, see :func:`policy_warnings`."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{p}: cannot read policy file ({exc.strerror})") from None
-    return parse_policy(text, str(p), now)
+    return _parse_policy_doc(load_yaml_file(p, "policy file"), now)
 
 
 def policy_warnings(policy: Policy) -> list[str]:

@@ -137,21 +137,16 @@ def pii_apply(
 
     The keys are the ones stored versions are pseudonymized with, so computing pseudonyms is
     an `ingest` decision on the dataset they are for (authenticated, audited)."""
-    import yaml
-
     from governance.access.authorize import authorize
     from governance.data.ingest import read_table
     from governance.storage.atomic_write import write_frame
+    from policies.schema import load_yaml_file
     from privacy.deid import apply_deid
-    from privacy.errors import InputError
+    from privacy.deid.spec import deid_steps_from_yaml
 
+    steps = deid_steps_from_yaml(load_yaml_file(spec, "de-identification spec"))
     ws = _open(workspace)
     authorize(ws, _token(token), "ingest", dataset, purpose, details={"for": "pii_apply"})
-    steps = yaml.safe_load(spec.read_text())
-    if isinstance(steps, dict):
-        steps = steps.get("steps")
-    if not isinstance(steps, list):
-        raise InputError(f"{spec}: expected a YAML list of steps (or a mapping with `steps:`)")
     df, report = apply_deid(read_table(data), steps, key_for_domain=ws.keyring.hmac_key)
     write_frame(df, out)
     for r in report:

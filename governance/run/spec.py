@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from governance.yaml_source import parse_model
 from privacy.errors import InputError
@@ -37,8 +37,8 @@ class SourceSpec(_Strict):
     format: Literal["csv", "parquet"] | None = None
     csv: CsvOptions | None = None
     sample: Literal["clinic"] | None = None
-    rows: int = Field(default=20000, gt=0)
-    seed: int = 0
+    rows: int = Field(default=20000, gt=0, le=10_000_000)  # generated in memory
+    seed: int = Field(default=0, ge=0, lt=2**63)  # numpy refuses negative seeds
 
     @model_validator(mode="after")
     def _one_kind(self) -> "SourceSpec":
@@ -56,9 +56,34 @@ class QualitySpec(_Strict):
     max_quarantine_share: float = Field(default=0.2, ge=0, le=1)
 
 
+def _deid_step(step: dict[str, Any]) -> dict[str, Any]:
+    """Check a de-identification step at load time, so a bad one fails before any data is read."""
+    from privacy.deid.spec import step_problem  # imports pandas: only when a pipeline is loaded
+
+    problem = step_problem(step)
+    if problem:
+        raise ValueError(problem)
+    return step
+
+
+def _cleaning_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Check cleaning steps' names and parameters at load time (the registry's own checks)."""
+    for i, step in enumerate(steps):
+        if not all(isinstance(k, str) for k in step) or not isinstance(step.get("step"), str):
+            raise ValueError(f"step {i}: expected a mapping with string keys and a `step:` name")
+    if steps:
+        from governance.data.cleaning import build_steps  # imports pandas
+
+        try:
+            build_steps(steps)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+    return steps
+
+
 class DeidSpec(_Strict):
     direct_identifiers: list[str] = Field(default_factory=list)
-    steps: list[dict[str, Any]] = Field(default_factory=list)
+    steps: list[Annotated[dict[str, Any], AfterValidator(_deid_step)]] = Field(default_factory=list)
     quasi_identifiers: list[str] = Field(default_factory=list)
     sensitive: str | None = None
     require_k: int | None = Field(default=None, ge=1)
@@ -67,13 +92,21 @@ class DeidSpec(_Strict):
     suppress_below_k: bool = False
 
 
+# TrainConfig fields the training block sets itself (see PipelineRunner._train_config).
+_DECLARED_TRAIN_FIELDS = frozenset({
+    "target", "positive_label", "features", "categorical", "model", "hidden", "epsilon", "delta", "epochs",
+    "batch_size", "max_grad_norm", "device", "seed", "unit_column", "sensitive_columns", "test_fraction",
+    "bounding", "lr", "optimizer",
+})
+
+
 class TrainingSpec(_Strict):
     target: str
     positive: Any = 1
     features: list[str] | None = None
     categorical: list[str] | None = None
     model: Literal["mlp", "logreg"] = "mlp"
-    hidden: list[int] = Field(default_factory=lambda: [64])
+    hidden: list[Annotated[int, Field(gt=0, le=1_000_000)]] = Field(default_factory=lambda: [64])
     epsilon: float
     delta: float = 1e-5
     epochs: int = Field(default=10, gt=0)
@@ -82,12 +115,27 @@ class TrainingSpec(_Strict):
     optimizer: Literal["adam", "sgd"] | None = None
     max_grad_norm: float = Field(default=1.0, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=2**63)
     sensitive_columns: list[str] = Field(default_factory=list)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
     bounding: Literal["one_row_per_unit", "group"] = "one_row_per_unit"
     checkpoint_every_epochs: int = Field(default=1, ge=0)  # 0: no checkpoints (a killed run cannot resume)
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("options")
+    @classmethod
+    def _known_options(cls, v: dict[str, Any]) -> dict[str, Any]:
+        """Options are extra trainer settings; an unknown or already-declared one would be a TypeError later."""
+        if v:
+            from dataclasses import fields
+
+            from training.trainer import TrainConfig  # imports pandas, not torch
+
+            allowed = {f.name for f in fields(TrainConfig)} - _DECLARED_TRAIN_FIELDS
+            unknown = sorted(map(str, set(v) - allowed))
+            if unknown:
+                raise ValueError(f"unknown option(s) {', '.join(unknown)}; expected any of {', '.join(sorted(allowed))}")
+        return v
 
     @field_validator("epsilon")
     @classmethod
@@ -105,14 +153,14 @@ class TrainingSpec(_Strict):
 
 
 class PipelineSpec(_Strict):
-    name: str
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")  # named in one-line errors
     dataset: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
     source: SourceSpec
     row_id: str = "row_id"
     privacy_unit: str | None = None
     tags: list[str] = Field(default_factory=list)
     quality: QualitySpec | None = None
-    cleaning: list[dict[str, Any]] = Field(default_factory=list)
+    cleaning: Annotated[list[dict[str, Any]], AfterValidator(_cleaning_steps)] = Field(default_factory=list)
     deid: DeidSpec = Field(default_factory=DeidSpec)
     policy: str | None = None  # if given, must be the very text an admin bound to the dataset
     principal: str
@@ -126,6 +174,8 @@ class PipelineSpec(_Strict):
 
     def resolve(self, rel: str) -> Path:
         """Resolve a path from the spec; `${VAR}` and `~` are expanded."""
+        if "\0" in rel:
+            raise InputError(f"pipeline `{self.name}`: path {rel!r} contains a NUL byte")
         expanded = os.path.expanduser(os.path.expandvars(rel))
         if "${" in expanded or "$" in expanded.split("/")[0]:
             raise InputError(f"pipeline `{self.name}`: path `{rel}` uses an environment variable that is not set")

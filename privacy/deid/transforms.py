@@ -53,7 +53,7 @@ from privacy.errors import InputError
 
 __all__ = [
     "DropSpec", "KeepSpec", "PseudonymizeSpec", "AgeBandSpec", "ZipPrefixSpec", "DateTruncateSpec",
-    "RoundSpec", "SuppressRareSpec", "parse_specs", "apply_deid", "pseudonymize", "generalize",
+    "RoundSpec", "SuppressRareSpec", "StepProblem", "parse_step", "parse_specs", "apply_deid", "pseudonymize", "generalize",
     "suppress_rare", "transformed_columns", "HIPAA_RESTRICTED_ZIP3",
 ]
 
@@ -134,27 +134,39 @@ _METHODS: dict[str, type[BaseModel]] = {
 }
 
 
-def _parse_one(i: int, raw: Any) -> Spec:
-    where = f"deid spec #{i}"
+class StepProblem(ValueError):
+    """Why one de-identification step is invalid: the offending key (or None) and what was expected."""
+
+    def __init__(self, key: str | None, message: str) -> None:
+        super().__init__(f"key {key!r}: {message}" if key else message)
+        self.key = key
+        self.message = message
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_step(raw: Any) -> Spec:
+    """Validate one step mapping into its typed spec; raises :class:`StepProblem`."""
     if isinstance(raw, BaseModel) and type(raw) in (*_ACTIONS.values(), *_METHODS.values()):
         return raw  # already parsed
     if not isinstance(raw, dict):
-        raise InputError(f"{where}: expected a mapping with keys column/action, got {type(raw).__name__}")
+        raise StepProblem(None, f"expected a mapping with keys column/action, got {type(raw).__name__}")
     action = raw.get("action")
     if action is None:
-        raise InputError(f"{where}: missing key 'action' (expected one of "
-                         f"{', '.join([*_ACTIONS, 'generalize'])})")
+        raise StepProblem(None, f"missing key 'action' (expected one of {', '.join([*_ACTIONS, 'generalize'])})")
     if action == "generalize":
         method = raw.get("method")
-        if method not in _METHODS:
-            raise InputError(f"{where}: key 'method': expected one of {', '.join(_METHODS)}"
-                             + ("" if method is None else f", got {method!r}"))
+        if not isinstance(method, str) or method not in _METHODS:
+            raise StepProblem("method", f"expected one of {', '.join(_METHODS)}"
+                              + ("" if method is None else f", got {_shown(method)}"))
         model = _METHODS[method]
-    elif action in _ACTIONS:
+    elif isinstance(action, str) and action in _ACTIONS:
         model = _ACTIONS[action]
     else:
-        raise InputError(f"{where}: key 'action': expected one of "
-                         f"{', '.join([*_ACTIONS, 'generalize'])}, got {action!r}")
+        raise StepProblem("action", f"expected one of {', '.join([*_ACTIONS, 'generalize'])}, got {_shown(action)}")
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -163,7 +175,14 @@ def _parse_one(i: int, raw: Any) -> Spec:
         msg = err.get("msg", "invalid")
         if err.get("type") == "extra_forbidden":
             msg = f"unknown key for action {action!r}"
-        raise InputError(f"{where}: key {key!r}: {msg}") from None
+        raise StepProblem(key, msg) from None
+
+
+def _parse_one(i: int, raw: Any) -> Spec:
+    try:
+        return parse_step(raw)
+    except StepProblem as exc:
+        raise InputError(f"deid spec #{i}: {exc}") from None
 
 
 def parse_specs(specs: Iterable[Any]) -> list[Spec]:

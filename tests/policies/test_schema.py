@@ -6,7 +6,18 @@ import textwrap
 
 import pytest
 
-from policies.schema import check_policy, load_policy, parse_policy, policy_warnings
+from policies.schema import (
+    MAX_YAML_ALIASES,
+    MAX_YAML_BYTES,
+    MAX_YAML_DEPTH,
+    MAX_YAML_NODES,
+    check_policy,
+    load_policy,
+    load_yaml_file,
+    load_yaml_with_lines,
+    parse_policy,
+    policy_warnings,
+)
 from privacy.errors import InputError
 
 NOW = dt.datetime(2026, 6, 1)
@@ -144,3 +155,66 @@ def test_load_policy_from_file(tmp_path):
         load_policy(tmp_path / "p.yaml")
     with pytest.raises(InputError, match="cannot read"):
         load_policy(tmp_path / "missing.yaml")
+
+
+# --------------------------------------------------------------------------- the hardened YAML loader
+
+
+def _refusal(text: str) -> str:
+    with pytest.raises(InputError) as exc:
+        load_yaml_with_lines(text, "f.yaml")
+    return str(exc.value)
+
+
+def test_loader_refuses_duplicate_keys_with_line():
+    assert _refusal("a: 1\nb:\n  c: 1\n  c: 2\n") == "f.yaml:4: duplicate key `c` (first at line 3)"
+    # `yes` and `true` are one key once constructed
+    assert _refusal("yes: 1\ntrue: 2\n").startswith("f.yaml:2: duplicate key `true`")
+
+
+def test_loader_keeps_merge_keys_and_a_few_anchors():
+    doc = load_yaml_with_lines("base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  x: 3\nd: [*b, *b]\n", "f.yaml")
+    assert doc.data["c"] == {"x": 3, "y": 2} and doc.data["d"] == [{"x": 1, "y": 2}] * 2
+
+
+def test_loader_refuses_alias_bombs_before_expanding_them():
+    lines = ["a0: &a0 [" + ", ".join(["lol"] * 9) + "]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    msg = _refusal("\n".join(lines))
+    assert msg.startswith("f.yaml:") and "alias" in msg
+    # few aliases but exponential expansion: each level doubles
+    chain = ["a0: &a0 [x, x]"] + [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]" for i in range(1, 25)]
+    assert f"more than {MAX_YAML_NODES} values" in _refusal("\n".join(chain))
+    many = "a: &a 1\nb: [" + ", ".join(["*a"] * (MAX_YAML_ALIASES + 1)) + "]\n"
+    assert _refusal(many).startswith("f.yaml:2: more than 50 aliases")
+
+
+def test_loader_refuses_recursive_aliases_and_deep_nesting():
+    assert "refers to a node that contains it" in _refusal("a: &a [1, *a]\n")
+    assert _refusal("x: " + "[" * 5000 + "]" * 5000) == f"f.yaml:1: nested deeper than {MAX_YAML_DEPTH} levels"
+    nested = "x: " + "[" * (MAX_YAML_DEPTH - 2) + "]" * (MAX_YAML_DEPTH - 2)
+    assert load_yaml_with_lines(nested, "f.yaml").data["x"] is not None  # just under the limit loads
+
+
+def test_loader_turns_python_value_errors_into_input_errors():
+    assert _refusal("x: 2026-13-45\n") == "f.yaml: invalid YAML value: month must be in 1..12"
+    assert _refusal("x: " + "9" * 5000).startswith("f.yaml: invalid YAML value: Exceeds the limit")
+    assert "could not determine a constructor" in _refusal("x: !!python/object/apply:os.system [ls]\n")
+    assert "invalid YAML: unacceptable character" in _refusal("x: \x00\n")
+    assert _refusal("x: '" + "s" * (MAX_YAML_BYTES + 1) + "'").startswith("f.yaml: YAML file is larger than 2 MiB")
+
+
+def test_load_yaml_file_refuses_directories_binary_and_huge_files(tmp_path):
+    with pytest.raises(InputError, match=r"expected a policy file, found a directory"):
+        load_yaml_file(tmp_path, "policy file")
+    (tmp_path / "bin.yaml").write_bytes(b"name: \xff\xfe")
+    with pytest.raises(InputError, match=r"bin\.yaml: policy file is not UTF-8 text \(bad byte at offset 6\)"):
+        load_yaml_file(tmp_path / "bin.yaml", "policy file")
+    (tmp_path / "big.yaml").write_bytes(b"#" * (MAX_YAML_BYTES + 1))
+    with pytest.raises(InputError, match=r"big\.yaml: policy file is larger than 2 MiB"):
+        load_policy(tmp_path / "big.yaml")
+
+
+def test_keys_with_newlines_stay_on_one_line():
+    msg = error_of(BASE + '"own\\ner": 1\n')
+    assert "\n" not in msg and "own\\ner" in msg

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from governance.errors import InputError
+from governance.data.quality.suite_model import check_suite_shape
 
 # GX 1.24 core expectation types that run on a pandas DataFrame.
 GX_CORE_TYPES: frozenset[str] = frozenset({
@@ -50,6 +51,10 @@ GX_CORE_TYPES: frozenset[str] = frozenset({
 _COLUMN_KEYS = ("column", "column_A", "column_B")
 _LIST_KEYS = ("column_list",)
 
+# A suite is read whole and parsed recursively: bound both before trusting it.
+MAX_SUITE_BYTES = 16 * 1024 * 1024
+MAX_SUITE_DEPTH = 64
+
 
 def expectation_columns(exp: dict[str, Any]) -> list[str]:
     """Columns an expectation reads (its domain), in declaration order."""
@@ -62,36 +67,12 @@ def expectation_columns(exp: dict[str, Any]) -> list[str]:
 
 
 def parse_suite(data: Any, *, source: str = "suite") -> dict[str, Any]:
-    """Check the shape of a suite dict; return a normalised copy (name, expectations, meta)."""
-    if not isinstance(data, dict):
-        raise InputError(f"{source}: expected a JSON object with 'name' and 'expectations'")
-    name = data.get("name") or data.get("expectation_suite_name")
-    if not isinstance(name, str) or not name:
-        raise InputError(f"{source}: missing 'name'; expected a non-empty suite name")
-    exps = data.get("expectations")
-    if not isinstance(exps, list):
-        raise InputError(f"{source}: 'expectations' must be a list of {{'type', 'kwargs'}} objects")
-    out: list[dict[str, Any]] = []
-    for i, exp in enumerate(exps):
-        if not isinstance(exp, dict):
-            raise InputError(f"{source}: expectation {i} is not an object; expected {{'type', 'kwargs'}}")
-        etype = exp.get("type") or exp.get("expectation_type")
-        if etype not in GX_CORE_TYPES:
-            raise InputError(
-                f"{source}: expectation {i} has unknown type {etype!r}; expected a GX 1.x core "
-                "expectation such as 'expect_column_values_to_not_be_null'"
-            )
-        kwargs = exp.get("kwargs", {})
-        if not isinstance(kwargs, dict):
-            raise InputError(f"{source}: expectation {i} ({etype}) 'kwargs' must be an object")
-        item = {"type": etype, "kwargs": dict(kwargs)}
-        if exp.get("meta"):
-            item["meta"] = exp["meta"]
-        out.append(item)
-    suite = {"name": name, "expectations": out}
-    if data.get("meta"):
-        suite["meta"] = data["meta"]
-    return suite
+    """Check the shape and kwarg types of a suite dict; return a normalised copy.
+
+    Why typed: the engines index kwargs directly (``df[kw["column"]]``, ``re``,
+    comparisons); a wrong type must stop here as one line naming
+    ``expectations[i].kwargs.key``, not as a KeyError deep inside validation."""
+    return check_suite_shape(data, source, GX_CORE_TYPES)
 
 
 def check_columns(suite: dict[str, Any], columns: Iterable[str], *, source: str = "suite") -> None:
@@ -115,14 +96,70 @@ def check_columns(suite: dict[str, Any], columns: Iterable[str], *, source: str 
 def load_suite(path: Path, *, columns: Iterable[str] | None = None) -> dict[str, Any]:
     """Read a GX 1.x suite JSON file; optionally check its columns against the data's."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: suite file not found; expected a GX suite JSON file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        line = getattr(exc, "lineno", "?")
-        raise InputError(f"{path}: not valid JSON (line {line}); expected a GX suite JSON object") from None
-    suite = parse_suite(data, source=str(path))
+    suite = parse_suite(read_suite_json(path), source=str(path))
     if columns is not None:
         check_columns(suite, columns, source=str(path))
     return suite
+
+
+def read_suite_json(path: Path) -> Any:
+    """Read suite JSON with bounded size and depth; duplicate keys are errors.
+
+    Why: ``json.loads`` recurses once per nesting level (RecursionError past
+    ~1000) and keeps the last of duplicate keys silently; neither may reach a user
+    as a traceback or as a quietly different suite."""
+    try:
+        if path.is_dir():
+            raise InputError(f"{path}: expected a GX suite JSON file, found a directory")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_SUITE_BYTES + 1)
+    except FileNotFoundError:
+        raise InputError(f"{path}: suite file not found; expected a GX suite JSON file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read suite file ({exc.strerror or type(exc).__name__})") from None
+    except ValueError:  # e.g. a NUL byte in a path taken from a pipeline file
+        raise InputError(f"{ascii(str(path))}: cannot read suite file (not a valid path)") from None
+    if len(raw) > MAX_SUITE_BYTES:
+        raise InputError(f"{path}: suite file is larger than {MAX_SUITE_BYTES // (1024 * 1024)} MiB")
+    try:
+        text = raw.decode("utf-8")
+        data = json.loads(text, object_pairs_hook=_no_duplicates)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: suite file is not UTF-8 text (bad byte at offset {exc.start})") from None
+    except _DuplicateKey as exc:
+        raise InputError(f"{path}: duplicate key {exc}; expected each key once per object") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON (line {exc.lineno}); expected a GX suite JSON object") from None
+    except ValueError as exc:  # e.g. an integer past Python's digit limit
+        raise InputError(f"{path}: not valid JSON ({str(exc).splitlines()[0][:80]})") from None
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested deeper than {MAX_SUITE_DEPTH} levels") from None
+    if _depth(data) > MAX_SUITE_DEPTH:
+        raise InputError(f"{path}: JSON nested deeper than {MAX_SUITE_DEPTH} levels")
+    return data
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(repr(key[:80]))
+        out[key] = value
+    return out
+
+
+def _depth(data: Any) -> int:
+    """Nesting depth, iteratively (the data may be deeper than the stack)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, d)
+            if deepest > MAX_SUITE_DEPTH:
+                return deepest
+            stack.extend((v, d + 1) for v in (node.values() if isinstance(node, dict) else node))
+    return deepest

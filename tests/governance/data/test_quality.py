@@ -161,7 +161,7 @@ def test_unknown_expectation_type_is_named(tmp_path) -> None:
     p.write_text(json.dumps({"name": "s", "expectations": [
         {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a"}},
         {"type": "expect_column_values_to_be_purple", "kwargs": {"column": "a"}}]}))
-    with pytest.raises(InputError, match=r"expectation 1 has unknown type 'expect_column_values_to_be_purple'"):
+    with pytest.raises(InputError, match=r"s\.json: expectations\[1\]\.type: expectation 1 has unknown type 'expect_column_values_to_be_purple'"):
         load_suite(p)
 
 
@@ -251,3 +251,66 @@ def test_threaded_regex_matches_pandas_on_non_null() -> None:
     want = s.astype(str).str.contains("^a").to_numpy(dtype=bool, na_value=True)
     nn = s.notna().to_numpy()
     assert (got[nn] == want[nn]).all() and got[nn].sum() == 100_000
+
+
+# --------------------------------------------------------------------------- hostile suites
+
+
+def _suite_error(tmp_path, payload: str) -> str:
+    p = tmp_path / "suite.json"
+    p.write_text(payload)
+    with pytest.raises(InputError) as exc:
+        load_suite(p)
+    msg = str(exc.value)
+    assert msg.startswith(f"{p}: ") and "\n" not in msg
+    return msg[len(str(p)) + 2:]
+
+
+def test_suite_kwargs_are_typed(tmp_path) -> None:
+    def one(kwargs: dict, etype: str = "expect_column_values_to_be_between") -> str:
+        return _suite_error(tmp_path, json.dumps({"name": "s", "expectations": [
+            {"type": "expect_column_to_exist", "kwargs": {"column": "a"}}, {"type": etype, "kwargs": kwargs}]}))
+
+    assert one({"column": "a", "min_value": "0"}) == "expectations[1].kwargs.min_value: expected a number"
+    assert one({"column": "a", "min_value": True}) == "expectations[1].kwargs.min_value: expected a number"
+    assert one({"column": ["a"], "min_value": 0}).startswith("expectations[1].kwargs.column: expected a column name")
+    assert one({"column": "a"}).startswith("expectations[1].kwargs.min_value: expect_column_values_to_be_between "
+                                           "needs min_value or max_value")
+    assert one({"column": "a", "value_set": [{"x": 1}]}, "expect_column_values_to_be_in_set").startswith(
+        "expectations[1].kwargs.value_set[0]: expected a list of strings, numbers")
+    assert one({"column": "a", "regex": "[a-"}, "expect_column_values_to_match_regex").startswith(
+        "expectations[1].kwargs.regex: regular expression does not compile")
+    assert one({"column": "a", "mostly": 1.5}, "expect_column_values_to_not_be_null").startswith(
+        "expectations[1].kwargs.mostly: expected a number between 0 and 1")
+    assert one({"column_list": []}, "expect_compound_columns_to_be_unique").startswith(
+        "expectations[1].kwargs.column_list: expected a non-empty list")
+    # kwargs the model does not know pass through to GX
+    p = tmp_path / "ok.json"
+    p.write_text(json.dumps({"name": "s", "expectations": [
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "a", "min_value": 0, "catch_exceptions": True}}]}))
+    assert load_suite(p)["expectations"][0]["kwargs"]["catch_exceptions"] is True
+
+
+def test_suite_json_is_bounded_and_duplicate_free(tmp_path) -> None:
+    assert _suite_error(tmp_path, '{"name": "s", "expectations": [], "name": "t"}').startswith("duplicate key 'name'")
+    assert _suite_error(tmp_path, "[" * 100_000 + "]" * 100_000) == "JSON nested deeper than 64 levels"
+    assert _suite_error(tmp_path, '{"name": "s", "expectations": [' + "[" * 70 + "]" * 70 + "]}") == \
+        "JSON nested deeper than 64 levels"
+    assert _suite_error(tmp_path, '{"name": "s", "expectations": [], "kwarg": {}}').startswith("unknown key 'kwarg'")
+    assert _suite_error(tmp_path, '{"name": 1' + "0" * 5000 + ', "expectations": []}').startswith("not valid JSON")
+    (tmp_path / "bin.json").write_bytes(b'{"name": "\xff"}')
+    with pytest.raises(InputError, match=r"bin\.json: suite file is not UTF-8"):
+        load_suite(tmp_path / "bin.json")
+    with pytest.raises(InputError, match="found a directory"):
+        load_suite(tmp_path)
+
+
+def test_regex_refused_by_re2_falls_back_to_python_re() -> None:
+    # `a{2000}` compiles in Python's re but not in Arrow's RE2: it used to raise ArrowInvalid.
+    df = pd.DataFrame({"row_id": [0, 1, 2], "s": pd.Series(["a" * 2000, "b", None], dtype="str")})
+    suite = {"name": "s", "expectations": [
+        {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "s", "regex": "a{2000}"}},
+        {"type": "expect_column_values_to_be_of_type", "kwargs": {"column": "row_id", "type_": ","}}]}
+    r = validate(df, suite, engine="fast")
+    assert r.results[0].failing_row_ids == [1]
+    assert r.results[1].success is False and r.results[1].engine == "fast"
