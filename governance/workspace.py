@@ -86,7 +86,8 @@ class Workspace:
         ``audit_witness``: where signed audit heads are appended outside the database
         (default ``<root>/audit-witness.jsonl``); put it where the auditor, not the
         database's writers, controls it."""
-        from governance.storage.keyring import Keyring, provider_from_args
+        from governance.storage.key_providers import provider_from_args
+        from governance.storage.keyring import Keyring
 
         if audit_witness is not None and not Path(audit_witness).expanduser().parent.is_dir():
             raise WorkspaceError(f"--audit-witness {audit_witness}: its directory does not exist")

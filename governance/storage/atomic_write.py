@@ -1,8 +1,10 @@
-"""Write a user-visible output file all at once or not at all.
+"""Write a file all at once or not at all: the one home for atomic writes.
 
 Why: exports, reports, suites and predictions are read by other tools
 (pipelines pick them up by name). A crash or a bad row half-way must never
 leave a truncated file under the final name, nor a stray temp file beside it.
+Key material (:func:`write_private`) is also fsynced, file and directory, and
+created 0600 from the first byte, whatever the umask.
 """
 from __future__ import annotations
 
@@ -42,3 +44,35 @@ def write_frame(df: "pd.DataFrame", out: Path) -> None:
             df.to_parquet(tmp, index=False)
         else:
             df.to_csv(tmp, index=False)
+
+
+def write_private(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+    """Write ``data`` atomically to ``path`` with mode 0600 (temp file, fsync, rename)."""
+    if exclusive:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return
+    tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or unlink inside ``directory`` durable (fsync the directory itself)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
