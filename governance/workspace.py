@@ -45,8 +45,8 @@ def resolve_root(option: str | Path | None) -> Path:
 def _import_table_modules() -> None:
     """Tables are declared next to the code that owns them; import them all."""
     import governance.evidence.audit  # noqa: F401
-    import governance.access.identity  # noqa: F401
     import governance.storage.keyring  # noqa: F401
+    import governance.storage.principals  # noqa: F401
 
 
 def _private_sqlite_file(url: str) -> None:
