@@ -47,26 +47,21 @@ def write_frame(df: "pd.DataFrame", out: Path) -> None:
 
 
 def write_private(path: Path, data: bytes, *, exclusive: bool = False) -> None:
-    """Write ``data`` atomically to ``path`` with mode 0600 (temp file, fsync, rename)."""
+    """Write ``data`` to ``path`` with mode 0600: through a temp file renamed over ``path``,
+    or, with ``exclusive``, into a new file that must not exist yet. Fsynced either way."""
     if exclusive:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        _write_synced(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), data)
         return
-    tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        _write_synced(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), data)
     fsync_dir(path.parent)
+
+
+def _write_synced(fd: int, data: bytes) -> None:
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def fsync_dir(directory: Path) -> None:
