@@ -45,8 +45,8 @@ def resolve_root(option: str | Path | None) -> Path:
 def _import_table_modules() -> None:
     """Tables are declared next to the code that owns them; import them all."""
     import governance.evidence.audit  # noqa: F401
-    import governance.access.identity  # noqa: F401
     import governance.storage.keyring  # noqa: F401
+    import governance.storage.principals  # noqa: F401
 
 
 def _private_sqlite_file(url: str) -> None:
@@ -86,7 +86,8 @@ class Workspace:
         ``audit_witness``: where signed audit heads are appended outside the database
         (default ``<root>/audit-witness.jsonl``); put it where the auditor, not the
         database's writers, controls it."""
-        from governance.storage.keyring import Keyring, provider_from_args
+        from governance.storage.key_providers import provider_from_args
+        from governance.storage.keyring import Keyring
 
         if audit_witness is not None and not Path(audit_witness).expanduser().parent.is_dir():
             raise WorkspaceError(f"--audit-witness {audit_witness}: its directory does not exist")

@@ -16,13 +16,13 @@ import hashlib
 import hmac
 import re
 import secrets
-from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, LargeBinary, String, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from governance.errors import AccessDenied, InputError
-from governance.storage.store import Base, utcnow
+from governance.storage.principals import ApiToken, Principal
+from governance.storage.store import utcnow
 
 KINDS = ("person", "service")
 TOKEN_PREFIX = "pgv"
@@ -35,36 +35,6 @@ _ROLE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
-
-
-class Principal(Base):
-    __tablename__ = "principals"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
-    kind: Mapped[str] = mapped_column(String(20), default="person")
-    roles: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
-
-
-class ApiToken(Base):
-    __tablename__ = "api_tokens"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    token_id: Mapped[str] = mapped_column(String(16), unique=True, index=True)
-    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id"), index=True)
-    secret_hash: Mapped[bytes] = mapped_column(LargeBinary)
-    salt: Mapped[bytes] = mapped_column(LargeBinary)
-    scrypt_n: Mapped[int] = mapped_column(Integer)
-    scrypt_r: Mapped[int] = mapped_column(Integer)
-    scrypt_p: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
-    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 def _hash_secret(secret: str, salt: bytes, n: int, r: int, p: int) -> bytes:

@@ -130,7 +130,7 @@ def keys_rotate(workspace: Optional[Path] = WorkspaceOpt, token: Optional[str] =
     with ws.lock():
         who = require_admin(ws, _token(token), "keys_rotate").name
         with ws.session() as s:
-            from governance.storage.keyring import rotation_passphrase
+            from governance.storage.key_providers import rotation_passphrase
 
             kek = ws.keyring.rotate(s, new_passphrase=rotation_passphrase(ws.keyring))
             ws.audit.record(s, principal=who, action="keys_rotate", decision="info", details={"kek_id": kek})

@@ -21,7 +21,7 @@ def audit_verify(
     witness: Optional[Path] = typer.Option(None, "--witness", help="Your copy of the audit witness file."),
 ) -> None:
     """Check the hash chain and signatures (public key only) and compare with a witness; exit 0 only if intact."""
-    from governance.evidence.audit import parse_trusted_key, verify_file, verify_workspace
+    from governance.evidence.verify import parse_trusted_key, verify_file, verify_workspace
     from privacy.errors import IntegrityFailure
 
     key = parse_trusted_key(trusted_key) if trusted_key else None

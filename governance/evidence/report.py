@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from governance.storage import catalog
 from governance.storage.store import Dataset, Run, ValidationRecord, utcnow
-from governance.workspace import Workspace
+
+if TYPE_CHECKING:  # pragma: no cover
+    from governance.workspace import Workspace
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#1b1f24}

@@ -1,8 +1,10 @@
-"""Write a user-visible output file all at once or not at all.
+"""Write a file all at once or not at all: the one home for atomic writes.
 
 Why: exports, reports, suites and predictions are read by other tools
 (pipelines pick them up by name). A crash or a bad row half-way must never
 leave a truncated file under the final name, nor a stray temp file beside it.
+Key material (:func:`write_private`) is also fsynced, file and directory, and
+created 0600 from the first byte, whatever the umask.
 """
 from __future__ import annotations
 
@@ -42,3 +44,30 @@ def write_frame(df: "pd.DataFrame", out: Path) -> None:
             df.to_parquet(tmp, index=False)
         else:
             df.to_csv(tmp, index=False)
+
+
+def write_private(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+    """Write ``data`` to ``path`` with mode 0600: through a temp file renamed over ``path``,
+    or, with ``exclusive``, into a new file that must not exist yet. Fsynced either way."""
+    if exclusive:
+        _write_synced(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), data)
+        return
+    with atomic_path(path) as tmp:
+        _write_synced(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), data)
+    fsync_dir(path.parent)
+
+
+def _write_synced(fd: int, data: bytes) -> None:
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or unlink inside ``directory`` durable (fsync the directory itself)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -193,7 +193,7 @@ def erase_version(ws: "Workspace", session: Session, dataset: Dataset, number: i
     transaction rolls back, the old KEK is still in the keyring and nothing is lost.
     Call :func:`finalize_erasure` after the session commits.
     """
-    from governance.storage.keyring import EnvProvider
+    from governance.storage.key_providers import EnvProvider
 
     row = get_version(session, dataset, number)
     if row.erased_at is not None:

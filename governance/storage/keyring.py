@@ -5,8 +5,9 @@ stored only *wrapped* (AES-256-GCM) under a KEK. Rotating the KEK then means
 re-wrapping a few hundred 32-byte keys instead of re-encrypting terabytes, and
 erasing one version means destroying one wrapped key (crypto-shredding) while
 every other version still decrypts. Where the KEK comes from (a passphrase, an
-environment variable, a file, later a KMS) is a :class:`KeyProvider`, so callers
-never change when a provider is added.
+environment variable, a file, later a KMS) is a
+:class:`~governance.storage.key_providers.KeyProvider`, so callers never change
+when a provider is added.
 
 On disk (``<root>/keys/``, directory 0700, files 0600): ``keyring.json`` (no
 secrets: provider kind and parameters, KEK ids and check values, active KEK),
@@ -15,34 +16,35 @@ secrets: provider kind and parameters, KEK ids and check values, active KEK),
 """
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import hmac
 import json
 import os
-import stat
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from sqlalchemy import DateTime, Integer, LargeBinary, String, func, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from governance.errors import AccessDenied, InputError, IntegrityFailure, WorkspaceError
+from governance.storage.atomic_write import write_private
+from governance.storage.key_providers import (
+    KeyProvider,
+    PassphraseProvider,
+    b64,
+    kek_number,
+    provider_from_config,
+    unb64,
+)
 from governance.storage.store import Base, utcnow
 
 KEYRING_FORMAT = 1
-KEK_SIZE = 32
-PASSPHRASE_ENV = "PRIVGOV_PASSPHRASE"
-NEW_PASSPHRASE_ENV = "PRIVGOV_NEW_PASSPHRASE"
-KEK_ENV = "PRIVGOV_KEK"
-KEK_FILE_ENV = "PRIVGOV_KEK_FILE"
 _SECRETS = {"hmac": "hmac.key", "signing": "signing.key"}
 _CHECK_LABEL = b"privgov/keyring/v1/kek-check"
 
@@ -62,342 +64,6 @@ class DataKey(Base):
     destroyed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
-# ---- providers ---------------------------------------------------------------
-
-@runtime_checkable
-class KeyProvider(Protocol):
-    """Where KEK material comes from. Implementations hold no workspace state.
-
-    ``new_kek`` makes a new KEK version available and returns the non-secret
-    parameters to record for it; ``restore`` hands those parameters back when a
-    keyring is reopened; ``config`` is recorded once so ``Keyring.open`` can
-    rebuild the provider without arguments. ``destroy`` removes a retired KEK's
-    material where privgov can (inside ``workspace``) and returns a sentence
-    saying what it could not destroy, or None.
-    """
-
-    kind: str
-
-    def load_kek(self, kek_id: str) -> bytes: ...
-
-    def new_kek(self, kek_id: str) -> dict[str, Any]: ...
-
-    def restore(self, params: dict[str, dict[str, Any]]) -> None: ...
-
-    def config(self) -> dict[str, Any]: ...
-
-    def source(self, kek_id: str) -> str: ...
-
-    def destroy(self, kek_id: str, workspace: Path) -> str | None: ...
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _unb64(value: str, what: str) -> bytes:
-    try:
-        return base64.b64decode(value.strip(), validate=True)
-    except (ValueError, TypeError, AttributeError):
-        raise InputError(f"{what} is not valid base64") from None
-
-
-def _kek_number(kek_id: str) -> int:
-    try:
-        return int(kek_id.removeprefix("kek-"))
-    except ValueError:
-        raise InputError(f"KEK id {kek_id!r} must look like 'kek-<n>'") from None
-
-
-class PassphraseProvider:
-    """KEK = scrypt(passphrase, per-KEK salt); salt and n/r/p are recorded, never the key."""
-
-    kind = "passphrase"
-
-    def __init__(self, passphrase: str, *, n: int = 2**15, r: int = 8, p: int = 1) -> None:
-        if not passphrase:
-            raise InputError("the passphrase is empty; set PRIVGOV_PASSPHRASE or pass --passphrase")
-        self._passphrase = passphrase.encode("utf-8")
-        self._cost = {"n": n, "r": r, "p": p}
-        self._params: dict[str, dict[str, Any]] = {}
-        self._next: bytes | None = None
-        self._phrases: dict[str, bytes] = {}  # KEKs created in this process under a new passphrase
-
-    def use_new_passphrase(self, passphrase: str) -> None:
-        """Derive the next KEK from ``passphrase`` instead of the current one.
-
-        Why refuse the same passphrase: a "rotation" that keeps it changes only
-        the salt, and anyone who knew the old passphrase still knows the new KEK.
-        """
-        if not passphrase:
-            raise InputError("the new passphrase is empty; set PRIVGOV_NEW_PASSPHRASE to a non-empty passphrase")
-        new = passphrase.encode("utf-8")
-        if hmac.compare_digest(new, self._passphrase):
-            raise InputError("the new passphrase equals the current one (PRIVGOV_NEW_PASSPHRASE = "
-                             "PRIVGOV_PASSPHRASE); choose a different passphrase to rotate")
-        self._next = new
-
-    def new_kek(self, kek_id: str) -> dict[str, Any]:
-        params = {"salt": _b64(os.urandom(16)), **self._cost}
-        self._params[kek_id] = params
-        if self._next is not None:
-            self._phrases[kek_id] = self._next
-        return params
-
-    def restore(self, params: dict[str, dict[str, Any]]) -> None:
-        self._params = dict(params)
-
-    def load_kek(self, kek_id: str) -> bytes:
-        try:
-            prm = self._params[kek_id]
-            salt = _unb64(prm["salt"], f"scrypt salt of {kek_id}")
-            kdf = Scrypt(salt=salt, length=KEK_SIZE, n=int(prm["n"]), r=int(prm["r"]), p=int(prm["p"]))
-        except (KeyError, TypeError, ValueError):
-            raise WorkspaceError(f"keyring has no usable scrypt parameters for {kek_id}") from None
-        return kdf.derive(self._phrases.get(kek_id, self._passphrase))
-
-    def config(self) -> dict[str, Any]:
-        return {"kind": self.kind}
-
-    def source(self, kek_id: str) -> str:
-        return "the passphrase"
-
-    def destroy(self, kek_id: str, workspace: Path) -> str | None:
-        self._params.pop(kek_id, None)
-        self._phrases.pop(kek_id, None)
-        return (f"{kek_id} is derived from a passphrase: privgov dropped its scrypt salt from keyring.json "
-                "but cannot destroy a passphrase; a copy of keyring.json and the database taken earlier, "
-                "with that passphrase, still unwraps the data keys it held")
-
-
-class EnvProvider:
-    """KEK from an environment variable holding 32 base64-encoded bytes.
-
-    KEK ``kek-1`` comes from ``var``; ``kek-N`` (after rotation) from ``var_N``,
-    which the operator sets to a fresh key before running ``rotate``.
-    """
-
-    kind = "env"
-
-    def __init__(self, var: str = KEK_ENV) -> None:
-        self.var = var
-        self._vars: dict[str, str] = {}
-
-    def _var_for(self, kek_id: str) -> str:
-        n = _kek_number(kek_id)
-        return self.var if n == 1 else f"{self.var}_{n}"
-
-    def new_kek(self, kek_id: str) -> dict[str, Any]:
-        var = self._var_for(kek_id)
-        self._vars[kek_id] = var
-        self.load_kek(kek_id)  # fail now, not after the keyring was changed
-        return {"var": var}
-
-    def restore(self, params: dict[str, dict[str, Any]]) -> None:
-        self._vars = {k: str(v.get("var", "")) for k, v in params.items()}
-
-    def load_kek(self, kek_id: str) -> bytes:
-        var = self._vars.get(kek_id) or self._var_for(kek_id)
-        value = os.environ.get(var)
-        if not value:
-            raise InputError(f"environment variable {var} is not set; it must hold the base64 KEK {kek_id}")
-        key = _unb64(value, f"environment variable {var}")
-        if len(key) != KEK_SIZE:
-            raise InputError(f"environment variable {var} must decode to {KEK_SIZE} bytes, got {len(key)}")
-        return key
-
-    def config(self) -> dict[str, Any]:
-        return {"kind": self.kind, "var": self.var}
-
-    def source(self, kek_id: str) -> str:
-        return f"environment variable {self._vars.get(kek_id) or self._var_for(kek_id)}"
-
-    def destroy(self, kek_id: str, workspace: Path) -> str | None:
-        var = self._vars.pop(kek_id, None) or self._var_for(kek_id)
-        return (f"{kek_id} comes from environment variable {var}: privgov cannot destroy it; delete that key "
-                "from your secret store, or earlier copies of the database can still be unwrapped with it")
-
-
-class FileProvider:
-    """KEK from a file that only its owner may read (mode 0600 or stricter).
-
-    ``kek-1`` lives at ``path`` and ``kek-N`` at ``path.kek-N``; a missing file is
-    created with a random key (mode 0600) when the KEK version is created.
-    Paths inside ``base`` (the workspace's ``keys/``) are recorded relative to it,
-    so a copied or moved workspace uses its own key files, never the original's.
-    """
-
-    kind = "file"
-
-    def __init__(self, path: Path | str, *, base: Path | None = None) -> None:
-        self.base = Path(base) if base is not None else None
-        self.path = self._resolve(str(path))
-        self._paths: dict[str, Path] = {}
-
-    def _resolve(self, recorded: str) -> Path:
-        path = Path(recorded)
-        return path if path.is_absolute() or self.base is None else self.base / path
-
-    def _record(self, path: Path) -> str:
-        if self.base is not None and path.parent == self.base:
-            return path.name
-        return str(path)
-
-    def _path_for(self, kek_id: str) -> Path:
-        if kek_id in self._paths:
-            return self._paths[kek_id]
-        return self.path if _kek_number(kek_id) == 1 else self.path.with_name(f"{self.path.name}.{kek_id}")
-
-    def new_kek(self, kek_id: str) -> dict[str, Any]:
-        path = self._path_for(kek_id)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _write_private(path, (_b64(os.urandom(KEK_SIZE)) + "\n").encode("ascii"), exclusive=True)
-        self._paths[kek_id] = path
-        self.load_kek(kek_id)
-        return {"path": self._record(path)}
-
-    def restore(self, params: dict[str, dict[str, Any]]) -> None:
-        self._paths = {k: self._resolve(str(v["path"])) for k, v in params.items() if v.get("path")}
-
-    def load_kek(self, kek_id: str) -> bytes:
-        path = self._path_for(kek_id)
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            raise InputError(f"KEK file {path} does not exist (needed for {kek_id})") from None
-        mode = stat.S_IMODE(st.st_mode)
-        if mode & 0o077:
-            raise InputError(f"KEK file {path} has mode {mode:04o}; refusing to use it until `chmod 600 {path}`")
-        raw = path.read_bytes()
-        key = raw if len(raw) == KEK_SIZE else _unb64(raw.decode("ascii", "replace"), f"KEK file {path}")
-        if len(key) != KEK_SIZE:
-            raise InputError(f"KEK file {path} must hold {KEK_SIZE} raw or base64 bytes, got {len(key)}")
-        return key
-
-    def config(self) -> dict[str, Any]:
-        return {"kind": self.kind, "path": self._record(self.path)}
-
-    def source(self, kek_id: str) -> str:
-        return f"KEK file {self._path_for(kek_id)}"
-
-    def destroy(self, kek_id: str, workspace: Path) -> str | None:
-        """Overwrite and unlink the KEK file if it lies inside the workspace.
-
-        A file outside the workspace belongs to the operator (it may serve other
-        workspaces), so it is left in place and named in the returned sentence.
-        """
-        path = self._path_for(kek_id)
-        self._paths.pop(kek_id, None)
-        if not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(workspace)):
-            return (f"{kek_id} is in KEK file {path}, outside the workspace: privgov left it in place; "
-                    "destroy it yourself or earlier copies of the database can still be unwrapped with it")
-        shred_file(path)
-        return None
-
-
-def shred_file(path: Path) -> None:
-    """Overwrite a small secret file with random bytes, fsync, then unlink it.
-
-    Why overwrite first: unlinking alone leaves the key bytes in the freed blocks
-    of the file system. (On copy-on-write or flash storage the overwrite may land
-    elsewhere; that residue is documented in docs/format.md, not claimed away.)
-    """
-    try:
-        fd = os.open(path, os.O_WRONLY)
-    except FileNotFoundError:
-        return
-    try:
-        size = os.fstat(fd).st_size
-        os.write(fd, os.urandom(max(size, KEK_SIZE)))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.unlink(path)
-    _fsync_parent(path)
-
-
-def provider_from_args(kind: str, root: Path, passphrase: str | None) -> KeyProvider:
-    """Build a provider from CLI options (`--key-provider`, `--passphrase`)."""
-    if kind == "passphrase":
-        phrase = passphrase or os.environ.get(PASSPHRASE_ENV)
-        if not phrase:
-            raise InputError(f"key provider 'passphrase' needs --passphrase or {PASSPHRASE_ENV}")
-        return PassphraseProvider(phrase)
-    if kind == "env":
-        return EnvProvider(KEK_ENV)
-    if kind == "file":
-        return FileProvider(Path(os.environ.get(KEK_FILE_ENV) or Path(root) / "keys" / "kek.key"),
-                            base=Path(root) / "keys")
-    raise InputError(f"unknown key provider {kind!r}; expected one of: passphrase, env, file")
-
-
-def rotation_passphrase(ring: "Keyring") -> str | None:
-    """The new passphrase for ``keys rotate``: ``PRIVGOV_NEW_PASSPHRASE``.
-
-    Why required for the passphrase provider: rotating exists to stop trusting
-    the old secret; a rotation under the same passphrase only changes the salt.
-    Returns None for other providers (they bring their own new KEK).
-    """
-    phrase = os.environ.get(NEW_PASSPHRASE_ENV)
-    if ring.provider.kind != "passphrase":
-        if phrase:
-            raise InputError(f"{NEW_PASSPHRASE_ENV} is set but keyring {ring.path} uses the "
-                             f"{ring.provider.kind!r} key provider; unset it")
-        return None
-    if not phrase:
-        raise InputError(f"rotating a passphrase keyring needs the new passphrase in {NEW_PASSPHRASE_ENV} "
-                         f"(different from {PASSPHRASE_ENV})")
-    return phrase
-
-
-def _provider_from_config(cfg: dict[str, Any], path: Path) -> KeyProvider:
-    kind = cfg.get("kind")
-    if kind == "passphrase":
-        phrase = os.environ.get(PASSPHRASE_ENV)
-        if not phrase:
-            raise InputError(f"{path} is passphrase-protected: set {PASSPHRASE_ENV} to the workspace passphrase")
-        return PassphraseProvider(phrase)
-    if kind == "env":
-        return EnvProvider(str(cfg.get("var") or KEK_ENV))
-    if kind == "file":
-        return FileProvider(str(cfg["path"]), base=path.parent)
-    raise WorkspaceError(f"{path}: unknown key provider kind {kind!r}")
-
-
-# ---- file helpers ------------------------------------------------------------
-
-def _write_private(path: Path, data: bytes, *, exclusive: bool = False) -> None:
-    """Write ``data`` atomically to ``path`` with mode 0600 (temp file, fsync, rename)."""
-    if exclusive:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return
-    tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_parent(path)
-
-
-def _fsync_parent(path: Path) -> None:
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 def _wrap(kek: bytes, kek_id: str, purpose: str, key: bytes) -> bytes:
     """AES-256-GCM wrap; the purpose and KEK id are bound so wrapped keys cannot be swapped."""
     nonce = os.urandom(12)
@@ -411,24 +77,7 @@ def _unwrap(kek: bytes, kek_id: str, purpose: str, wrapped: bytes) -> bytes:
 
 
 def _kek_check(kek: bytes) -> str:
-    return _b64(hmac.new(kek, _CHECK_LABEL, hashlib.sha256).digest()[:16])
-
-
-def _workspace_engine(root: Path):
-    """Engine for the workspace database beside ``keys/`` (same rule as ``Workspace``)."""
-    from governance.storage.store import database_url, make_engine
-
-    cfg = root / "workspace.json"
-    config: dict[str, Any] = {}
-    if cfg.exists():
-        try:
-            config = json.loads(cfg.read_text())
-        except (OSError, ValueError):
-            raise WorkspaceError(f"{cfg}: unreadable workspace config") from None
-    url = database_url(root, config if isinstance(config, dict) else {})
-    if url == f"sqlite:///{root / 'privgov.db'}" and not (root / "privgov.db").exists():
-        raise WorkspaceError(f"no workspace database for {root}; cannot check which data keys use the KEK")
-    return make_engine(url)
+    return b64(hmac.new(kek, _CHECK_LABEL, hashlib.sha256).digest()[:16])
 
 
 # ---- keyring -----------------------------------------------------------------
@@ -454,7 +103,7 @@ class Keyring:
 
     @property
     def kek_ids(self) -> list[str]:
-        return sorted(self._meta["keks"], key=_kek_number)
+        return sorted(self._meta["keks"], key=kek_number)
 
     # ---- lifecycle ---------------------------------------------------------
     @classmethod
@@ -480,7 +129,7 @@ class Keyring:
                                             serialization.NoEncryption())
         ring._store_secret("hmac", os.urandom(32), "kek-1")
         ring._store_secret("signing", raw_signing, "kek-1")
-        _write_private(kdir / "signing.pub", signing.public_key().public_bytes(
+        write_private(kdir / "signing.pub", signing.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
         ring._save()  # written last: its presence marks a complete keyring
         return ring
@@ -509,7 +158,7 @@ class Keyring:
             raise WorkspaceError(f"keyring file {path} is corrupt (missing or bad field {exc}); "
                                  "restore keys/ from a backup") from None
         if provider is None:
-            provider = _provider_from_config(pcfg, path)
+            provider = provider_from_config(pcfg, path)
         elif provider.kind != pcfg.get("kind"):
             raise InputError(f"keyring {path} uses the {pcfg.get('kind')!r} key provider, "
                              f"not {provider.kind!r}")
@@ -517,7 +166,7 @@ class Keyring:
         return cls(Path(root), provider, meta)
 
     def _save(self) -> None:
-        _write_private(self.path, (json.dumps(self._meta, indent=2, sort_keys=True) + "\n").encode())
+        write_private(self.path, (json.dumps(self._meta, indent=2, sort_keys=True) + "\n").encode())
 
     # ---- KEKs --------------------------------------------------------------
     def _kek(self, kek_id: str) -> bytes:
@@ -550,7 +199,7 @@ class Keyring:
                                  f"{self.provider.kind!r} key provider")
             self._kek(self.active_kek_id)  # the current passphrase must be right before it is replaced
             self.provider.use_new_passphrase(new_passphrase)
-        new_id = f"kek-{max(_kek_number(k) for k in self._meta['keks']) + 1}"
+        new_id = f"kek-{max(kek_number(k) for k in self._meta['keks']) + 1}"
         params = self.provider.new_kek(new_id)
         kek = self.provider.load_kek(new_id)
         check = _kek_check(kek)
@@ -573,7 +222,7 @@ class Keyring:
         self._save()
         return new_id
 
-    def retire(self, kek_id: str, session: Session | None = None) -> str | None:
+    def retire(self, kek_id: str, session: Session) -> str | None:
         """Destroy an old KEK once nothing is wrapped under it (checked in ``data_keys``).
 
         Its entry leaves ``keyring.json`` and its material is destroyed where
@@ -581,24 +230,13 @@ class Keyring:
         unlinked), so a database copy taken before a rotation can no longer be
         unwrapped with this workspace's keys. Returns what could *not* be
         destroyed (a passphrase, an env variable, a file outside the workspace),
-        or None.
-
-        Without ``session`` (the CLI's ``keys retire``) the workspace database the
-        keyring belongs to is opened for the check, resolved like the workspace
-        does: ``PRIVGOV_DB_URL``, else ``db_url`` in ``workspace.json``, else
-        ``<root>/privgov.db``.
+        or None. ``session`` is on the workspace database that holds ``data_keys``:
+        the keyring never finds that database itself (the workspace composes it).
         """
         if kek_id not in self._meta["keks"]:
             raise InputError(f"no KEK {kek_id} in keyring {self.path}; known: {', '.join(self.kek_ids)}")
         if kek_id == self.active_kek_id:
             raise InputError(f"{kek_id} is the active KEK; run rotate first, then retire it")
-        if session is None:
-            engine = _workspace_engine(self.root)
-            try:
-                with Session(engine) as own:
-                    return self.retire(kek_id, own)
-            finally:
-                engine.dispose()
         live = session.scalar(select(func.count()).select_from(DataKey).where(
             DataKey.kek_id == kek_id, DataKey.wrapped.is_not(None)))
         secrets = [n for n in _SECRETS if self._secret_record(n)["kek_id"] == kek_id]
@@ -700,7 +338,7 @@ class Keyring:
     def _load_secret(self, name: str) -> bytes:
         if name not in self._secrets:
             rec = self._secret_record(name)
-            wrapped = _unb64(rec["wrapped"], str(self._secret_path(name)))
+            wrapped = unb64(rec["wrapped"], str(self._secret_path(name)))
             try:
                 self._secrets[name] = _unwrap(self._kek(rec["kek_id"]), rec["kek_id"], name, wrapped)
             except InvalidTag:
@@ -710,8 +348,8 @@ class Keyring:
 
     def _store_secret(self, name: str, secret: bytes, kek_id: str) -> None:
         wrapped = _wrap(self._kek(kek_id), kek_id, name, secret)
-        rec = {"format": KEYRING_FORMAT, "purpose": name, "kek_id": kek_id, "wrapped": _b64(wrapped)}
-        _write_private(self._secret_path(name), (json.dumps(rec, indent=2) + "\n").encode())
+        rec = {"format": KEYRING_FORMAT, "purpose": name, "kek_id": kek_id, "wrapped": b64(wrapped)}
+        write_private(self._secret_path(name), (json.dumps(rec, indent=2) + "\n").encode())
         self._secrets[name] = secret
 
     def hmac_key(self, domain: str) -> bytes:

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from governance.storage.crypto import DecryptionError, decrypt_stream, encrypt_stream
 from governance.errors import InputError, IntegrityFailure
+from governance.storage.atomic_write import fsync_dir
+from governance.storage.crypto import DecryptionError, decrypt_stream, encrypt_stream
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -123,7 +124,7 @@ class ObjectStore:
             final = self.path_for(blob_hash)
             final.parent.mkdir(exist_ok=True, mode=0o700)
             os.replace(tmp, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -182,13 +183,5 @@ class ObjectStore:
             path.unlink()
         except FileNotFoundError:
             return False
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return True
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -82,6 +82,16 @@ class Step:
             raise InputError(f"{self.label}: column {col!r} has dtype {s.dtype}; expected a numeric column")
         return s
 
+    def need_columns(self, df: pd.DataFrame, declared: list[str] | None, row_id_column: str) -> list[str]:
+        """The declared columns, else every column but the row id; each must exist.
+
+        Why the row id is left out: steps that compare whole rows (duplicates,
+        missing values) must not see two rows as different only by their id."""
+        cols = list(declared) if declared else [c for c in df.columns if c != row_id_column]
+        for c in cols:
+            self.need(df, c)
+        return cols
+
 
 def is_text(s: pd.Series) -> bool:
     if pd.api.types.is_string_dtype(s.dtype):

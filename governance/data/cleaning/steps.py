@@ -217,9 +217,7 @@ class DropDuplicates(Step):
     Params = DedupParams
 
     def run(self, df, report, row_id_column):
-        key = self.params.key or [c for c in df.columns if c != row_id_column]
-        for c in key:
-            self.need(df, c)
+        key = self.need_columns(df, self.params.key, row_id_column)
         return df[~df.duplicated(subset=key, keep=self.params.keep).to_numpy(dtype=bool)]
 
 
@@ -271,9 +269,7 @@ class DropMissing(Step):
     Params = DropMissingParams
 
     def run(self, df, report, row_id_column):
-        cols = self.params.columns or [c for c in df.columns if c != row_id_column]
-        for c in cols:
-            self.need(df, c)
+        cols = self.need_columns(df, self.params.columns, row_id_column)
         miss = df[cols].isna()
         drop = miss.any(axis=1) if self.params.how == "any" else miss.all(axis=1)
         return df[~drop.to_numpy(dtype=bool)]
@@ -341,31 +337,38 @@ class FlagOutliers(Step):
         return df
 
 
+class _Rescale(Step):
+    """(x - center) / scale per declared numeric column; a constant column becomes 0."""
+
+    Params = RequiredColumnsParams
+
+    def center_scale(self, v: pd.Series) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def run(self, df, report, row_id_column):
+        for c in self.params.columns:
+            v = self.need(df, c, "numeric").astype("float64")
+            center, scale = self.center_scale(v)
+            df[c] = (v - center) / scale if scale > 0 else v * 0.0
+        return df
+
+
 @register_step
-class Standardize(Step):
+class Standardize(_Rescale):
     """z-score: (x - mean) / std (population std); a constant column becomes 0."""
 
     name = "standardize"
-    Params = RequiredColumnsParams
 
-    def run(self, df, report, row_id_column):
-        for c in self.params.columns:
-            v = self.need(df, c, "numeric").astype("float64")
-            sd = float(v.std(ddof=0))
-            df[c] = (v - v.mean()) / sd if sd > 0 else v * 0.0
-        return df
+    def center_scale(self, v):
+        return v.mean(), float(v.std(ddof=0))
 
 
 @register_step
-class Normalize(Step):
+class Normalize(_Rescale):
     """Min-max scaling to [0, 1]; a constant column becomes 0."""
 
     name = "normalize"
-    Params = RequiredColumnsParams
 
-    def run(self, df, report, row_id_column):
-        for c in self.params.columns:
-            v = self.need(df, c, "numeric").astype("float64")
-            lo, hi = v.min(), v.max()
-            df[c] = (v - lo) / (hi - lo) if hi > lo else v * 0.0
-        return df
+    def center_scale(self, v):
+        lo, hi = v.min(), v.max()
+        return lo, hi - lo

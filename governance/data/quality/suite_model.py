@@ -126,9 +126,21 @@ EXPECTATION_KEYS = frozenset({"type", "expectation_type", "kwargs", "meta", "id"
                               "rendered_content", "severity"})
 
 
-def _unknown_key(data: dict[str, Any], allowed: frozenset[str]) -> str | None:
+def _refuse_unknown_keys(data: dict[str, Any], allowed: frozenset[str], at: str, expected: str) -> None:
+    """InputError naming the first key of ``data`` not in ``allowed`` (a typo, usually)."""
     extra = [k for k in data if k not in allowed]
-    return _short(repr(extra[0])) if extra else None
+    if extra:
+        raise InputError(f"{at}: unknown key {_short(repr(extra[0]))}; expected {expected}")
+
+
+def _optional_meta(data: dict[str, Any], where: str) -> dict[str, Any] | None:
+    """The free-form ``meta`` object if one is given; InputError if it is not an object."""
+    meta = data.get("meta")
+    if not meta:
+        return None
+    if not isinstance(meta, dict):
+        raise InputError(f"{where}: expected an object")
+    return meta
 
 
 def _required(etype: str, kw: dict[str, Any]) -> tuple[str, str] | None:
@@ -167,9 +179,7 @@ def check_suite_shape(data: Any, source: str, known_types: Collection[str]) -> d
     Raises one-line :class:`InputError`: ``SOURCE: expectations[i].kwargs.KEY: expected ...``."""
     if not isinstance(data, dict):
         raise InputError(f"{source}: expected a JSON object with 'name' and 'expectations'")
-    unknown = _unknown_key(data, SUITE_KEYS)
-    if unknown:
-        raise InputError(f"{source}: unknown key {unknown}; expected {', '.join(sorted(SUITE_KEYS))}")
+    _refuse_unknown_keys(data, SUITE_KEYS, source, ", ".join(sorted(SUITE_KEYS)))
     name = data.get("name") or data.get("expectation_suite_name")
     if not isinstance(name, str) or not name:
         raise InputError(f"{source}: missing 'name'; expected a non-empty suite name")
@@ -181,9 +191,7 @@ def check_suite_shape(data: Any, source: str, known_types: Collection[str]) -> d
         at = f"{source}: expectations[{i}]"
         if not isinstance(exp, dict):
             raise InputError(f"{at}: expectation {i} is not an object; expected {{'type', 'kwargs'}}")
-        unknown = _unknown_key(exp, EXPECTATION_KEYS)
-        if unknown:
-            raise InputError(f"{at}: unknown key {unknown}; expected type, kwargs, meta (or another GX 1.x key)")
+        _refuse_unknown_keys(exp, EXPECTATION_KEYS, at, "type, kwargs, meta (or another GX 1.x key)")
         etype = exp.get("type") or exp.get("expectation_type")
         if not isinstance(etype, str) or etype not in known_types:
             shown = etype if isinstance(etype, str) else type(etype).__name__
@@ -203,16 +211,12 @@ def check_suite_shape(data: Any, source: str, known_types: Collection[str]) -> d
         if missing is not None:
             raise InputError(f"{at}.kwargs.{missing[0]}: {missing[1]}")
         item: dict[str, Any] = {"type": etype, "kwargs": dict(kwargs)}
-        if exp.get("meta"):
-            if not isinstance(exp["meta"], dict):
-                raise InputError(f"{at}.meta: expected an object")
-            item["meta"] = exp["meta"]
+        if (meta := _optional_meta(exp, f"{at}.meta")) is not None:
+            item["meta"] = meta
         out.append(item)
     suite: dict[str, Any] = {"name": name, "expectations": out}
-    if data.get("meta"):
-        if not isinstance(data["meta"], dict):
-            raise InputError(f"{source}: meta: expected an object")
-        suite["meta"] = data["meta"]
+    if (meta := _optional_meta(data, f"{source}: meta")) is not None:
+        suite["meta"] = meta
     return suite
 
 

@@ -107,6 +107,17 @@ def test_standardize_and_normalize() -> None:
     assert out["k"].mean() == pytest.approx(0) and out["k"].std(ddof=0) == pytest.approx(1)
     out, _ = run(frame(), {"step": "normalize", "columns": ["age"]})
     assert out["age"].min() == 0 and out["age"].max() == 1
+    df = frame().assign(c=7.5)
+    for step in ("standardize", "normalize"):  # a constant column becomes 0, never NaN or inf
+        out, _ = run(df.copy(), {"step": step, "columns": ["c"]})
+        assert out["c"].tolist() == [0.0] * 6, step
+
+
+@pytest.mark.parametrize("spec", [{"step": "drop_duplicates", "key": ["k", "nope"]},
+                                  {"step": "drop_missing", "columns": ["nope"]}])
+def test_row_steps_name_a_missing_column(spec) -> None:
+    with pytest.raises(InputError, match=r"step 0 \(drop_\w+\): column 'nope' is not in the data"):
+        run(frame(), spec)
 
 
 @pytest.mark.parametrize("spec, expected", [

@@ -291,6 +291,20 @@ def test_suite_kwargs_are_typed(tmp_path) -> None:
     assert load_suite(p)["expectations"][0]["kwargs"]["catch_exceptions"] is True
 
 
+def test_suite_meta_and_unknown_keys_are_named(tmp_path) -> None:
+    exp = {"type": "expect_column_to_exist", "kwargs": {"column": "a"}}
+    bad = [({"name": "s", "expectations": [], "meta": 1}, "meta: expected an object"),
+           ({"name": "s", "expectations": [{**exp, "meta": [1]}]}, "expectations[0].meta: expected an object"),
+           ({"name": "s", "expectations": [{**exp, "kwarg": {}}]},
+            "expectations[0]: unknown key 'kwarg'; expected type, kwargs, meta (or another GX 1.x key)")]
+    for payload, expected in bad:
+        assert _suite_error(tmp_path, json.dumps(payload)) == expected
+    p = tmp_path / "meta.json"
+    p.write_text(json.dumps({"name": "s", "expectations": [{**exp, "meta": {"why": "x"}}], "meta": {"v": 1}}))
+    suite = load_suite(p)
+    assert suite["meta"] == {"v": 1} and suite["expectations"][0]["meta"] == {"why": "x"}
+
+
 def test_suite_json_is_bounded_and_duplicate_free(tmp_path) -> None:
     assert _suite_error(tmp_path, '{"name": "s", "expectations": [], "name": "t"}').startswith("duplicate key 'name'")
     assert _suite_error(tmp_path, "[" * 100_000 + "]" * 100_000) == "JSON nested deeper than 64 levels"

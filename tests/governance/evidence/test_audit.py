@@ -13,7 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from governance.evidence.audit import AuditLog, event_hash, public_key_bytes, verify_file
+from governance.evidence.audit import AuditLog
+from governance.evidence.chain import event_hash, public_key_bytes
+from governance.evidence.verify import verify_file
 from governance.errors import InputError, IntegrityFailure
 from governance.storage.store import Base, make_engine
 
@@ -227,7 +229,7 @@ def test_event_rolls_back_with_the_callers_transaction(engine, key):
 
 
 def _verify_in_fresh_process(path: Path, trusted: bytes | None, cwd: Path) -> dict:
-    code = ("import json, sys; from governance.evidence.audit import verify_file; "
+    code = ("import json, sys; from governance.evidence.verify import verify_file; "
             "k = bytes.fromhex(sys.argv[2]) if sys.argv[2] else None; "
             "r = verify_file(sys.argv[1], k); print(json.dumps({'ok': r.ok, 'problems': r.problems, 'events': r.events}))")
     out = subprocess.run([sys.executable, "-c", code, str(path), trusted.hex() if trusted else ""], cwd=cwd,
@@ -330,7 +332,8 @@ def test_concurrent_appends_from_several_processes_keep_one_chain(tmp_path, key)
 
 # --------------------------------------------------------------------------- witness and trusted key (workspaces)
 
-from governance.evidence.audit import key_id, parse_trusted_key, verify_workspace  # noqa: E402
+from governance.evidence.chain import key_id  # noqa: E402
+from governance.evidence.verify import parse_trusted_key, verify_workspace  # noqa: E402
 from governance.workspace import Workspace  # noqa: E402
 
 
@@ -383,7 +386,7 @@ def test_witness_holds_every_committed_checkpoint(audited):
 
 def test_plain_verify_says_it_only_proves_internal_consistency(audited):
     ws, _, _ = audited
-    report = verify_workspace(ws.root)
+    report = verify_workspace(Workspace.open(ws.root))
     assert report.ok and any("only internal consistency" in n for n in report.notes)
 
 
@@ -477,10 +480,10 @@ def test_verify_needs_no_kek(tmp_path, monkeypatch, provider):
     reopened = Workspace.open(ws.root)
     with pytest.raises(InputError):  # the KEK really is gone ...
         reopened.keyring.signing_key()
-    report = verify_workspace(ws.root, trusted, ws.audit_witness_path)  # ... and verify does not need it
+    report = verify_workspace(reopened, trusted, ws.audit_witness_path)  # ... and verify does not need it
     assert report.ok and report.witnessed_seq == 6, report.problems
     sql(ws.engine, "UPDATE audit_events SET reason='x' WHERE seq = 2")
-    assert_named(verify_workspace(ws.root, trusted), "event seq 2: edited")
+    assert_named(verify_workspace(reopened, trusted), "event seq 2: edited")
 
 
 def test_init_witness_location_is_configurable(tmp_path):

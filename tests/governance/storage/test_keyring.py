@@ -13,16 +13,14 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from governance.errors import AccessDenied, InputError, IntegrityFailure, WorkspaceError
-from governance.storage.keyring import (
-    DataKey,
+from governance.storage.key_providers import (
     EnvProvider,
     FileProvider,
-    Keyring,
-    KeyDestroyed,
     KeyProvider,
     PassphraseProvider,
     provider_from_args,
 )
+from governance.storage.keyring import DataKey, Keyring, KeyDestroyed
 from governance.storage.store import Base
 
 FAST = {"n": 2**10, "r": 8, "p": 1}  # cheap scrypt for tests; production default is n=2**15
@@ -166,16 +164,37 @@ def test_retire(tmp_path: Path, session: Session) -> None:
     session.delete(stale)
     session.flush()
     session.commit()
-    with pytest.raises(WorkspaceError, match="no workspace database"):
-        ring.retire("kek-1")  # no session and no database beside keys/
-    (tmp_path / "meta.db").rename(tmp_path / "privgov.db")
-    ring.retire("kek-1")  # the CLI's call: checks the workspace database itself
+    ring.retire("kek-1", session)
     assert ring.kek_ids == ["kek-2"]
     assert "kek-1" not in json.loads((tmp_path / "keys" / "keyring.json").read_text())["keks"]
-    with Session(create_engine(f"sqlite:///{tmp_path / 'privgov.db'}")) as moved:
-        assert Keyring.open(tmp_path, PassphraseProvider("pw")).data_key(moved, kid) == key
+    assert Keyring.open(tmp_path, PassphraseProvider("pw")).data_key(session, kid) == key
     with pytest.raises(InputError, match="no KEK kek-1"):
         ring.retire("kek-1", session)
+
+
+def test_cli_keys_retire_checks_the_workspace_database(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`privgov keys retire` hands the keyring a session on the workspace database: a key
+    still wrapped under the old KEK there blocks the retirement."""
+    from governance.cli import main
+    from tests.conftest import new_workspace
+
+    ws, tokens = new_workspace(tmp_path / "ws", {"admin": ("admin", ["admin"])}, bindings={})
+    opts = ["--workspace", str(ws.root), "--token", tokens["admin"]]
+    with ws.session() as s:
+        kid, key = ws.keyring.new_data_key(s)
+    assert main(["keys", "rotate", *opts]) == 0
+    with ws.session() as s:  # a data key wrapped under kek-1 by a process that had not seen the rotation
+        s.add(DataKey(kek_id="kek-1", wrapped=s.get(DataKey, kid).wrapped))
+    capsys.readouterr()
+    assert main(["keys", "retire", "kek-1", *opts]) == 2
+    assert "still wrapped" in capsys.readouterr().err
+    with ws.session() as s:
+        s.delete(s.scalar(select(DataKey).where(DataKey.kek_id == "kek-1")))
+    assert main(["keys", "retire", "kek-1", *opts]) == 0
+    ring = Keyring.open(ws.root)
+    assert ring.kek_ids == ["kek-2"]
+    with ws.session() as s:
+        assert ring.data_key(s, kid) == key
 
 
 def test_destroy_makes_one_key_unreadable_while_others_decrypt(tmp_path: Path, session: Session) -> None:
@@ -312,7 +331,7 @@ def test_copied_workspace_uses_its_own_kek_files(tmp_path: Path, session: Sessio
 
 def test_passphrase_rotation_needs_a_different_new_passphrase(tmp_path: Path, session: Session,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from governance.storage.keyring import rotation_passphrase
+    from governance.storage.key_providers import rotation_passphrase
 
     ring = Keyring.create(tmp_path, PassphraseProvider("old pw", **FAST))
     kid, key = ring.new_data_key(session)

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from governance.storage.crypto import DecryptionError, read_header
 from governance.errors import IntegrityFailure
-from governance.storage.keyring import DataKey, Keyring, KeyDestroyed, PassphraseProvider
+from governance.storage.key_providers import PassphraseProvider
+from governance.storage.keyring import DataKey, Keyring, KeyDestroyed
 from governance.storage.objectstore import BlobRef, ObjectStore
 from governance.storage.store import Base
 
