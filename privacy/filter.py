@@ -147,6 +147,47 @@ def check_share(basic_share: float) -> float:
     return s
 
 
+def smallest_share(eps_b: float, delta_b: float, eps_cap: float, delta_cap: float) -> float:
+    """Smallest basic_share whose (eps, delta) covers the given basic sums (checked in floats)."""
+    s = max(eps_b / eps_cap, delta_b / delta_cap)
+    while s < 1.0 and (s * eps_cap < eps_b or s * delta_cap < delta_b):
+        s = math.nextafter(s, 2.0)
+    return s
+
+
+def check_curve(
+    orders: Sequence[float] | None, rdp: Sequence[float] | None
+) -> tuple[list[float] | None, list[float] | None]:
+    """A run's RDP curve, sorted by order, or (None, None) for a basic-composition run."""
+    if orders is None and rdp is None:
+        return None, None
+    if orders is None or rdp is None:
+        raise InputError("orders/rdp: give both (an RDP curve) or neither (basic composition)")
+    o = [float(a) for a in orders]
+    r = [float(x) for x in rdp]
+    if not o or len(o) != len(r):
+        raise InputError(f"rdp: expected one value per order ({len(o)} orders), got {len(r)}")
+    if any(not math.isfinite(a) or a <= 1.0 for a in o):
+        raise InputError("orders: expected finite Renyi orders > 1")
+    if any(math.isnan(x) or x < 0 for x in r):
+        raise InputError("rdp: expected non-negative RDP values (inf allowed)")
+    pairs = sorted(zip(o, r))
+    return [a for a, _ in pairs], [x for _, x in pairs]
+
+
+def check_eps_delta(epsilon: float, delta: float) -> tuple[float, float]:
+    try:
+        e, d = float(epsilon), float(delta)
+    except (TypeError, ValueError):
+        raise InputError(f"epsilon/delta: expected numbers, got {epsilon!r}, {delta!r}") from None
+    if not math.isfinite(e) or e < 0:
+        raise InputError(f"epsilon: expected a finite number >= 0, got {epsilon!r}")
+    if not (0.0 <= d < 1.0):
+        raise InputError(f"delta: expected 0 <= delta < 1, got {delta!r}")
+    return e, d
+
+
+
 # ---------------------------------------------------------------- entries
 
 
@@ -317,5 +358,5 @@ def summarize(cap: FilterCap, committed: Sequence[Entry], reserved: Sequence[Ent
     )
 
 
-__all__ = ["BudgetStatus", "Entry", "FilterCap", "RunRow", "Spend", "choose_order", "rdp_at", "rdp_budget",
-           "refusal", "summarize"]
+__all__ = ["BudgetStatus", "Entry", "FilterCap", "RunRow", "Spend", "check_curve", "check_eps_delta", "check_share",
+           "choose_order", "rdp_at", "rdp_budget", "refusal", "smallest_share", "summarize"]

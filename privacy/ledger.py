@@ -64,7 +64,19 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 # Light (pure math): nothing heavy may be imported under the write lock.
-from privacy.filter import BudgetStatus, Entry, FilterCap, RunRow, Spend, check_share, refusal, summarize
+from privacy.filter import (
+    BudgetStatus,
+    Entry,
+    FilterCap,
+    RunRow,
+    Spend,
+    check_curve,
+    check_eps_delta,
+    check_share,
+    refusal,
+    smallest_share,
+    summarize,
+)
 from privacy.errors import BudgetExceeded, InputError, WorkspaceError
 
 T = TypeVar("T")
@@ -136,51 +148,12 @@ class MigrationNote:
     message: str
 
 
-def _validate_curve(
-    orders: Sequence[float] | None, rdp: Sequence[float] | None
-) -> tuple[list[float] | None, list[float] | None]:
-    if orders is None and rdp is None:
-        return None, None
-    if orders is None or rdp is None:
-        raise InputError("orders/rdp: give both (an RDP curve) or neither (basic composition)")
-    o = [float(a) for a in orders]
-    r = [float(x) for x in rdp]
-    if not o or len(o) != len(r):
-        raise InputError(f"rdp: expected one value per order ({len(o)} orders), got {len(r)}")
-    if any(not math.isfinite(a) or a <= 1.0 for a in o):
-        raise InputError("orders: expected finite Renyi orders > 1")
-    if any(math.isnan(x) or x < 0 for x in r):
-        raise InputError("rdp: expected non-negative RDP values (inf allowed)")
-    pairs = sorted(zip(o, r))
-    return [a for a, _ in pairs], [x for _, x in pairs]
-
-
-def _check_eps_delta(epsilon: float, delta: float) -> tuple[float, float]:
-    try:
-        e, d = float(epsilon), float(delta)
-    except (TypeError, ValueError):
-        raise InputError(f"epsilon/delta: expected numbers, got {epsilon!r}, {delta!r}") from None
-    if not math.isfinite(e) or e < 0:
-        raise InputError(f"epsilon: expected a finite number >= 0, got {epsilon!r}")
-    if not (0.0 <= d < 1.0):
-        raise InputError(f"delta: expected 0 <= delta < 1, got {delta!r}")
-    return e, d
-
-
 def _cap_of(row: Any) -> FilterCap:
     """The filter of a budget row (a row not migrated yet gets the order its cap would fix)."""
     share = float(row.basic_share or 0.0)
     if row.rdp_order is None:
         return FilterCap.fix(row.epsilon_cap, row.delta_cap, share)
     return FilterCap(float(row.epsilon_cap), float(row.delta_cap), float(row.rdp_order), share)
-
-
-def _smallest_share(eps_b: float, delta_b: float, eps_cap: float, delta_cap: float) -> float:
-    """Smallest basic_share whose (eps, delta) covers the given basic sums (checked in floats)."""
-    s = max(eps_b / eps_cap, delta_b / delta_cap)
-    while s < 1.0 and (s * eps_cap < eps_b or s * delta_cap < delta_b):
-        s = math.nextafter(s, 2.0)
-    return s
 
 
 @dataclass(frozen=True)
@@ -331,7 +304,7 @@ class BudgetLedger:
         basic = [e for e in entries if e.orders is None]
         eps_b = math.fsum(e.epsilon for e in basic)
         delta_b = math.fsum(e.delta for e in basic)
-        share = _smallest_share(eps_b, delta_b, row.epsilon_cap, row.delta_cap) if basic else 0.0
+        share = smallest_share(eps_b, delta_b, row.epsilon_cap, row.delta_cap) if basic else 0.0
         cap = FilterCap.fix(row.epsilon_cap, row.delta_cap, share if share < 1.0 else 0.0)
         spend = Spend.of(entries, cap.order)
         fits = share < 1.0 and spend.fits(cap)
@@ -381,10 +354,6 @@ class BudgetLedger:
                     ) from exc
             _sleep(pause)
             attempt += 1
-
-    # Kept under its old name: the write path of every ledger change.
-    def _write_txn(self, body: Callable[[Connection], T]) -> T:
-        return self._txn(body)
 
     def _attempt(self, body: Callable[[Connection], T], write: bool = True) -> T:
         with self.engine.connect() as conn:
@@ -453,7 +422,7 @@ class BudgetLedger:
         gets the same refusal.
         """
         lineage_id, unit = str(lineage_id), str(unit)
-        eps, dlt = _check_eps_delta(epsilon, delta)
+        eps, dlt = check_eps_delta(epsilon, delta)
         if eps <= 0 or dlt <= 0:
             raise InputError(f"budget cap: expected epsilon > 0 and 0 < delta < 1, got ({epsilon}, {delta})")
         share_arg = None if basic_share is None else check_share(basic_share)
@@ -537,8 +506,8 @@ class BudgetLedger:
         validation happens before it and the refusal message is composed after.
         """
         lineage_id, unit, run_uid = str(lineage_id), str(unit), str(run_uid)
-        eps, dlt = _check_eps_delta(epsilon, delta)
-        o, r = _validate_curve(orders, rdp)
+        eps, dlt = check_eps_delta(epsilon, delta)
+        o, r = check_curve(orders, rdp)
         new = Entry(eps, dlt, o, r)
         orders_json = None if o is None else json.dumps(o)
         rdp_json = None if r is None else json.dumps(r)
@@ -614,8 +583,8 @@ class BudgetLedger:
         does not exceed the target; otherwise the entry falls back to basic.
         """
         run_uid = str(run_uid)
-        eps, _ = _check_eps_delta(epsilon, 0.0)
-        o, r = _validate_curve(orders, rdp)
+        eps, _ = check_eps_delta(epsilon, 0.0)
+        o, r = check_curve(orders, rdp)
         orders_json = None if o is None else json.dumps(o)
         rdp_json = None if r is None else json.dumps(r)
         self._ensure_migrated()
