@@ -8,9 +8,10 @@ silently wrong. Two accountants are exposed on purpose:
   both to *calibrate* sigma from a target (epsilon, delta) and to *report* the
   epsilon of one run, so calibration and reporting always agree.
 * **RDP** (Mironov 2017; Mironov, Talwar & Zhang 2019) — looser per run, but
-  RDP curves add up under fully adaptive composition (a valid privacy filter,
-  Feldman & Zrnic 2021). The budget ledger composes runs with these curves;
-  PRV/PLD epsilons must never be summed as if they were a filter.
+  RDP at one order *fixed in advance* adds up under fully adaptive
+  composition (a valid privacy filter, Feldman & Zrnic 2021; Whitehouse et al.
+  2023). The budget ledger (`privacy/filter.py`) charges runs at such an
+  order; PRV/PLD epsilons must never be summed as if they were a filter.
 
 Opacus (and therefore torch) is imported lazily inside the functions so that
 `privgov --help` does not pay the torch import. The one exception is
@@ -166,6 +167,9 @@ def rdp_curve(
 def rdp_to_epsilon(orders: Sequence[float], rdp: Sequence[float], delta: float) -> float:
     """Convert an RDP curve to (epsilon, delta)-DP, minimising over the orders.
 
+    Minimising is valid for one run (or a sequence fixed in advance); across
+    adaptively chosen runs the order must be fixed first (`privacy.filter`).
+
     The improved conversion of Balle et al. (2020, Thm 21), the same formula as
     Opacus' `get_privacy_spent`. Pure `math` on purpose: the budget ledger runs
     it inside its write transaction, and importing Opacus there (torch, seconds)
@@ -181,12 +185,22 @@ def rdp_to_epsilon(orders: Sequence[float], rdp: Sequence[float], delta: float) 
     if any(math.isnan(x) or x < 0 for x in rdp_l):
         raise InputError("rdp: expected non-negative RDP values")
     delta = _check_delta(delta)
-    log_delta = math.log(delta)
-    best = math.inf
-    for alpha, r in zip(orders_l, rdp_l):
-        eps = r - (log_delta + math.log(alpha)) / (alpha - 1) + math.log((alpha - 1) / alpha)
-        best = min(best, eps)
-    return float(best)
+    return float(min(r + conversion_term(alpha, delta) for alpha, r in zip(orders_l, rdp_l)))
+
+
+def conversion_term(alpha: float, delta: float) -> float:
+    """What (alpha, rho)-RDP adds to rho when converted to (epsilon, delta)-DP.
+
+    epsilon = rho + log((alpha-1)/alpha) - (log delta + log alpha)/(alpha-1)
+    (Balle et al. 2020, Thm 21). Separate from `rdp_to_epsilon` because the
+    budget ledger's Renyi filter fixes alpha in advance and needs the term on
+    its own: the filter's RDP budget is B(alpha) = eps_cap - conversion_term.
+    Pure `math` (the ledger calls it under its write lock).
+    """
+    a = float(alpha)
+    if not math.isfinite(a) or a <= 1.0:
+        raise InputError(f"alpha: expected a finite Renyi order > 1, got {alpha!r}")
+    return math.log((a - 1) / a) - (math.log(_check_delta(delta)) + math.log(a)) / (a - 1)
 
 
 def group_privacy(epsilon: float, delta: float, k: int) -> tuple[float, float]:
@@ -209,6 +223,7 @@ def group_privacy(epsilon: float, delta: float, k: int) -> tuple[float, float]:
 __all__ = [
     "DEFAULT_ORDERS",
     "calibrate_sigma",
+    "conversion_term",
     "epsilon_for",
     "group_privacy",
     "rdp_curve",

@@ -1,7 +1,18 @@
-"""Privacy-budget ledger: one (epsilon, delta) cap per dataset lineage and privacy unit.
+"""Privacy-budget ledger: one (epsilon, delta) cap per dataset lineage, enforced as a privacy filter.
 
 Why a ledger and not a counter:
 
+* **One ledger per dataset.** Versions derived from one source describe the
+  same people, so budgets are keyed by lineage alone. The privacy unit is
+  recorded on the budget when the cap is set; a reservation or cap for another
+  unit is refused (a second ledger per unit would let a run that leaves out the
+  unit spend a fresh budget).
+* **Valid composition under adaptive choice.** Later runs are chosen after
+  seeing earlier results, so admission is a privacy filter fixed with the cap:
+  a Rényi filter at one order plus, for runs without an RDP curve, a
+  basic-composition share (`privacy.filter`: Feldman & Zrnic 2021; Whitehouse
+  et al. 2023; Rogers et al. 2016). The order and the split are recorded on the
+  budget row; runs are charged their RDP at that order.
 * **Concurrency.** A run *reserves* its budget inside one database transaction
   that holds the write lock (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL:
   ``SELECT ... FOR UPDATE`` on the budget row), so concurrent runs serialise on
@@ -12,59 +23,64 @@ Why a ledger and not a counter:
 * **Fail closed.** A reservation stays counted until the run commits what it
   actually spent. A crashed or killed run keeps its reservation; ``release`` is
   only for runs that never touched the data.
-* **Valid composition under adaptive choice.** Later runs are chosen after
-  seeing earlier results, so the budget check must be a *privacy filter*. Rényi
-  DP curves add up under fully adaptive composition and stopping at a fixed RDP
-  budget is a valid filter (Feldman & Zrnic, "Individual Privacy Accounting via
-  a Rényi Filter", NeurIPS 2021). The ledger therefore stores each run's RDP
-  curve (the target's at reserve time, replaced by the actual at commit), sums
-  the curves across runs and converts once to epsilon at the ledger's delta.
-  Entries without a curve fall back to basic composition (sum of epsilons, sum
-  of deltas; valid as a filter too, Rogers et al. 2016), and their delta is
-  taken out of the delta left for the RDP conversion. PRV/PLD epsilons of
-  single runs are *never* added up as the gate; their plain sum is only
-  reported (``naive_sum_epsilon``) for comparison.
-
-Consequence worth knowing: the gate uses RDP, which is ~8-13% looser than the
-PRV epsilon a run reports for itself, so a run calibrated (PRV) to exactly the
-cap is refused; size caps or targets with that headroom in mind.
+* **Migration.** Ledgers written before the filter (no fixed order; one budget
+  per (lineage, unit)) are migrated on first use (`BudgetLedger.migrate`): the
+  order is fixed for the existing cap and every existing entry is charged at
+  it; what cannot be decided mechanically is refused with a `MigrationNote`.
 
 `privacy/` may not import `governance`, so this module keeps its own SQLAlchemy
-metadata; the workspace creates the tables on its engine via `create_tables()`.
+metadata; the workspace creates the tables on its engine via `create_tables()`,
+and columns added since are added here (ALTER TABLE) on first use.
 """
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import json
+import logging
 import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Column,
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
-    UniqueConstraint,
+    func,
+    inspect,
     select,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from privacy.accounting import rdp_to_epsilon  # light (pure math): no torch under the write lock
+# Light (pure math): nothing heavy may be imported under the write lock.
+from privacy.filter import (
+    BudgetStatus,
+    Entry,
+    FilterCap,
+    RunRow,
+    Spend,
+    check_curve,
+    check_eps_delta,
+    check_share,
+    refusal,
+    smallest_share,
+    summarize,
+)
 from privacy.errors import BudgetExceeded, InputError, WorkspaceError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 metadata = MetaData()
 
@@ -73,13 +89,21 @@ budgets = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("lineage_id", String(64), nullable=False),
-    Column("unit", String(200), nullable=False),
+    Column("unit", String(200), nullable=False),  # recorded at set_cap; one unit per lineage
     Column("epsilon_cap", Float, nullable=False),
     Column("delta_cap", Float, nullable=False),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
-    UniqueConstraint("lineage_id", "unit", name="uq_budgets_lineage_unit"),
+    # Added with the filter (ALTER TABLE on older files; NULL order = not migrated yet):
+    Column("rdp_order", Float, nullable=True),  # the Renyi filter's order, fixed with the cap
+    Column("basic_share", Float, nullable=True),  # share of the cap for basic composition
+    Column("needs_decision", Text, nullable=True),  # why runs are refused until an admin acts
+    Column("note", Text, nullable=True),  # the migration note, kept for `status`
 )
+# One ledger per lineage. Older files also carry UNIQUE(lineage_id, unit); this
+# index is added by the migration once no lineage has two rows.
+uq_budgets_lineage = Index("uq_budgets_lineage", budgets.c.lineage_id, unique=True)
+_ADDED_COLUMNS = (budgets.c.rdp_order, budgets.c.basic_share, budgets.c.needs_decision, budgets.c.note)
 
 ledger_entries = Table(
     "ledger_entries",
@@ -100,8 +124,7 @@ ledger_entries = Table(
 
 RESERVED, COMMITTED, RELEASED = "reserved", "committed", "released"
 _ACTIVE = (RESERVED, COMMITTED)
-# Float slack so that a run filling the cap exactly is not refused by rounding.
-_TOL = 1e-9
+_REBIND = "an admin must rebind the dataset's policy (`privgov policy bind DATASET FILE`)"
 
 
 def _utcnow() -> dt.datetime:
@@ -109,131 +132,38 @@ def _utcnow() -> dt.datetime:
 
 
 @dataclass(frozen=True)
-class RunRow:
-    """One ledger entry as shown by `status` (no data, only accounting)."""
+class MigrationNote:
+    """What the migration did to one lineage's budget (also logged and kept as `BudgetStatus.note`).
 
-    run_uid: str
-    state: str
-    epsilon: float
-    target_epsilon: float
-    delta: float
-    has_curve: bool
-    reserved_at: dt.datetime
-    committed_at: dt.datetime | None
-    released_at: dt.datetime | None
-
-
-@dataclass(frozen=True)
-class BudgetStatus:
-    """Where one budget stands.
-
-    `composed_epsilon` is the filter total over reserved + committed runs (RDP
-    composition, basic fallback); `spent` is the same over committed runs only;
-    `reserved` is the difference (composition is not additive, so this is the
-    marginal cost of the open reservations); `remaining = cap - composed`.
-    `naive_sum_epsilon` adds the runs' own epsilons, for comparison only.
+    action: ``fixed-order`` (order fixed, entries charged, they fit),
+    ``merged-units`` (several per-unit rows became one), ``needs-decision``
+    (entries do not fit the filter: runs refused until an admin changes the
+    cap), ``refused-units`` (runs charged under several units: not merged,
+    runs refused).
     """
 
     lineage_id: str
     unit: str
-    epsilon_cap: float
-    delta_cap: float
-    spent: float
-    reserved: float
-    remaining: float
-    composed_epsilon: float
-    naive_sum_epsilon: float
-    runs: list[RunRow] = field(default_factory=list)
-
-    @property
-    def cap(self) -> tuple[float, float]:
-        return (self.epsilon_cap, self.delta_cap)
+    action: str
+    message: str
 
 
-@dataclass(frozen=True)
-class _Entry:
-    epsilon: float
-    delta: float
-    orders: list[float] | None
-    rdp: list[float] | None
+def _cap_of(row: Any) -> FilterCap:
+    """The filter of a budget row (a row not migrated yet gets the order its cap would fix)."""
+    share = float(row.basic_share or 0.0)
+    if row.rdp_order is None:
+        return FilterCap.fix(row.epsilon_cap, row.delta_cap, share)
+    return FilterCap(float(row.epsilon_cap), float(row.delta_cap), float(row.rdp_order), share)
 
 
 @dataclass(frozen=True)
 class _Refusal:
-    """What `reserve` read under the lock, to word the refusal after releasing it."""
+    """What `reserve` decided under the lock, to word the refusal after releasing it."""
 
     epsilon_cap: float
     delta_cap: float
-    current: list[_Entry]
-    after: float
-
-
-def _validate_curve(
-    orders: Sequence[float] | None, rdp: Sequence[float] | None
-) -> tuple[list[float] | None, list[float] | None]:
-    if orders is None and rdp is None:
-        return None, None
-    if orders is None or rdp is None:
-        raise InputError("orders/rdp: give both (an RDP curve) or neither (basic composition)")
-    o = [float(a) for a in orders]
-    r = [float(x) for x in rdp]
-    if not o or len(o) != len(r):
-        raise InputError(f"rdp: expected one value per order ({len(o)} orders), got {len(r)}")
-    if any(not math.isfinite(a) or a <= 1.0 for a in o):
-        raise InputError("orders: expected finite Renyi orders > 1")
-    if any(math.isnan(x) or x < 0 for x in r):
-        raise InputError("rdp: expected non-negative RDP values (inf allowed)")
-    pairs = sorted(zip(o, r))
-    return [a for a, _ in pairs], [x for _, x in pairs]
-
-
-def _check_eps_delta(epsilon: float, delta: float) -> tuple[float, float]:
-    try:
-        e, d = float(epsilon), float(delta)
-    except (TypeError, ValueError):
-        raise InputError(f"epsilon/delta: expected numbers, got {epsilon!r}, {delta!r}") from None
-    if not math.isfinite(e) or e < 0:
-        raise InputError(f"epsilon: expected a finite number >= 0, got {epsilon!r}")
-    if not (0.0 <= d < 1.0):
-        raise InputError(f"delta: expected 0 <= delta < 1, got {delta!r}")
-    return e, d
-
-
-def _sum_curves(entries: Sequence[_Entry]) -> tuple[list[float], list[float]]:
-    """Sum RDP curves that may use different order grids.
-
-    RDP is non-decreasing in the order (van Erven & Harremoës 2014), so an
-    entry's value at its next larger order upper-bounds its value at any order
-    in between; orders beyond an entry's largest one are dropped.
-    """
-    top = min(e.orders[-1] for e in entries)  # type: ignore[index]
-    grid = sorted({a for e in entries for a in e.orders if a <= top})  # type: ignore[union-attr]
-    total = [0.0] * len(grid)
-    for e in entries:
-        assert e.orders is not None and e.rdp is not None
-        for i, a in enumerate(grid):
-            total[i] += e.rdp[bisect.bisect_left(e.orders, a)]
-    return grid, total
-
-
-def compose(entries: Sequence[_Entry], delta_cap: float) -> tuple[float, float]:
-    """(filter epsilon, delta used) of the entries under the ledger's delta.
-
-    Curve entries: RDP sum converted at delta_cap minus the basic entries'
-    deltas. Basic entries: their epsilons and deltas add. Returns inf when the
-    basic entries alone use up delta.
-    """
-    curves = [e for e in entries if e.orders is not None]
-    basic = [e for e in entries if e.orders is None]
-    eps_b = sum(e.epsilon for e in basic)
-    delta_b = sum(e.delta for e in basic)
-    if not curves:
-        return eps_b, delta_b
-    delta_rdp = delta_cap - delta_b
-    if delta_rdp <= 0:
-        return math.inf, delta_b
-    grid, total = _sum_curves(curves)
-    return rdp_to_epsilon(grid, total, delta_rdp) + eps_b, delta_cap
+    reason: str
+    decision: bool = False  # refused because the ledger needs an admin decision
 
 
 @dataclass(frozen=True)
@@ -278,19 +208,122 @@ def _one_line(exc: BaseException) -> str:
 
 
 class BudgetLedger:
-    """Reserve / commit / release privacy budget against per-lineage caps."""
+    """Reserve / commit / release privacy budget against per-lineage caps, through the filter."""
 
     def __init__(self, engine: Engine, retry: RetryPolicy | None = None) -> None:
         self.engine = engine
         self.retry = retry or RetryPolicy()
+        self.migration_notes: list[MigrationNote] = []
+        self._migrated = False
 
     # -- schema ---------------------------------------------------------------
     def create_tables(self) -> None:
         metadata.create_all(self.engine)
+        self._ensure_migrated()  # tables that already existed keep their old columns
+
+    def migrate(self) -> list[MigrationNote]:
+        """Bring ledgers written before the filter up to date; return (and log) what was done.
+
+        In one write transaction: add missing columns; merge a lineage's
+        per-unit budgets when runs were charged under at most one unit (else
+        refuse: charges for different privacy units cannot be added up); fix
+        the order of every budget without one and charge its entries at it.
+        Existing basic-composition entries get the smallest basic_share that
+        covers them (chosen from those entries - a one-off for history that
+        happened before the split existed; fixed from then on). Entries that do
+        not fit mark the budget `needs_decision`: further runs are refused until
+        an admin rebinds the policy with a cap that covers them. Idempotent.
+        """
+        notes = self._txn(self._migrate_body)
+        for n in notes:
+            log.warning("privacy budget migration: %s", n.message)
+        self.migration_notes.extend(notes)
+        self._migrated = True
+        return notes
+
+    def _ensure_migrated(self) -> None:
+        if self._migrated:
+            return
+        needed = self._txn(_migration_needed, write=False)
+        if needed is None:  # no ledger tables (yet): the operation reports it
+            return
+        if needed:
+            self.migrate()
+        self._migrated = True
+
+    def _migrate_body(self, conn: Connection) -> list[MigrationNote]:
+        have = {c["name"] for c in inspect(conn).get_columns("budgets")}
+        for col in _ADDED_COLUMNS:
+            if col.name not in have:
+                conn.exec_driver_sql(
+                    f"ALTER TABLE budgets ADD COLUMN {col.name} {col.type.compile(dialect=conn.dialect)}"
+                )
+        groups: dict[str, list[Any]] = {}
+        for row in conn.execute(select(budgets).order_by(budgets.c.lineage_id, budgets.c.id)).all():
+            groups.setdefault(row.lineage_id, []).append(row)
+        notes: list[MigrationNote] = []
+        conflicts = False
+        for group in groups.values():
+            row = group[0]
+            if len(group) > 1:
+                row, note = self._merge_units(conn, group)
+                notes.append(note)
+                if row is None:
+                    conflicts = True
+                    continue
+            if row.rdp_order is None:
+                notes.append(self._fix_order(conn, row))
+        if not conflicts:
+            uq_budgets_lineage.create(conn, checkfirst=True)
+        return notes
+
+    def _merge_units(self, conn: Connection, group: list[Any]) -> tuple[Any, MigrationNote]:
+        lineage = group[0].lineage_id
+        units = ", ".join(r.unit for r in group)
+        used = [r for r in group if self._active_entries(conn, r.id)]
+        if len(used) > 1:
+            msg = (f"dataset lineage {lineage} has budgets for privacy units {units} with runs charged under "
+                   f"{', '.join(r.unit for r in used)}; charges for different units cannot be added into one "
+                   f"ledger, so runs are refused until an admin decides which charges the dataset carries")
+            conn.execute(update(budgets).where(budgets.c.lineage_id == lineage)
+                         .values(needs_decision=msg, note=msg, updated_at=_utcnow()))
+            return None, MigrationNote(lineage, units, "refused-units", msg)
+        keep = used[0] if used else max(group, key=lambda r: (r.updated_at, r.id))
+        others = [r.id for r in group if r.id != keep.id]
+        conn.execute(update(ledger_entries).where(ledger_entries.c.budget_id.in_(others))
+                     .values(budget_id=keep.id))  # released entries only: kept as history
+        conn.execute(budgets.delete().where(budgets.c.id.in_(others)))
+        why = "the only one with charged runs" if used else "none had charged runs; kept the last one set"
+        msg = (f"dataset lineage {lineage}: budgets for privacy units {units} merged into one ledger for unit "
+               f"{keep.unit} ({why}; cap eps={keep.epsilon_cap:g} delta={keep.delta_cap:g})")
+        conn.execute(update(budgets).where(budgets.c.id == keep.id).values(note=msg))
+        return keep, MigrationNote(lineage, keep.unit, "merged-units", msg)
+
+    def _fix_order(self, conn: Connection, row: Any) -> MigrationNote:
+        entries = self._active_entries(conn, row.id)
+        basic = [e for e in entries if e.orders is None]
+        eps_b = math.fsum(e.epsilon for e in basic)
+        delta_b = math.fsum(e.delta for e in basic)
+        share = smallest_share(eps_b, delta_b, row.epsilon_cap, row.delta_cap) if basic else 0.0
+        cap = FilterCap.fix(row.epsilon_cap, row.delta_cap, share if share < 1.0 else 0.0)
+        spend = Spend.of(entries, cap.order)
+        fits = share < 1.0 and spend.fits(cap)
+        msg = (f"budget of dataset lineage {row.lineage_id} (unit {row.unit}) now a Renyi filter: order "
+               f"{cap.order:g} fixed for cap eps={cap.epsilon_cap:g} delta={cap.delta_cap:g} (RDP budget "
+               f"{cap.rdp_budget:.4g}); {spend.curves} existing runs charged at that order hold RDP {spend.rdp:.4g}")
+        if basic:
+            msg += (f"; {len(basic)} basic-composition runs (eps={eps_b:.4g}, delta={delta_b:.3g}) "
+                    + (f"get basic_share={share:.6g}" if share < 1.0 else "use the whole cap"))
+        if not fits:
+            msg += f"; they do not fit the filter: runs are refused until {_REBIND} with a cap that covers them"
+        conn.execute(update(budgets).where(budgets.c.id == row.id).values(
+            rdp_order=cap.order, basic_share=cap.basic_share, needs_decision=None if fits else msg, note=msg,
+            updated_at=_utcnow()))
+        return MigrationNote(row.lineage_id, row.unit, "fixed-order" if fits else "needs-decision", msg)
 
     # -- transactions ---------------------------------------------------------
-    def _write_txn(self, body: Callable[[Connection], T]) -> T:
-        """Run `body(conn)` in one transaction holding the database write lock.
+    def _txn(self, body: Callable[[Connection], T], *, write: bool = True) -> T:
+        """Run `body(conn)` in one transaction (holding the database write lock if `write`).
 
         SQLite: ``BEGIN IMMEDIATE`` takes the RESERVED lock before anything is
         read, so two reservers cannot both read the old total. PostgreSQL and
@@ -307,7 +340,7 @@ class BudgetLedger:
         attempt = 1
         while True:
             try:
-                return self._attempt(body)
+                return self._attempt(body, write)
             except OperationalError as exc:
                 if not _is_lock_error(exc):
                     raise WorkspaceError(
@@ -322,16 +355,19 @@ class BudgetLedger:
             _sleep(pause)
             attempt += 1
 
-    def _attempt(self, body: Callable[[Connection], T]) -> T:
+    def _attempt(self, body: Callable[[Connection], T], write: bool = True) -> T:
         with self.engine.connect() as conn:
-            if conn.dialect.name == "sqlite":
+            if write and conn.dialect.name == "sqlite":
                 raw = conn.connection.dbapi_connection
                 if getattr(raw, "in_transaction", False):
                     raw.commit()  # a stale implicit transaction would block BEGIN
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
                 result = body(conn)
-                conn.commit()
+                if write:
+                    conn.commit()
+                else:
+                    conn.rollback()
             except BaseException:
                 conn.rollback()
                 raise
@@ -339,38 +375,59 @@ class BudgetLedger:
 
     @staticmethod
     def _lock_budget(conn: Connection, lineage_id: str, unit: str):
-        return conn.execute(
-            select(budgets)
-            .where(budgets.c.lineage_id == lineage_id, budgets.c.unit == unit)
-            .with_for_update()
-        ).first()
+        """The lineage's budget row, locked (`unit` picks among rows a refused migration left)."""
+        rows = conn.execute(
+            select(budgets).where(budgets.c.lineage_id == lineage_id).order_by(budgets.c.id).with_for_update()
+        ).all()
+        return next((r for r in rows if r.unit == unit), rows[0] if rows else None)
 
     @staticmethod
-    def _active_entries(conn: Connection, budget_id: int, states=_ACTIVE) -> list[_Entry]:
+    def _active_entries(conn: Connection, budget_id: int, states=_ACTIVE) -> list[Entry]:
         rows = conn.execute(
             select(ledger_entries).where(
                 ledger_entries.c.budget_id == budget_id, ledger_entries.c.state.in_(states)
-            )
+            ).order_by(ledger_entries.c.id)
         ).all()
         return [_entry_of(r) for r in rows]
 
+    @staticmethod
+    def _has_entries(conn: Connection, budget_id: int) -> bool:
+        return conn.execute(
+            select(ledger_entries.c.id).where(ledger_entries.c.budget_id == budget_id).limit(1)
+        ).first() is not None
+
     # -- API ------------------------------------------------------------------
     def set_cap(
-        self, lineage_id: str, unit: str, epsilon: float, delta: float, *, allow_change: bool = False
+        self, lineage_id: str, unit: str, epsilon: float, delta: float, *, allow_change: bool = False,
+        basic_share: float | None = None,
     ) -> None:
-        """Create the cap of (lineage, unit), or confirm it. Past entries stay counted.
+        """Create the dataset's cap (fixing the filter's order and split), or confirm it.
 
-        Every governed run calls this with the cap from the dataset's policy, so
-        an unchanged cap is a no-op. A *different* cap is refused unless
-        `allow_change` (the admin's policy rebind): otherwise an ordinary run
-        could raise its own budget by editing a policy file. Concurrent callers
-        get one winner; a loser with the same cap succeeds, one with another cap
+        Every governed run may call this with the cap from the dataset's
+        policy, so an unchanged cap is a no-op. A *different* cap or
+        `basic_share` is refused unless `allow_change` (the admin's policy
+        rebind): otherwise an ordinary run could raise its own budget by editing
+        a policy file. A change fixes the order anew for the new cap and
+        re-charges every entry at it; if they do not fit, runs are refused
+        until a cap that covers them is set. (The filter's guarantee assumes the
+        cap was not raised *because of* what the runs released; changing it is
+        an admin decision outside the filter.)
+
+        `basic_share` (0 <= s < 1; None keeps the recorded one, 0 for a new cap)
+        reserves (s eps, s delta) for runs without an RDP curve; see
+        `privacy.filter`. `unit` is recorded on the budget: one ledger per
+        lineage, so another unit is refused - except that an admin rebind may
+        relabel a budget that has never had an entry. Concurrent callers get
+        one winner; a loser with the same cap succeeds, one with another cap
         gets the same refusal.
         """
         lineage_id, unit = str(lineage_id), str(unit)
-        eps, dlt = _check_eps_delta(epsilon, delta)
+        eps, dlt = check_eps_delta(epsilon, delta)
         if eps <= 0 or dlt <= 0:
             raise InputError(f"budget cap: expected epsilon > 0 and 0 < delta < 1, got ({epsilon}, {delta})")
+        share_arg = None if basic_share is None else check_share(basic_share)
+        new_cap = FilterCap.fix(eps, dlt, share_arg or 0.0)  # before the lock; also checks the cap is usable
+        self._ensure_migrated()
         now = _utcnow()
 
         def body(conn: Connection) -> None:
@@ -378,32 +435,49 @@ class BudgetLedger:
             if row is None:
                 conn.execute(
                     budgets.insert().values(
-                        lineage_id=lineage_id, unit=unit, epsilon_cap=eps,
-                        delta_cap=dlt, created_at=now, updated_at=now,
+                        lineage_id=lineage_id, unit=unit, epsilon_cap=eps, delta_cap=dlt, created_at=now,
+                        updated_at=now, rdp_order=new_cap.order, basic_share=new_cap.basic_share,
                     )
                 )
                 return
-            if (row.epsilon_cap, row.delta_cap) == (eps, dlt):
+            if conn.execute(select(func.count()).where(budgets.c.lineage_id == lineage_id)).scalar_one() > 1:
+                why = row.needs_decision or f"dataset lineage {lineage_id} has budgets for several privacy units"
+                raise InputError(f"budget cap: refused; {why}")  # a refused migration left them
+            share = float(row.basic_share or 0.0) if share_arg is None else share_arg
+            if row.unit != unit and not (allow_change and not self._has_entries(conn, row.id)):
+                raise InputError(
+                    f"budget cap: dataset lineage {lineage_id} keeps one ledger, for privacy unit {row.unit}; "
+                    f"a cap for unit {unit} is refused (it would start a second budget for the same people)"
+                )
+            if (row.epsilon_cap, row.delta_cap, float(row.basic_share or 0.0)) == (eps, dlt, share):
+                if row.unit != unit:
+                    conn.execute(update(budgets).where(budgets.c.id == row.id).values(unit=unit, updated_at=now))
                 return
             if not allow_change:
                 raise InputError(
-                    f"budget cap: dataset lineage {lineage_id} (unit {unit}) has cap "
-                    f"eps={row.epsilon_cap} delta={row.delta_cap}, not eps={eps} delta={dlt}; "
-                    "an admin must rebind the dataset's policy (`privgov policy bind DATASET FILE`) "
-                    "to change the cap"
+                    f"budget cap: dataset lineage {lineage_id} (unit {row.unit}) has cap "
+                    f"eps={row.epsilon_cap} delta={row.delta_cap} basic_share={float(row.basic_share or 0.0):g}, "
+                    f"not eps={eps} delta={dlt} basic_share={share:g}; {_REBIND} to change the cap"
                 )
+            cap = new_cap if share == new_cap.basic_share else FilterCap.fix(eps, dlt, share)
+            spend = Spend.of(self._active_entries(conn, row.id), cap.order)
+            needs = None if spend.fits(cap) else (
+                f"the runs already admitted (RDP {spend.rdp:.4g} at order {cap.order:g}, basic eps="
+                f"{spend.basic_epsilon:.4g} delta={spend.basic_delta:.3g}) exceed cap eps={eps:g} delta={dlt:g} "
+                f"basic_share={share:g}; runs are refused until {_REBIND} with a cap that covers them")
             conn.execute(
                 update(budgets).where(budgets.c.id == row.id)
-                .values(epsilon_cap=eps, delta_cap=dlt, updated_at=now)
+                .values(unit=unit, epsilon_cap=eps, delta_cap=dlt, rdp_order=cap.order, basic_share=share,
+                        needs_decision=needs, updated_at=now)
             )
 
         try:
-            self._write_txn(body)
+            self._txn(body)
         except IntegrityError:
             # Lost the insert race (PostgreSQL: FOR UPDATE cannot lock a row that
             # does not exist yet). The winner's row exists now: decide against it.
             try:
-                self._write_txn(body)
+                self._txn(body)
             except IntegrityError as exc:
                 raise WorkspaceError(
                     f"budget cap: could not record the cap of dataset lineage {lineage_id} "
@@ -424,17 +498,20 @@ class BudgetLedger:
         """Reserve a run's target budget, or raise BudgetExceeded (nothing written).
 
         `epsilon`/`delta` are the run's own target guarantee (e.g. PRV);
-        `orders`/`rdp` its RDP curve for the same target. Without a curve the
-        entry counts by basic composition. A missing cap refuses (fail closed).
-        Under the write lock only the check-and-insert runs; validation happens
-        before it and the refusal message is composed after it.
+        `orders`/`rdp` its RDP curve for the same target, which the Rényi
+        filter charges at the ledger's order. Without a curve the run goes to
+        the basic-composition share (refused when the cap reserves none). A
+        missing cap refuses (fail closed); another unit than the budget's is an
+        InputError. Under the write lock only the check-and-insert runs;
+        validation happens before it and the refusal message is composed after.
         """
         lineage_id, unit, run_uid = str(lineage_id), str(unit), str(run_uid)
-        eps, dlt = _check_eps_delta(epsilon, delta)
-        o, r = _validate_curve(orders, rdp)
-        new = _Entry(eps, dlt, o, r)
+        eps, dlt = check_eps_delta(epsilon, delta)
+        o, r = check_curve(orders, rdp)
+        new = Entry(eps, dlt, o, r)
         orders_json = None if o is None else json.dumps(o)
         rdp_json = None if r is None else json.dumps(r)
+        self._ensure_migrated()
 
         def body(conn: Connection) -> _Refusal | None:
             row = self._lock_budget(conn, lineage_id, unit)
@@ -443,14 +520,20 @@ class BudgetLedger:
                     f"no privacy budget cap set for dataset lineage {lineage_id} (unit {unit}); "
                     "set one in the policy before training"
                 )
+            if row.unit != unit:
+                raise InputError(
+                    f"unit: dataset lineage {lineage_id} keeps its one ledger for privacy unit {row.unit}; "
+                    f"a run charging unit {unit} is refused - run with the unit bound to the dataset"
+                )
             if conn.execute(
                 select(ledger_entries.c.id).where(ledger_entries.c.run_uid == run_uid)
             ).first():
                 raise InputError(f"run_uid: {run_uid} already has a ledger entry; use a fresh run id")
-            current = self._active_entries(conn, row.id)
-            after, d_after = compose(current + [new], row.delta_cap)
-            if dlt > row.delta_cap or after > row.epsilon_cap + _TOL or d_after > row.delta_cap + _TOL:
-                return _Refusal(row.epsilon_cap, row.delta_cap, current, after)  # nothing written
+            if row.needs_decision:
+                return _Refusal(row.epsilon_cap, row.delta_cap, row.needs_decision, decision=True)
+            reason = refusal(_cap_of(row), self._active_entries(conn, row.id), new)
+            if reason is not None:
+                return _Refusal(row.epsilon_cap, row.delta_cap, reason)  # nothing written
             try:
                 conn.execute(
                     ledger_entries.insert().values(
@@ -463,14 +546,15 @@ class BudgetLedger:
                 raise InputError(f"run_uid: {run_uid} already has a ledger entry; use a fresh run id") from exc
             return None
 
-        refusal = self._write_txn(body)
-        if refusal is not None:
-            before, _ = compose(refusal.current, refusal.delta_cap)
+        refused = self._txn(body)
+        if refused is not None:
+            if refused.decision:
+                raise BudgetExceeded(f"privacy budget of dataset lineage {lineage_id} (unit {unit}) needs an "
+                                     f"admin decision: {refused.reason}")
             raise BudgetExceeded(
                 f"privacy budget exceeded for dataset lineage {lineage_id} (unit {unit}): "
-                f"cap eps={refusal.epsilon_cap:g} delta={refusal.delta_cap:g}; "
-                f"spent+reserved eps={before:.4g} (RDP-composed, {len(refusal.current)} runs); "
-                f"requested eps={eps:g} delta={dlt:g} would make eps={refusal.after:.4g}"
+                f"cap eps={refused.epsilon_cap:g} delta={refused.delta_cap:g}; {refused.reason}; "
+                f"requested eps={eps:g} delta={dlt:g}"
             )
 
     @staticmethod
@@ -499,10 +583,11 @@ class BudgetLedger:
         does not exceed the target; otherwise the entry falls back to basic.
         """
         run_uid = str(run_uid)
-        eps, _ = _check_eps_delta(epsilon, 0.0)
-        o, r = _validate_curve(orders, rdp)
+        eps, _ = check_eps_delta(epsilon, 0.0)
+        o, r = check_curve(orders, rdp)
         orders_json = None if o is None else json.dumps(o)
         rdp_json = None if r is None else json.dumps(r)
+        self._ensure_migrated()
 
         def body(conn: Connection) -> None:
             row = self._reserved_entry(conn, run_uid, "has no reservation; reserve before training",
@@ -514,12 +599,13 @@ class BudgetLedger:
                 values.update(orders=None, rdp=None)
             conn.execute(update(ledger_entries).where(ledger_entries.c.id == row.id).values(**values))
 
-        self._write_txn(body)
+        self._txn(body)
 
     def release(self, run_uid: str) -> None:
         """Drop a reservation. Only for runs that never touched the data:
         a run that read the data must `commit`, even if it failed later."""
         run_uid = str(run_uid)
+        self._ensure_migrated()
 
         def body(conn: Connection) -> None:
             row = self._reserved_entry(conn, run_uid, "has no reservation to release",
@@ -529,58 +615,82 @@ class BudgetLedger:
                 .values(state=RELEASED, released_at=_utcnow())
             )
 
-        self._write_txn(body)
+        self._txn(body)
 
     def status(self, lineage_id: str, unit: str) -> BudgetStatus:
+        """The dataset's one budget (`unit` is kept for compatibility; the status names the recorded unit)."""
         lineage_id, unit = str(lineage_id), str(unit)
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(budgets).where(budgets.c.lineage_id == lineage_id, budgets.c.unit == unit)
-            ).first()
+        self._ensure_migrated()
+
+        def body(conn: Connection) -> BudgetStatus:
+            rows = conn.execute(
+                select(budgets).where(budgets.c.lineage_id == lineage_id).order_by(budgets.c.id)
+            ).all()
+            row = next((r for r in rows if r.unit == unit), rows[0] if rows else None)
             if row is None:
                 raise InputError(f"budget: no cap set for dataset lineage {lineage_id} (unit {unit})")
             return self._status_of(conn, row)
 
+        return self._txn(body, write=False)
+
     def list_budgets(self) -> list[BudgetStatus]:
-        with self.engine.connect() as conn:
+        self._ensure_migrated()
+
+        def body(conn: Connection) -> list[BudgetStatus]:
             rows = conn.execute(select(budgets).order_by(budgets.c.lineage_id, budgets.c.unit)).all()
             return [self._status_of(conn, r) for r in rows]
 
-    def _status_of(self, conn: Connection, brow) -> BudgetStatus:
+        return self._txn(body, write=False)
+
+    def _status_of(self, conn: Connection, brow: Any) -> BudgetStatus:
         rows = conn.execute(
             select(ledger_entries).where(ledger_entries.c.budget_id == brow.id)
             .order_by(ledger_entries.c.reserved_at, ledger_entries.c.id)
         ).all()
-        active = [r for r in rows if r.state in _ACTIVE]
-        committed = [_entry_of(r) for r in active if r.state == COMMITTED]
-        composed, _ = compose([_entry_of(r) for r in active], brow.delta_cap)
-        spent, _ = compose(committed, brow.delta_cap)
+        cap = _cap_of(brow)
+        numbers = summarize(cap, [_entry_of(r) for r in rows if r.state == COMMITTED],
+                            [_entry_of(r) for r in rows if r.state == RESERVED])
         return BudgetStatus(
             lineage_id=brow.lineage_id,
             unit=brow.unit,
             epsilon_cap=brow.epsilon_cap,
             delta_cap=brow.delta_cap,
-            spent=spent,
-            reserved=max(0.0, composed - spent),
-            remaining=max(0.0, brow.epsilon_cap - composed),
-            composed_epsilon=composed,
-            naive_sum_epsilon=sum(r.epsilon for r in active),
             runs=[
                 RunRow(
                     run_uid=r.run_uid, state=r.state, epsilon=r.epsilon,
                     target_epsilon=r.target_epsilon, delta=r.delta,
                     has_curve=r.orders is not None, reserved_at=r.reserved_at,
                     committed_at=r.committed_at, released_at=r.released_at,
+                    rdp_charge=_entry_of(r).charge(cap.order),
                 )
                 for r in rows
             ],
+            needs_decision=brow.needs_decision,
+            note=brow.note,
+            **numbers,
         )
 
 
-def _entry_of(row) -> _Entry:
+def _migration_needed(conn: Connection) -> bool | None:
+    """None without ledger tables; True when a column, an order or one-row-per-lineage is missing."""
+    insp = inspect(conn)
+    if not insp.has_table("budgets"):
+        return None
+    have = {c["name"] for c in insp.get_columns("budgets")}
+    if any(c.name not in have for c in _ADDED_COLUMNS):
+        return True
+    legacy = conn.execute(select(budgets.c.id).where(budgets.c.rdp_order.is_(None)).limit(1)).first()
+    shared = conn.execute(
+        select(budgets.c.lineage_id).group_by(budgets.c.lineage_id).having(func.count() > 1).limit(1)
+    ).first()
+    return legacy is not None or shared is not None
+
+
+def _entry_of(row: Any) -> Entry:
     if row.orders is None:
-        return _Entry(row.epsilon, row.delta, None, None)
-    return _Entry(row.epsilon, row.delta, json.loads(row.orders), json.loads(row.rdp))
+        return Entry(row.epsilon, row.delta, None, None)
+    return Entry(row.epsilon, row.delta, json.loads(row.orders), json.loads(row.rdp))
 
 
-__all__ = ["BudgetLedger", "BudgetStatus", "RetryPolicy", "RunRow", "budgets", "ledger_entries", "metadata"]
+__all__ = ["BudgetLedger", "BudgetStatus", "MigrationNote", "RetryPolicy", "RunRow", "budgets", "ledger_entries",
+           "metadata"]

@@ -1,21 +1,26 @@
-"""Budget ledger: concurrent reservations, RDP filter composition, fail-closed."""
+"""Budget ledger: the Rényi filter at a fixed order, one ledger per dataset, fail-closed lifecycle."""
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, select
 
-from privacy.accounting import DEFAULT_ORDERS, epsilon_for, rdp_curve, rdp_to_epsilon
+from privacy.accounting import DEFAULT_ORDERS, conversion_term, epsilon_for, rdp_curve, rdp_to_epsilon
 from privacy.errors import BudgetExceeded, InputError
-from privacy.ledger import BudgetLedger, compose
+from privacy.filter import FilterCap, rdp_at
+from privacy.ledger import BudgetLedger, budgets, ledger_entries
 
 ORDERS = list(DEFAULT_ORDERS)
 DELTA = 1e-5
 SIGMA, Q, STEPS = 1.0, 0.01, 200
 CURVE = rdp_curve(SIGMA, Q, STEPS)
 RUN_EPS = epsilon_for(SIGMA, Q, STEPS, DELTA)
+CAP = FilterCap.fix(3.0, DELTA)
+CHARGE = rdp_at(ORDERS, CURVE, CAP.order)
+FIT = int(CAP.rdp_budget // CHARGE)  # runs of CURVE under (3, 1e-5)
 
 
 def _engine(path):
@@ -30,9 +35,16 @@ def ledger(tmp_path):
     return led
 
 
-def _reserve(led, run_uid, curve=CURVE, eps=RUN_EPS, lineage="lin-1"):
-    led.reserve(lineage_id=lineage, unit="patient", run_uid=run_uid, epsilon=eps,
+def _reserve(led, run_uid, curve=CURVE, eps=RUN_EPS, lineage="lin-1", unit="patient"):
+    led.reserve(lineage_id=lineage, unit=unit, run_uid=run_uid, epsilon=eps,
                 delta=DELTA, orders=ORDERS, rdp=curve)
+
+
+def _rows(led):
+    """Every row of both tables: what a refusal must leave untouched."""
+    with led.engine.connect() as conn:
+        return (conn.execute(select(budgets).order_by(budgets.c.id)).all(),
+                conn.execute(select(ledger_entries).order_by(ledger_entries.c.id)).all())
 
 
 # -- concurrency ---------------------------------------------------------------
@@ -52,12 +64,8 @@ def test_32_processes_never_overspend(tmp_path):
     db = tmp_path / "race.db"
     led = BudgetLedger(_engine(db))
     led.create_tables()
-    # Cap between the RDP-composed totals of 9 and 10 identical runs.
-    totals = [rdp_to_epsilon(ORDERS, [n * x for x in CURVE], DELTA) for n in range(1, 33)]
-    cap = 2.8
-    expected = sum(t <= cap for t in totals)
-    assert expected == 9 and totals[expected] > cap + 0.05  # not a rounding edge
-    led.set_cap("lin-1", "patient", cap, DELTA)
+    led.set_cap("lin-1", "patient", 3.0, DELTA)
+    assert 8 <= FIT <= 30 and CAP.rdp_budget / CHARGE - FIT > 0.05  # not a rounding edge
 
     # fork: children inherit the already-imported opacus (importing torch 32x on
     # a small machine would dominate the test); each opens its own engine.
@@ -71,65 +79,112 @@ def test_32_processes_never_overspend(tmp_path):
     for p in procs:
         p.join(timeout=30)
     assert all(v in (True, False) for v in outcomes.values()), outcomes
-    assert sum(outcomes.values()) == expected
+    assert sum(outcomes.values()) == FIT
 
     st = BudgetLedger(_engine(db)).status("lin-1", "patient")
-    assert len([r for r in st.runs if r.state == "reserved"]) == expected
-    assert st.composed_epsilon <= cap
-    assert st.composed_epsilon == pytest.approx(totals[expected - 1])
+    assert len([r for r in st.runs if r.state == "reserved"]) == FIT
+    assert st.rdp_reserved <= st.rdp_budget
+    assert rdp_to_epsilon([st.order], [st.rdp_reserved], DELTA) <= 3.0
 
 
-# -- composition ---------------------------------------------------------------
-def test_rdp_composition_beats_naive_sum(ledger):
-    for i in range(5):
+# -- the filter ------------------------------------------------------------------
+def test_runs_are_charged_at_the_order_fixed_with_the_cap(ledger):
+    st = ledger.status("lin-1", "patient")
+    assert (st.order, st.basic_share) == (CAP.order, 0.0)
+    assert st.rdp_budget == pytest.approx(3.0 - conversion_term(CAP.order, DELTA))
+    assert (st.spent, st.reserved, st.composed_epsilon, st.remaining) == (0, 0, 0, 3.0)
+    for i in range(3):
         _reserve(ledger, f"r{i}")
     st = ledger.status("lin-1", "patient")
-    assert st.naive_sum_epsilon == pytest.approx(5 * RUN_EPS)
-    assert st.composed_epsilon == pytest.approx(
-        rdp_to_epsilon(ORDERS, [5 * x for x in CURVE], DELTA)
-    )
-    assert st.composed_epsilon < st.naive_sum_epsilon
+    assert [r.rdp_charge for r in st.runs] == [CHARGE] * 3
+    assert st.rdp_reserved == pytest.approx(3 * CHARGE) and st.rdp_spent == 0
+    assert st.rdp_remaining == pytest.approx(st.rdp_budget - 3 * CHARGE)
+    # epsilon shown = the conversion, at the fixed order and delta_cap, of what was admitted
+    assert st.composed_epsilon == pytest.approx(rdp_to_epsilon([CAP.order], [3 * CHARGE], DELTA))
     assert st.remaining == pytest.approx(3.0 - st.composed_epsilon)
+    assert st.naive_sum_epsilon == pytest.approx(3 * RUN_EPS)
 
 
-def test_refusal_names_lineage_cap_spent_and_request(ledger):
+def test_fills_exactly_to_the_budget_then_refuses(ledger):
+    for i in range(FIT):
+        _reserve(ledger, f"r{i}")
+    st = ledger.status("lin-1", "patient")
+    assert st.rdp_reserved <= st.rdp_budget < st.rdp_reserved + CHARGE
+    before = _rows(ledger)
+    with pytest.raises(BudgetExceeded):
+        _reserve(ledger, "one-too-many")
+    assert _rows(ledger) == before
+
+
+def test_best_order_after_the_fact_no_longer_decides(ledger):
+    """A run that is cheap at some other order but expensive at the ledger's order is charged
+    at the ledger's order: the old gate (min over orders of the sum) would have admitted it."""
+    steep = [0.0 if a < CAP.order else 10.0 for a in ORDERS]  # valid shape: non-decreasing in the order
+    assert rdp_to_epsilon(ORDERS, steep, DELTA) < 3.0  # best order after the fact: would fit
+    with pytest.raises(BudgetExceeded, match=f"order {CAP.order:g}"):
+        _reserve(ledger, "steep", curve=steep, eps=0.5)
+
+
+def test_refusal_names_lineage_cap_order_spent_and_request(ledger):
     for i in range(5):
         _reserve(ledger, f"r{i}")
-    before = ledger.status("lin-1", "patient")
     big = rdp_curve(0.7, 0.05, 500)
+    before = _rows(ledger)
     with pytest.raises(BudgetExceeded) as info:
         _reserve(ledger, "too-big", curve=big, eps=5.0)
     msg = str(info.value)
     assert "lin-1" in msg and "cap eps=3" in msg and "requested eps=5" in msg
-    assert f"{before.composed_epsilon:.4g}" in msg
+    assert f"order {CAP.order:g}" in msg and f"{CAP.rdp_budget:.4g}" in msg and f"{5 * CHARGE:.4g}" in msg
     assert "\n" not in msg
-    assert len(ledger.status("lin-1", "patient").runs) == 5  # nothing written
+    assert _rows(ledger) == before  # nothing written
 
 
-def test_basic_composition_fallback_and_mixing(ledger):
-    ledger.reserve(lineage_id="lin-1", unit="patient", run_uid="b1", epsilon=0.5, delta=1e-6)
-    ledger.reserve(lineage_id="lin-1", unit="patient", run_uid="b2", epsilon=0.7, delta=1e-6)
-    st = ledger.status("lin-1", "patient")
-    assert st.composed_epsilon == pytest.approx(1.2)
-    _reserve(ledger, "c1")
-    st = ledger.status("lin-1", "patient")
-    # RDP part converted at the delta left over after the basic entries.
-    expected = 1.2 + rdp_to_epsilon(ORDERS, CURVE, DELTA - 2e-6)
-    assert st.composed_epsilon == pytest.approx(expected)
-    with pytest.raises(BudgetExceeded):  # basic entries use up delta: refused
-        ledger.reserve(lineage_id="lin-1", unit="patient", run_uid="b3", epsilon=0.1, delta=9e-6)
+def test_run_without_curve_is_refused_without_a_basic_share(ledger):
+    before = _rows(ledger)
+    with pytest.raises(BudgetExceeded) as info:
+        ledger.reserve(lineage_id="lin-1", unit="patient", run_uid="b1", epsilon=0.5, delta=1e-6)
+    msg = str(info.value)
+    assert "basic_share" in msg and "no RDP curve" in msg and "\n" not in msg
+    assert _rows(ledger) == before
 
 
-def test_compose_handles_different_order_grids():
-    from privacy.ledger import _Entry
+def test_basic_share_is_its_own_filter(tmp_path):
+    led = BudgetLedger(_engine(tmp_path / "l.db"))
+    led.create_tables()
+    led.set_cap("lin", "patient", 3.0, DELTA, basic_share=0.25)  # basic: eps 0.75, delta 2.5e-6
+    cap = FilterCap.fix(3.0, DELTA, 0.25)
+    st = led.status("lin", "patient")
+    assert (st.basic_share, st.order) == (0.25, cap.order)
+    assert st.rdp_budget == pytest.approx(2.25 - conversion_term(cap.order, 0.75 * DELTA))
+    for uid, eps, dlt in (("b1", 0.5, 1e-6), ("b2", 0.25, 1.5e-6)):  # fills the share exactly
+        led.reserve(lineage_id="lin", unit="patient", run_uid=uid, epsilon=eps, delta=dlt)
+    for uid, eps, dlt in (("b3", 0.01, 0.0), ("b4", 0.0, 1e-9)):
+        with pytest.raises(BudgetExceeded, match="basic-composition share"):
+            led.reserve(lineage_id="lin", unit="patient", run_uid=uid, epsilon=eps, delta=dlt)
+    gauss = [a / 32 for a in ORDERS]  # Gaussian mechanism, sigma = 4
+    _reserve(led, "c1", curve=gauss, lineage="lin")  # the Renyi filter is untouched by the basic runs
+    st = led.status("lin", "patient")
+    assert st.basic_epsilon_reserved == pytest.approx(0.75) and st.basic_delta_reserved == pytest.approx(2.5e-6)
+    assert st.rdp_reserved == cap.order / 32
+    assert st.composed_epsilon == pytest.approx(0.75 + rdp_to_epsilon([cap.order], [st.rdp_reserved], 0.75 * DELTA))
+    assert st.remaining == pytest.approx(2.25 - (st.composed_epsilon - 0.75))
 
+
+def test_a_curve_is_read_conservatively_at_the_order():
     coarse = [2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
-    a = _Entry(1.0, DELTA, ORDERS, CURVE)
-    b = _Entry(1.0, DELTA, coarse, rdp_curve(SIGMA, Q, STEPS, orders=coarse))
-    mixed, _ = compose([a, b], DELTA)
-    same, _ = compose([a, a], DELTA)
-    assert mixed >= same - 1e-9  # upper-bounding b between its orders is conservative
-    assert mixed < 1.2 * same
+    curve = rdp_curve(SIGMA, Q, STEPS, orders=coarse)
+    for alpha in (3.0, 4.0, 7.5, 9.0):
+        nxt = min(a for a in coarse if a >= alpha)
+        assert rdp_at(coarse, curve, alpha) == curve[coarse.index(nxt)]  # never interpolated downward
+        assert rdp_at(coarse, curve, alpha) >= rdp_curve(SIGMA, Q, STEPS, orders=[alpha])[0]
+    assert rdp_at(coarse, curve, 65.0) == math.inf
+
+
+def test_curve_that_stops_below_the_order_is_refused(ledger):
+    short = [a for a in ORDERS if a < CAP.order]
+    with pytest.raises(BudgetExceeded, match="stops below"):
+        ledger.reserve(lineage_id="lin-1", unit="patient", run_uid="s", epsilon=0.1, delta=DELTA,
+                       orders=short, rdp=[0.0] * len(short))
 
 
 def test_rdp_to_epsilon_matches_opacus():
@@ -158,18 +213,70 @@ def test_rdp_to_epsilon_matches_opacus():
 # -- caps --------------------------------------------------------------------------
 def test_cap_change_needs_allow_change(ledger):
     _reserve(ledger, "r1")
-    ledger.set_cap("lin-1", "patient", 3.0, DELTA)  # what every run does: same cap, a no-op
-    for eps, delta in ((5.0, DELTA), (3.0, 2 * DELTA)):
+    ledger.set_cap("lin-1", "patient", 3.0, DELTA)  # same cap: a no-op
+    for eps, delta, share in ((5.0, DELTA, None), (3.0, 2 * DELTA, None), (3.0, DELTA, 0.1)):
         with pytest.raises(InputError) as info:
-            ledger.set_cap("lin-1", "patient", eps, delta)
+            ledger.set_cap("lin-1", "patient", eps, delta, basic_share=share)
         msg = str(info.value)
         assert "lin-1" in msg and "`privgov policy bind DATASET FILE`" in msg and "\n" not in msg
     assert ledger.status("lin-1", "patient").cap == (3.0, DELTA)
 
     ledger.set_cap("lin-1", "patient", 5.0, DELTA, allow_change=True)  # the admin's rebind
     st = ledger.status("lin-1", "patient")
-    assert st.cap == (5.0, DELTA)
-    assert [r.run_uid for r in st.runs] == ["r1"] and st.composed_epsilon > 0  # past runs still count
+    new = FilterCap.fix(5.0, DELTA)
+    assert st.cap == (5.0, DELTA) and st.order == new.order  # the order is fixed anew for the new cap
+    assert [r.run_uid for r in st.runs] == ["r1"]
+    assert st.rdp_reserved == rdp_at(ORDERS, CURVE, new.order)  # past runs still count, at the new order
+    ledger.set_cap("lin-1", "patient", 5.0, DELTA, allow_change=True, basic_share=0.2)
+    assert ledger.status("lin-1", "patient").basic_share == 0.2
+    ledger.set_cap("lin-1", "patient", 5.0, DELTA, allow_change=True)  # None keeps the recorded share
+    assert ledger.status("lin-1", "patient").basic_share == 0.2
+
+
+def test_lowering_the_cap_below_what_was_admitted_refuses_until_raised(ledger):
+    for i in range(3):
+        _reserve(ledger, f"r{i}")
+    ledger.set_cap("lin-1", "patient", 1.2, DELTA, allow_change=True)
+    st = ledger.status("lin-1", "patient")
+    assert st.needs_decision and st.remaining == 0 and st.rdp_remaining == 0
+    with pytest.raises(BudgetExceeded, match="needs an admin decision"):
+        _reserve(ledger, "tiny", curve=[x / 1000 for x in CURVE], eps=0.01)
+    ledger.set_cap("lin-1", "patient", 3.0, DELTA, allow_change=True)
+    assert ledger.status("lin-1", "patient").needs_decision is None
+    _reserve(ledger, "tiny", curve=[x / 1000 for x in CURVE], eps=0.01)
+
+
+def test_cap_that_leaves_no_renyi_budget_is_refused(tmp_path):
+    led = BudgetLedger(_engine(tmp_path / "l.db"))
+    led.create_tables()
+    with pytest.raises(InputError, match="no Renyi budget"):
+        led.set_cap("lin", "patient", 0.001, 1e-12)
+    assert led.list_budgets() == []
+
+
+# -- one ledger per dataset ----------------------------------------------------------
+def test_one_ledger_per_dataset_whatever_the_unit(ledger):
+    _reserve(ledger, "r1")
+    before = _rows(ledger)
+    with pytest.raises(InputError, match="one ledger, for privacy unit patient"):
+        ledger.set_cap("lin-1", "row", 3.0, DELTA)
+    with pytest.raises(InputError, match="one ledger, for privacy unit patient"):
+        ledger.set_cap("lin-1", "row", 3.0, DELTA, allow_change=True)  # not even an admin: it has runs
+    with pytest.raises(InputError, match="unit row is refused"):
+        _reserve(ledger, "r2", unit="row")  # leaving out the unit no longer opens a fresh budget
+    assert _rows(ledger) == before
+    st = ledger.status("lin-1", "row")  # the one ledger, named with its recorded unit
+    assert st.unit == "patient" and [r.run_uid for r in st.runs] == ["r1"]
+    assert [(b.lineage_id, b.unit) for b in ledger.list_budgets()] == [("lin-1", "patient")]
+
+
+def test_admin_may_relabel_the_unit_of_a_ledger_without_entries(ledger):
+    """`policy bind` may narrow a dataset from rows to a unit before anything is stored."""
+    with pytest.raises(InputError):
+        ledger.set_cap("lin-1", "patient_id", 3.0, DELTA)
+    ledger.set_cap("lin-1", "patient_id", 3.0, DELTA, allow_change=True)
+    assert [(b.lineage_id, b.unit) for b in ledger.list_budgets()] == [("lin-1", "patient_id")]
+    _reserve(ledger, "r1", unit="patient_id")
 
 
 # -- lifecycle -----------------------------------------------------------------
@@ -183,15 +290,17 @@ def test_crash_keeps_reservation(tmp_path):
     db = tmp_path / "crash.db"
     led = BudgetLedger(_engine(db))
     led.create_tables()
-    two = rdp_to_epsilon(ORDERS, [2 * x for x in CURVE], DELTA)
-    led.set_cap("lin-1", "patient", (two + rdp_to_epsilon(ORDERS, CURVE, DELTA)) / 2, DELTA)
+    led.set_cap("lin-1", "patient", 3.0, DELTA)
+    for i in range(FIT - 1):  # committed runs; the crashing run takes the last place
+        _reserve(led, f"done-{i}")
+        led.commit(run_uid=f"done-{i}", epsilon=RUN_EPS, orders=ORDERS, rdp=CURVE)
     p = mp.get_context("fork").Process(target=_crashing_run, args=(db,))
     p.start()
     p.join(timeout=30)
     assert p.exitcode == 17
     st = led.status("lin-1", "patient")
-    assert [(r.run_uid, r.state) for r in st.runs] == [("crashy", "reserved")]
-    assert st.reserved > 0 and st.spent == 0
+    assert (st.runs[-1].run_uid, st.runs[-1].state) == ("crashy", "reserved")
+    assert st.reserved > 0 and st.rdp_reserved == CHARGE and st.rdp_spent == pytest.approx((FIT - 1) * CHARGE)
     with pytest.raises(BudgetExceeded):  # would fit only if the crash were forgotten
         _reserve(led, "next")
 
@@ -200,14 +309,17 @@ def test_commit_replaces_target_with_actual(ledger):
     _reserve(ledger, "r1", curve=rdp_curve(SIGMA, Q, 1000), eps=epsilon_for(SIGMA, Q, 1000, DELTA))
     reserved = ledger.status("lin-1", "patient")
     actual_eps = epsilon_for(SIGMA, Q, 400, DELTA)
-    ledger.commit(run_uid="r1", epsilon=actual_eps, orders=ORDERS, rdp=rdp_curve(SIGMA, Q, 400))
+    actual = rdp_curve(SIGMA, Q, 400)
+    ledger.commit(run_uid="r1", epsilon=actual_eps, orders=ORDERS, rdp=actual)
     st = ledger.status("lin-1", "patient")
     row = st.runs[0]
     assert row.state == "committed" and row.committed_at is not None
     assert row.epsilon == pytest.approx(actual_eps) and row.target_epsilon > actual_eps
-    assert st.composed_epsilon == pytest.approx(rdp_to_epsilon(ORDERS, rdp_curve(SIGMA, Q, 400), DELTA))
+    assert row.rdp_charge == rdp_at(ORDERS, actual, CAP.order)
+    assert st.rdp_spent == row.rdp_charge and st.rdp_reserved == 0
+    assert st.spent == pytest.approx(rdp_to_epsilon([CAP.order], [row.rdp_charge], DELTA))
+    assert st.epsilon_spent == st.spent == pytest.approx(st.composed_epsilon) and st.reserved == 0
     assert st.composed_epsilon < reserved.composed_epsilon
-    assert st.spent == pytest.approx(st.composed_epsilon) and st.reserved == 0
     with pytest.raises(InputError):
         ledger.commit(run_uid="r1", epsilon=actual_eps)  # already committed
     with pytest.raises(InputError):
@@ -218,7 +330,7 @@ def test_release_frees_budget_and_errors(ledger):
     _reserve(ledger, "r1")
     ledger.release("r1")
     st = ledger.status("lin-1", "patient")
-    assert st.composed_epsilon == 0 and st.runs[0].state == "released"
+    assert st.composed_epsilon == 0 and st.rdp_reserved == 0 and st.runs[0].state == "released"
     with pytest.raises(InputError):
         ledger.release("r1")
     with pytest.raises(InputError):
@@ -227,10 +339,22 @@ def test_release_frees_budget_and_errors(ledger):
         _reserve(ledger, "r1")  # run ids are never reused
 
 
+def test_status_has_no_negative_figures(ledger):
+    """The old status let `naive - composed` go negative ("composition saves -0.09");
+    every figure the ledger reports is a quantity, never a negative saving."""
+    _reserve(ledger, "r1")
+    ledger.commit(run_uid="r1", epsilon=RUN_EPS, orders=ORDERS, rdp=CURVE)
+    _reserve(ledger, "r2")
+    st = ledger.status("lin-1", "patient")
+    numbers = {k: v for k, v in vars(st).items() if isinstance(v, float)}
+    assert all(v >= 0 for v in numbers.values()), numbers
+    assert not any("sav" in k for k in vars(st))
+
+
 def test_missing_cap_fails_closed_and_budgets_are_separate(ledger):
     with pytest.raises(BudgetExceeded, match="no privacy budget cap"):
         _reserve(ledger, "x", lineage="other")
-    ledger.set_cap("lin-2", "patient", 1.5, DELTA)
+    ledger.set_cap("lin-2", "patient", 3.0, DELTA)
     _reserve(ledger, "a", lineage="lin-2")
     assert ledger.status("lin-1", "patient").composed_epsilon == 0
     names = [(b.lineage_id, b.unit) for b in ledger.list_budgets()]
@@ -240,6 +364,9 @@ def test_missing_cap_fails_closed_and_budgets_are_separate(ledger):
 def test_input_validation(ledger):
     with pytest.raises(InputError):
         ledger.set_cap("lin-1", "patient", 0.0, DELTA)
+    for share in (-0.1, 1.0, "half"):
+        with pytest.raises(InputError, match="basic_share"):
+            ledger.set_cap("lin-1", "patient", 3.0, DELTA, basic_share=share)
     with pytest.raises(InputError, match="rdp"):
         ledger.reserve(lineage_id="lin-1", unit="patient", run_uid="v", epsilon=1.0,
                        delta=DELTA, orders=ORDERS, rdp=CURVE[:-1])
