@@ -284,6 +284,19 @@ def budget_for(policy: Policy, dataset: str) -> tuple[float, float] | None:
     return compile_policy(policy).dataset_budget(dataset)
 
 
+def basic_share_for(policy: Policy, dataset: str) -> float:
+    """The share of the dataset's budget set aside for basic-composition runs (0 when none)."""
+    import fnmatch
+
+    exact = policy.budgets.datasets.get(dataset)
+    if exact is not None:
+        return float(exact.basic_share)
+    for pattern, b in policy.budgets.datasets.items():
+        if fnmatch.fnmatchcase(dataset, pattern):
+            return float(b.basic_share)
+    return 0.0
+
+
 def principal_budget(policy: Policy, principal: str) -> tuple[float, float] | None:
     """The principal's (ε, δ) cap from ``budgets.principals``, if any."""
     return compile_policy(policy).principal_budgets.get(principal)

@@ -76,6 +76,10 @@ class Budget(_Strict):
 
     epsilon: float = Field(gt=0)
     delta: float = Field(ge=0, lt=1)
+    # Fraction of (epsilon, delta) set aside, when the cap is bound, for runs the
+    # ledger can only charge by basic composition (group-bounded training). The
+    # rest is the Renyi filter's. Fixed in advance: see privacy/filter.py.
+    basic_share: float = Field(default=0.0, ge=0, lt=1)
 
 
 class Condition(_Strict):

@@ -407,8 +407,9 @@ class BudgetLedger:
         policy, so an unchanged cap is a no-op. A *different* cap or
         `basic_share` is refused unless `allow_change` (the admin's policy
         rebind): otherwise an ordinary run could raise its own budget by editing
-        a policy file. A change fixes the order anew for the new cap and
-        re-charges every entry at it; if they do not fit, runs are refused
+        a policy file. A change keeps the order fixed when the cap was first set
+        once any run was charged (a new cap without runs fixes it anew) and
+        re-checks every entry at it; if they do not fit, runs are refused
         until a cap that covers them is set. (The filter's guarantee assumes the
         cap was not raised *because of* what the runs released; changing it is
         an admin decision outside the filter.)
@@ -460,6 +461,11 @@ class BudgetLedger:
                     f"not eps={eps} delta={dlt} basic_share={share:g}; {_REBIND} to change the cap"
                 )
             cap = new_cap if share == new_cap.basic_share else FilterCap.fix(eps, dlt, share)
+            if self._has_entries(conn, row.id) and row.rdp_order:
+                # Runs were admitted at the recorded order: keep it. Choosing the
+                # order anew after seeing them is the after-the-fact choice a filter
+                # must not make; only the budget at that order changes.
+                cap = FilterCap(eps, dlt, float(row.rdp_order), share)
             spend = Spend.of(self._active_entries(conn, row.id), cap.order)
             needs = None if spend.fits(cap) else (
                 f"the runs already admitted (RDP {spend.rdp:.4g} at order {cap.order:g}, basic eps="

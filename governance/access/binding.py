@@ -57,7 +57,7 @@ def bind_policy(ws: "Workspace", admin: Identity, dataset: str, path: Path, *, t
                 privacy_unit: str | None = None) -> Binding:
     """Bind the policy at `path` to `dataset` (created if new); set the ledger cap it declares."""
     from governance.storage.store import Dataset, PolicyRecord
-    from policies.engine import budget_for
+    from policies.engine import basic_share_for, budget_for
     from policies.schema import parse_policy
 
     if not admin.is_admin:  # callers authenticate with require_admin; this is a backstop
@@ -91,7 +91,8 @@ def bind_policy(ws: "Workspace", admin: Identity, dataset: str, path: Path, *, t
         s.flush()
         lineage, unit, final_tags = ds.lineage_id, ds.privacy_unit or "row", tuple(ds.tags or ())
     if cap is not None:
-        ws.ledger.set_cap(lineage, unit, cap[0], cap[1], allow_change=True)
+        ws.ledger.set_cap(lineage, unit, cap[0], cap[1], allow_change=True,
+                          basic_share=basic_share_for(policy, dataset))
     record_event(ws, principal=admin.name, action="policy_bind", decision="info", resource=dataset,
                  details={"policy_hash": digest, "previous_hash": previous, "policy_name": str(policy.name)[:128],
                           "cap_epsilon": None if cap is None else float(cap[0]),

@@ -102,12 +102,22 @@ def budget_show(name: str, workspace: Optional[Path] = WorkspaceOpt) -> None:
     st = ws.ledger.status(lineage, unit)
     out = _console()
     out.print(f"[bold]{name}[/] (privacy unit: {unit})")
-    out.print(f"  cap ε={st.epsilon_cap:g}, δ={st.delta_cap:g}")
-    out.print(f"  spent (RDP-composed) ε={st.spent:.4f}; reserved ε={st.reserved:.4f}; remaining ε={st.remaining:.4f}")
-    out.print(f"  naive sum of per-run ε={st.naive_sum_epsilon:.4f} (composition saves {st.naive_sum_epsilon - st.composed_epsilon:.4f})")
-    table = Table("run", "state", "ε target", "ε charged", "δ", "RDP curve", "reserved at", "committed at")
+    out.print(f"  cap ε={st.epsilon_cap:g}, δ={st.delta_cap:g} (the guarantee across every run on this dataset)")
+    out.print(f"  Rényi filter at order α={st.order:g}, fixed when the cap was set: RDP budget {st.rdp_budget:.4f}, "
+              f"spent {st.rdp_spent:.4f}, reserved {st.rdp_reserved:.4f}, left {st.rdp_remaining:.4f}")
+    if st.basic_share:
+        out.print(f"  basic-composition share {st.basic_share:.0%}: spent ε={st.basic_epsilon_spent:.4f} "
+                  f"δ={st.basic_delta_spent:.2g}; reserved ε={st.basic_epsilon_reserved:.4f}")
+    out.print(f"  admitted so far, as ε at α: spent {st.spent:.4f}; with reservations {st.composed_epsilon:.4f}; "
+              f"remaining {st.remaining:.4f}")
+    if st.needs_decision:
+        out.print(f"  [red]runs are refused:[/] {st.needs_decision}", markup=True)
+    if st.note:
+        out.print(f"  note: {st.note}", markup=False)
+    table = Table("run", "state", "run's own ε (target)", "run's own ε (spent)", "δ", f"RDP charged at α={st.order:g}",
+                  "reserved at", "committed at")
     for r in st.runs:
         table.add_row(r.run_uid, r.state, f"{r.target_epsilon:.4f}", f"{r.epsilon:.4f}", f"{r.delta:g}",
-                      "yes" if r.has_curve else "no (basic composition)",
+                      f"{r.rdp_charge:.4f}" if r.rdp_charge is not None else "basic composition",
                       str(r.reserved_at)[:19], str(r.committed_at or "")[:19])
     out.print(table)

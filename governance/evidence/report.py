@@ -84,14 +84,13 @@ def _plots(validations: list[ValidationRecord], budgets: list[tuple[str, Any]], 
     if budgets:
         fig, ax = plt.subplots(figsize=(7, 2.8))
         for name, st in budgets:
-            naive = [0.0]
+            used = [0.0]  # share of the Renyi filter's budget after each run (what the filter admits on)
             for r in st.runs:
-                naive.append(naive[-1] + r.epsilon)
-            ax.step(range(len(naive)), naive, where="post", linestyle="--", label=f"{name}: naive sum")
-            ax.axhline(st.epsilon_cap, color="red", linewidth=0.8)
-            ax.plot([len(naive) - 1], [st.composed_epsilon], marker="s", label=f"{name}: RDP-composed total")
+                used.append(used[-1] + (r.rdp_charge or 0.0) / max(st.rdp_budget, 1e-12))
+            ax.step(range(len(used)), used, where="post", label=f"{name}: RDP at α={st.order:g} / budget")
+        ax.axhline(1.0, color="red", linewidth=0.8)
         ax.set_xlabel("runs")
-        ax.set_ylabel("ε")
+        ax.set_ylabel("share of the filter budget")
         ax.set_title("Privacy budget spend (red: cap)")
         ax.legend(fontsize=7)
         out.append(_png(fig))
@@ -213,9 +212,11 @@ def build_report(ws: Workspace) -> str:
                          "MIA AUC", "MIA TPR @1% FPR"], _audit_rows(runs)))
     parts.append("<h2>Privacy budgets</h2>")
     parts.append(_table(
-        ["dataset", "cap ε", "cap δ", "spent ε (RDP-composed)", "reserved ε", "remaining ε", "naive sum ε", "runs"],
-        [[n, f"{st.epsilon_cap:g}", f"{st.delta_cap:g}", f"{st.spent:.4f}", f"{st.reserved:.4f}", f"{st.remaining:.4f}",
-          f"{st.naive_sum_epsilon:.4f}", len(st.runs)] for n, st in budgets],
+        ["dataset", "cap ε", "cap δ", "order α (fixed)", "RDP budget", "RDP spent", "RDP reserved",
+         "admitted ε at α", "remaining ε", "runs"],
+        [[n, f"{st.epsilon_cap:g}", f"{st.delta_cap:g}", f"{st.order:g}", f"{st.rdp_budget:.4f}", f"{st.rdp_spent:.4f}",
+          f"{st.rdp_reserved:.4f}", f"{st.composed_epsilon:.4f}", f"{st.remaining:.4f}", len(st.runs)]
+         for n, st in budgets],
     ))
     plots = _plots(validations, budgets, runs)
     if plots:

@@ -248,8 +248,17 @@ def test_group_bounding_plans_for_the_largest_unit_and_ledger_counts_per_unit(wo
     from governance.run.spec import load_pipeline
     from governance.storage.store import Run
 
+    from tests.conftest import bind_examples
+
     ws, tokens = workspace
-    spec = load_pipeline(small_spec(tmp_path, **{"training.bounding": "group", "training.epsilon": 2.0}))
+    # Group runs are charged by basic composition, from a share of the cap the policy sets aside.
+    policy = tmp_path / "clinic-basic.yaml"
+    text = (REPO / "policies" / "examples" / "clinic.yaml").read_text()
+    policy.write_text(text.replace("clinic-visits: {epsilon: 3.0, delta: 1.0e-5}",
+                                   "clinic-visits: {epsilon: 3.0, delta: 1.0e-5, basic_share: 0.8}"))
+    bind_examples(ws, {"clinic-visits": (policy, ["phi"], "patient_id")})
+    spec = load_pipeline(small_spec(tmp_path, **{"training.bounding": "group", "training.epsilon": 2.0,
+                                                 "training.delta": 5.0e-6, "policy": str(policy)}))
     summary = run_pipeline(ws, spec, tokens["demo"])
     assert summary.status == "succeeded"
     with ws.session() as s:
@@ -287,3 +296,17 @@ def test_budget_refusal_names_dataset_and_decrypts_nothing(workspace, tmp_path) 
     with ws.session() as s:
         lineage = catalog.find_dataset(s, "clinic-visits").lineage_id
     assert ws.ledger.status(lineage, "patient_id").runs == []
+
+
+def test_group_run_without_a_basic_share_is_refused_and_stores_nothing(workspace, tmp_path) -> None:
+    """The clinic policy sets no basic share: a run the ledger can only charge by basic
+    composition does not fit the Renyi filter and is refused before anything is stored."""
+    from governance.storage.store import DatasetVersion
+
+    ws, tokens = workspace
+    res = cli("run", str(small_spec(tmp_path, **{"training.bounding": "group"})), "--workspace", str(ws.root),
+              "--token", tokens["demo"])
+    assert res.returncode in (2, 3), res.stderr
+    assert "basic_share" in error_line(res)
+    with ws.session() as s:
+        assert s.query(DatasetVersion).count() == 0
