@@ -74,10 +74,18 @@ class Authorization:
         return self.decision.obligations
 
 
+def shown(text: str | None, limit: int = 200) -> str:
+    """A caller-supplied string as it may appear in a one-line error: control characters
+    escaped (a newline in a purpose must not forge a second `error:` line for the
+    pipeline that parses stderr) and long values cut."""
+    s = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return s if len(s) <= limit else s[:limit] + "…"
+
+
 def denied_message(who: str, action: str, dataset: str, purpose: str | None) -> str:
     """The same words for an unknown dataset, an unbound one and a forbidden action."""
-    return (f"`{who}` may not `{action}` `{dataset}` for purpose `{purpose}`: denied (no such dataset, no policy "
-            "bound to it, or no grant; the reason is recorded in the audit log)")
+    return (f"`{who}` may not `{action}` `{shown(dataset)}` for purpose `{shown(purpose)}`: denied (no such dataset, "
+            "no policy bound to it, or no grant; the reason is recorded in the audit log)")
 
 
 def dataset_ref(ds: Any) -> DatasetRef:
@@ -117,8 +125,14 @@ def load_bound_policy(session: Any, policy_hash: str | None) -> "Policy | None":
 
 
 def decide_for(ws: "Workspace", identity: Identity, action: str, dataset: str, purpose: str | None, *,
-               version: int | None = None, details: dict[str, Any] | None = None) -> Authorization:
-    """Decide for an already authenticated identity; audit the decision; raise on deny."""
+               version: int | None = None, details: dict[str, Any] | None = None,
+               shown_action: str | None = None) -> Authorization:
+    """Decide for an already authenticated identity; audit the decision; raise on deny.
+
+    `shown_action` is the word the denial message uses when the decided action
+    depends on what is stored (an export of a quarantine version is decided as
+    `read_quarantine`): naming the decided action would tell a caller without
+    any grant that the dataset exists and what kind that version is."""
     from governance.storage.store import Dataset, utcnow
     from policies.engine import Request, decide
 
@@ -130,14 +144,14 @@ def decide_for(ws: "Workspace", identity: Identity, action: str, dataset: str, p
         reason = "no such dataset" if ref is None else "no policy bound to the dataset (deny by default)"
         record_event(ws, principal=identity.name, action=action, decision="deny", resource=dataset,
                      version=version, purpose=purpose, reason=reason, details=details)
-        raise AccessDenied(denied_message(identity.name, action, dataset, purpose))
+        raise AccessDenied(denied_message(identity.name, shown_action or action, dataset, purpose))
     decision = decide(Request(principal=identity.name, roles=list(identity.roles), action=action, dataset=dataset,
                               tags=list(ref.tags), purpose=purpose, now=utcnow()), policy)
     record_event(ws, principal=identity.name, action=action, decision="allow" if decision.allowed else "deny",
                  resource=dataset, version=version, purpose=purpose, reason=decision.reason,
                  details={**(details or {}), "policy_hash": (ref.policy_hash or "")[:16]})
     if not decision.allowed:
-        raise AccessDenied(denied_message(identity.name, action, dataset, purpose))
+        raise AccessDenied(denied_message(identity.name, shown_action or action, dataset, purpose))
     return Authorization(identity=identity, action=action, purpose=purpose, dataset=ref, policy=policy,
                          decision=decision)
 
