@@ -14,14 +14,14 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from governance.access.authorize import Authorization, Identity, authenticate, decide_for
+from governance.access.authorize import Authorization, Identity, authenticate, decide_for, shown
 from governance.evidence.recorder import AuditRecorder, record_event
 from governance.run import stages, training
 from governance.run.context import Progress, RunContext
 from governance.run.records import Quarantined, Reservation, RunSummary
 from governance.run.spec import PipelineSpec
 from governance.workspace import Workspace
-from privacy.errors import AccessDenied, InputError, PrivgovError
+from privacy.errors import AccessDenied, BudgetExceeded, InputError, PrivgovError
 
 T = TypeVar("T")
 
@@ -63,7 +63,7 @@ def admit(ws: Workspace, spec: PipelineSpec, token: str | None) -> tuple[Identit
         record_event(ws, principal=identity.name, action="run", decision="deny", resource=spec.dataset,
                      purpose=spec.purpose, reason=f"pipeline declares principal `{spec.principal}`"[:500])
         raise AccessDenied(f"the token belongs to `{identity.name}` but the pipeline declares principal "
-                           f"`{spec.principal}`")
+                           f"`{shown(spec.principal)}`")
     auth = decide_for(ws, identity, "ingest", spec.dataset, spec.ingest_purpose)
     _check_binding(ws, spec, auth)
     return identity, auth
@@ -95,6 +95,39 @@ def _check_binding(ws: Workspace, spec: PipelineSpec, auth: Authorization) -> No
         raise AccessDenied(f"pipeline `{spec.name}` {problem}")
 
 
+def _per_run_cap(ctx: RunContext, obligations: Any) -> float | None:
+    """The grant's per-run ε cap; a target above it is a denial, and denials are audited."""
+    try:
+        return training.check_per_run_cap(ctx, obligations)
+    except AccessDenied as exc:
+        ctx.record("train", decision="deny", purpose=ctx.spec.purpose, epsilon=float(ctx.spec.training.epsilon),
+                   reason=str(exc)[:500])
+        raise
+
+
+def _binding_unchanged(ctx: RunContext, stage: str) -> None:
+    """Refuse to go on if an admin changed the dataset's privacy unit since admission.
+
+    Why: the unit can be set on a dataset without versions, so a `policy bind`
+    racing a run (the CLI serializes them with the workspace lock; library and
+    service callers do not) would let the run reserve and train on the old
+    unit's ledger while every later run charges a fresh cap on the new one, and
+    the model's guarantee would be per row for data that is per patient. Once a
+    version is stored the unit can no longer change, so a check after storing
+    closes the window."""
+    from governance.storage.store import Dataset
+
+    with ctx.ws.session() as s:
+        row = s.query(Dataset.privacy_unit, Dataset.lineage_id).filter(Dataset.id == ctx.dataset.id).one_or_none()
+    if row is not None and (row[0], row[1]) == (ctx.dataset.privacy_unit, ctx.dataset.lineage_id):
+        return
+    now = "gone" if row is None else f"`{row[0] or 'row'}`"
+    reason = (f"the privacy unit bound to `{ctx.dataset.name}` changed during the run (`{ctx.dataset.unit}` at "
+              f"admission, now {now}; {stage}); run the pipeline again")
+    ctx.record("run", decision="deny", purpose=ctx.spec.purpose, reason=reason[:500])
+    raise AccessDenied(reason)
+
+
 def _start(ws: Workspace, spec: PipelineSpec, identity: Identity, auth: Authorization, run_uid: str) -> RunContext:
     from governance.storage.store import Run
 
@@ -123,7 +156,7 @@ def _body(ctx: RunContext, summary: RunSummary, timed: _Timer) -> None:
         def decide_train() -> float | None:
             train_auth = decide_for(ctx.ws, ctx.identity, "train", spec.dataset, spec.purpose)
             training.require_cap(ctx)
-            return training.check_per_run_cap(ctx, train_auth.obligations)
+            return _per_run_cap(ctx, train_auth.obligations)
 
         per_run_cap = timed("decide", decide_train)
     df = timed("ingest", lambda: stages.ingest(ctx)).frame
@@ -147,6 +180,7 @@ def _body(ctx: RunContext, summary: RunSummary, timed: _Timer) -> None:
     meta: dict[str, Any] = {"pipeline": spec.name, "run_uid": ctx.run_uid}
     reservation = None
     if spec.training:
+        _binding_unchanged(ctx, "before reserving budget")
         meta.update(training.split_meta(ctx, df))
         reservation = timed("reserve", lambda: training.reserve(ctx, [str(c) for c in df.columns], meta, per_run_cap))
         summary.epsilon_target, summary.delta = reservation.epsilon, reservation.delta
@@ -159,6 +193,11 @@ def _body(ctx: RunContext, summary: RunSummary, timed: _Timer) -> None:
     summary.version, summary.quarantine_version = stored.version, stored.quarantine_version
     df = held = deid = None  # free the plaintext before training decrypts the stored version
     if reservation is not None:
+        try:
+            _binding_unchanged(ctx, "after storing, before training")
+        except AccessDenied:
+            ctx.ws.ledger.release(ctx.run_uid)  # the stored version was never decrypted
+            raise
         trained = timed("train", lambda: training.train(ctx, stored, reservation))
         summary.epsilon_spent, summary.metrics = trained.epsilon_spent, trained.metrics
 
@@ -200,7 +239,7 @@ def resume_pipeline(ws: Workspace, spec: PipelineSpec, token: str | None, run_ui
         from training.trainer import plan
 
         train_auth = timed("decide", lambda: decide_for(ws, identity, "train", spec.dataset, spec.purpose))
-        training.check_per_run_cap(ctx, train_auth.obligations)
+        _per_run_cap(ctx, train_auth.obligations)
         cfg = training.train_config(ctx, columns)
         n_plan, max_group = training.plan_size(stored.meta, cfg, spec.dataset)
         pplan = plan(n_plan, cfg, max_group_size=max_group)
@@ -220,7 +259,7 @@ def _guarded(ctx: RunContext, summary: RunSummary, body: Callable[[], None]) -> 
         body()
         summary.status = "succeeded"
     except PrivgovError as exc:
-        summary.status = "denied" if isinstance(exc, AccessDenied) else "failed"
+        summary.status = "denied" if isinstance(exc, (AccessDenied, BudgetExceeded)) else "failed"  # refusals
         summary.reason = str(exc)
         _finish(ctx, summary)
         raise
