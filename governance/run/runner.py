@@ -95,6 +95,22 @@ def _check_binding(ws: Workspace, spec: PipelineSpec, auth: Authorization) -> No
         raise AccessDenied(f"pipeline `{spec.name}` {problem}")
 
 
+def _require_bound_budget(ctx: RunContext, auth: Authorization) -> None:
+    """Training needs a budget in the policy bound now, not only a cap left on the ledger.
+
+    Why: rebinding a policy without `budgets` for the dataset leaves the ledger's
+    old cap in place (a cap is never deleted: past entries stay counted), so
+    `policy bind` said "training is refused" while runs went on training."""
+    from policies.engine import budget_for
+
+    if budget_for(auth.policy, ctx.dataset.name) is not None:
+        return
+    ctx.record("budget_reserve", decision="deny", purpose=ctx.spec.purpose,
+               reason="the bound policy declares no budget for the dataset")
+    raise AccessDenied(f"dataset `{ctx.dataset.name}`: the policy bound to it declares no privacy budget "
+                       "(`budgets.datasets`); training is refused")
+
+
 def _per_run_cap(ctx: RunContext, obligations: Any) -> float | None:
     """The grant's per-run ε cap; a target above it is a denial, and denials are audited."""
     try:
@@ -155,6 +171,7 @@ def _body(ctx: RunContext, summary: RunSummary, timed: _Timer) -> None:
     if spec.training:  # decided before any work, so a refused run stores nothing
         def decide_train() -> float | None:
             train_auth = decide_for(ctx.ws, ctx.identity, "train", spec.dataset, spec.purpose)
+            _require_bound_budget(ctx, train_auth)
             training.require_cap(ctx)
             return _per_run_cap(ctx, train_auth.obligations)
 
@@ -239,6 +256,7 @@ def resume_pipeline(ws: Workspace, spec: PipelineSpec, token: str | None, run_ui
         from training.trainer import plan
 
         train_auth = timed("decide", lambda: decide_for(ws, identity, "train", spec.dataset, spec.purpose))
+        _require_bound_budget(ctx, train_auth)
         _per_run_cap(ctx, train_auth.obligations)
         cfg = training.train_config(ctx, columns)
         n_plan, max_group = training.plan_size(stored.meta, cfg, spec.dataset)

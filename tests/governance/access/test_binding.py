@@ -135,6 +135,20 @@ def test_a_pipeline_cannot_raise_the_cap(capsys, people, tmp_path) -> None:
     assert [(e.principal, e.action) for e in denies_after(ws, before)] == [("demo-ml-engineer", "train")]
 
 
+def test_rebinding_without_a_budget_refuses_training(capsys, people, tmp_path) -> None:
+    """The ledger keeps its old cap (entries stay counted); the bound policy decides whether
+    training may spend any of it, as `policy bind` says."""
+    ws, tokens = people
+    nobudget = write_policy(tmp_path / "nobudget.yaml", lambda doc: doc.pop("budgets"))
+    code, out, _ = _bind(capsys, ws, tokens["admin"], nobudget)
+    assert code == 0 and "training is refused" in out
+    before, stored = head(ws), blobs(ws)
+    code, _, err = _run(capsys, ws, tokens["demo"], pipeline(tmp_path, policy=None))
+    assert code == 3 and "no privacy budget" in err
+    assert versions(ws) == [] and blobs(ws) == stored and ledger(ws).runs == []
+    assert [(e.principal, e.action) for e in denies_after(ws, before)] == [("demo-ml-engineer", "budget_reserve")]
+
+
 @pytest.mark.parametrize("changes, needle", [
     ({"tags": ["phi", "research"]}, "research"),
     ({"tags": ["public"]}, "public"),
