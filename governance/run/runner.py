@@ -14,7 +14,9 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from governance.access.authorize import Authorization, Identity, authenticate, decide_for, shown
+from governance.access.authorize import (
+    Authorization, Identity, authenticate, claimed_name, decide_for, record_decision, shown,
+)
 from governance.evidence.recorder import AuditRecorder, record_event
 from governance.run import stages, training
 from governance.run.context import Progress, RunContext
@@ -60,8 +62,10 @@ def admit(ws: Workspace, spec: PipelineSpec, token: str | None) -> tuple[Identit
     identity = authenticate(ws, token, action="run", resource=spec.dataset, purpose=spec.purpose,
                             claimed=spec.principal)
     if identity.name != spec.principal:
-        record_event(ws, principal=identity.name, action="run", decision="deny", resource=spec.dataset,
-                     purpose=spec.purpose, reason=f"pipeline declares principal `{spec.principal}`"[:500])
+        claimed = claimed_name(spec.principal)
+        record_decision(ws, principal=identity.name, action="run", decision="deny", resource=spec.dataset,
+                        purpose=spec.purpose, reason=f"pipeline declares principal `{claimed}`"[:500],
+                        details={"claimed_principal": claimed})
         raise AccessDenied(f"the token belongs to `{identity.name}` but the pipeline declares principal "
                            f"`{shown(spec.principal)}`")
     auth = decide_for(ws, identity, "ingest", spec.dataset, spec.ingest_purpose)
@@ -234,6 +238,7 @@ def resume_pipeline(ws: Workspace, spec: PipelineSpec, token: str | None, run_ui
     identity, auth = timed("authenticate", lambda: admit(ws, spec, token))
     if not spec.training:
         raise InputError(f"pipeline `{spec.name}` has no training block; nothing to resume")
+    _require_own_run(ws, identity, spec, run_uid)
     with ws.session() as s:
         run = s.query(Run).filter(Run.run_uid == run_uid).one_or_none()
         if run is None:
@@ -269,6 +274,21 @@ def resume_pipeline(ws: Workspace, spec: PipelineSpec, token: str | None, run_ui
         summary.epsilon_spent, summary.metrics = trained.epsilon_spent, trained.metrics
 
     return _guarded(ctx, summary, body)
+
+
+def _require_own_run(ws: Workspace, identity: Identity, spec: PipelineSpec, run_uid: str) -> None:
+    """Only the principal who started a run may resume it: resuming trains on the
+    run's reservation and stores the model under the run (and its principal)."""
+    from governance.storage.store import Run
+
+    with ws.session() as s:
+        owner = s.query(Run.principal).filter(Run.run_uid == run_uid).scalar()
+    if owner is not None and owner != identity.name:
+        record_event(ws, principal=identity.name, action="run", decision="deny", resource=spec.dataset,
+                     purpose=spec.purpose, reason=f"resume of run {run_uid[:64]} started by `{owner}`"[:500],
+                     details={"run_uid": run_uid[:64]})
+        raise AccessDenied(f"--resume {shown(run_uid)}: the run was started by `{owner}`, not `{identity.name}`; "
+                           "only its principal may resume it")
 
 
 def _guarded(ctx: RunContext, summary: RunSummary, body: Callable[[], None]) -> RunSummary:

@@ -89,8 +89,9 @@ def versions(ws, dataset: str = "clinic-visits") -> list[tuple[int, str]]:
     from governance.storage.store import Dataset, DatasetVersion
 
     with ws.session() as s:
-        return [(v.version, v.kind) for v in s.query(DatasetVersion).join(Dataset, Dataset.id == DatasetVersion.dataset_id)
-                .filter(Dataset.name == dataset).order_by(DatasetVersion.version)]
+        rows = (s.query(DatasetVersion).join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+                .filter(Dataset.name == dataset).order_by(DatasetVersion.version))
+        return [(v.version, v.kind) for v in rows]
 
 
 def blobs(ws) -> set[str]:

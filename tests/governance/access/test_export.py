@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.governance.access.conftest import (
-    denies_after, grant, head, no_training, privgov, versions, write_policy,
+    denies_after, grant, head, no_training, privgov, write_policy,
 )
 
 DROPPED = ["name", "ssn", "phone", "date_of_birth"]  # the example pipeline's `drop` steps
@@ -85,10 +85,9 @@ def test_row_filter_on_numeric_age_fails_closed(capsys, people, tmp_path) -> Non
     `age` is a number it would keep children. The export is denied and audited instead."""
     from governance.run.runner import run_pipeline
     from governance.run.spec import load_pipeline
-    from governance.run.spec import load_pipeline as _load
 
     ws, tokens = people
-    spec = _load(no_training(tmp_path))
+    spec = load_pipeline(no_training(tmp_path))
     steps = [s for s in spec.deid.steps if s["column"] != "age"]
     path = no_training(tmp_path, "raw-age", **{"deid.steps": steps, "deid.quasi_identifiers": ["sex", "zip"]})
     run_pipeline(ws, load_pipeline(path), tokens["demo"])
@@ -114,7 +113,7 @@ def test_row_filter_fails_closed_on_the_quarantine(capsys, stored, tmp_path) -> 
     out = tmp_path / "q.csv"
     code, _, err = _export(capsys, ws, tokens["ana"], "--version", str(qv), out=out)
     assert code == 3 and "fail closed" in err and not out.exists()
-    evs = [e for e in denies_after(ws, before)]
+    evs = denies_after(ws, before)
     assert len(evs) == 1 and evs[0].principal == "ana" and evs[0].version == qv
     # the data version (age in bands) still exports under the same grant
     assert _export(capsys, ws, tokens["ana"], out=tmp_path / "d.csv")[0] == 0
