@@ -17,6 +17,7 @@ give the same error, so a token holder cannot probe which datasets exist.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -74,15 +75,56 @@ class Authorization:
         return self.decision.obligations
 
 
+def shown(text: str | None, limit: int = 200) -> str:
+    """A caller-supplied string as it may appear in a one-line error: control characters
+    escaped (a newline in a purpose must not forge a second `error:` line for the
+    pipeline that parses stderr) and long values cut."""
+    s = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return s if len(s) <= limit else s[:limit] + "…"
+
+
 def denied_message(who: str, action: str, dataset: str, purpose: str | None) -> str:
     """The same words for an unknown dataset, an unbound one and a forbidden action."""
-    return (f"`{who}` may not `{action}` `{dataset}` for purpose `{purpose}`: denied (no such dataset, no policy "
-            "bound to it, or no grant; the reason is recorded in the audit log)")
+    return (f"`{who}` may not `{action}` `{shown(dataset)}` for purpose `{shown(purpose)}`: denied (no such dataset, "
+            "no policy bound to it, or no grant; the reason is recorded in the audit log)")
 
 
 def dataset_ref(ds: Any) -> DatasetRef:
     return DatasetRef(id=int(ds.id), name=ds.name, lineage_id=ds.lineage_id, privacy_unit=ds.privacy_unit,
                       row_id_column=ds.row_id_column, tags=tuple(ds.tags or ()), policy_hash=ds.policy_hash)
+
+
+_TOKENISH = re.compile(r"pgv_[0-9A-Za-z_]*")
+WITHHELD = "(withheld: looks like an API token)"
+
+
+def without_tokens(text: str | None) -> str | None:
+    """`text` with anything shaped like an API token withheld.
+
+    Why: a token pasted into the wrong argument (`privgov dataset export pgv_...`
+    with --token forgotten) arrives here as a dataset name or purpose, and the
+    audit log - readable without a token - must never hold one."""
+    return None if text is None else _TOKENISH.sub(WITHHELD, str(text))
+
+
+def record_decision(ws: "Workspace", *, principal: str, action: str, decision: str, resource: str | None = None,
+                    purpose: str | None = None, reason: str | None = None, **fields: Any) -> int:
+    """`record_event` for caller-supplied names: resource, purpose and reason without tokens."""
+    return record_event(ws, principal=principal, action=action, decision=decision, resource=without_tokens(resource),
+                        purpose=without_tokens(purpose), reason=without_tokens(reason), **fields)
+
+
+def claimed_name(claimed: str | None) -> str | None:
+    """The name a caller claimed, as the audit log may hold it.
+
+    Why: the log refuses detail strings that look like API tokens, so a pipeline
+    declaring `principal: pgv_...` (a token pasted into the wrong field) made
+    recording the denial itself fail - the one denial the log then missed."""
+    if not claimed:
+        return None
+    if claimed.startswith("pgv_"):
+        return WITHHELD
+    return without_tokens(claimed)[:128]
 
 
 def authenticate(ws: "Workspace", token: str | None, *, action: str, resource: str | None = None,
@@ -97,9 +139,8 @@ def authenticate(ws: "Workspace", token: str | None, *, action: str, resource: s
             p = check_token(s, token)
             return Identity(name=p.name, roles=tuple(p.roles or ()))
     except AccessDenied as exc:
-        record_event(ws, principal=UNAUTHENTICATED, action=action, decision="deny", resource=resource,
-                     purpose=purpose, reason=str(exc)[:500],
-                     details={"claimed_principal": (claimed or "")[:128] or None})
+        record_decision(ws, principal=UNAUTHENTICATED, action=action, decision="deny", resource=resource,
+                        purpose=purpose, reason=str(exc)[:500], details={"claimed_principal": claimed_name(claimed)})
         raise
 
 
@@ -117,8 +158,14 @@ def load_bound_policy(session: Any, policy_hash: str | None) -> "Policy | None":
 
 
 def decide_for(ws: "Workspace", identity: Identity, action: str, dataset: str, purpose: str | None, *,
-               version: int | None = None, details: dict[str, Any] | None = None) -> Authorization:
-    """Decide for an already authenticated identity; audit the decision; raise on deny."""
+               version: int | None = None, details: dict[str, Any] | None = None,
+               shown_action: str | None = None) -> Authorization:
+    """Decide for an already authenticated identity; audit the decision; raise on deny.
+
+    `shown_action` is the word the denial message uses when the decided action
+    depends on what is stored (an export of a quarantine version is decided as
+    `read_quarantine`): naming the decided action would tell a caller without
+    any grant that the dataset exists and what kind that version is."""
     from governance.storage.store import Dataset, utcnow
     from policies.engine import Request, decide
 
@@ -128,16 +175,16 @@ def decide_for(ws: "Workspace", identity: Identity, action: str, dataset: str, p
         policy = load_bound_policy(s, ref.policy_hash) if ref is not None else None
     if ref is None or policy is None:
         reason = "no such dataset" if ref is None else "no policy bound to the dataset (deny by default)"
-        record_event(ws, principal=identity.name, action=action, decision="deny", resource=dataset,
-                     version=version, purpose=purpose, reason=reason, details=details)
-        raise AccessDenied(denied_message(identity.name, action, dataset, purpose))
+        record_decision(ws, principal=identity.name, action=action, decision="deny", resource=dataset,
+                        version=version, purpose=purpose, reason=reason, details=details)
+        raise AccessDenied(denied_message(identity.name, shown_action or action, dataset, purpose))
     decision = decide(Request(principal=identity.name, roles=list(identity.roles), action=action, dataset=dataset,
                               tags=list(ref.tags), purpose=purpose, now=utcnow()), policy)
-    record_event(ws, principal=identity.name, action=action, decision="allow" if decision.allowed else "deny",
-                 resource=dataset, version=version, purpose=purpose, reason=decision.reason,
-                 details={**(details or {}), "policy_hash": (ref.policy_hash or "")[:16]})
+    record_decision(ws, principal=identity.name, action=action, decision="allow" if decision.allowed else "deny",
+                    resource=dataset, version=version, purpose=purpose, reason=decision.reason,
+                    details={**(details or {}), "policy_hash": (ref.policy_hash or "")[:16]})
     if not decision.allowed:
-        raise AccessDenied(denied_message(identity.name, action, dataset, purpose))
+        raise AccessDenied(denied_message(identity.name, shown_action or action, dataset, purpose))
     return Authorization(identity=identity, action=action, purpose=purpose, dataset=ref, policy=policy,
                          decision=decision)
 
@@ -154,15 +201,15 @@ def require_admin(ws: "Workspace", token: str | None, action: str, resource: str
     """Admin operations need a token whose principal holds the `admin` role; audited either way."""
     identity = authenticate(ws, token, action=action, resource=resource)
     if not identity.is_admin:
-        record_event(ws, principal=identity.name, action=action, decision="deny", resource=resource,
-                     reason="principal lacks role admin")
+        record_decision(ws, principal=identity.name, action=action, decision="deny", resource=resource,
+                        reason="principal lacks role admin")
         raise AccessDenied(f"`{action}` needs the admin role; `{identity.name}` has {sorted(identity.roles)}")
-    record_event(ws, principal=identity.name, action=action, decision="allow", resource=resource)
+    record_decision(ws, principal=identity.name, action=action, decision="allow", resource=resource)
     return identity
 
 
 def require_token(ws: "Workspace", token: str | None, action: str, resource: str | None = None) -> Identity:
     """Keyed operations on files outside the store (e.g. `pii apply`): any authenticated principal, audited."""
     identity = authenticate(ws, token, action=action, resource=resource)
-    record_event(ws, principal=identity.name, action=action, decision="allow", resource=resource)
+    record_decision(ws, principal=identity.name, action=action, decision="allow", resource=resource)
     return identity

@@ -11,6 +11,7 @@ the ledger cap follows the bound policy (only this path may change it).
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,20 @@ class Binding:
     tags: tuple[str, ...]
     privacy_unit: str
     cap: tuple[float, float] | None
+
+
+# The names a pipeline may declare (see run/spec.py). Why bind checks them too: policies
+# match dataset names with globs (`clinic-*`) and model use names runs as `run:<id>`,
+# so a dataset called `clinic-*` or `run:1234` would be matched by rules, or stand in
+# for things, that nobody meant it to be.
+DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def check_dataset_name(name: str) -> str:
+    if not DATASET_NAME.match(name):
+        raise InputError(f"policy bind: dataset name {name[:120]!r}: expected 1-100 letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit (the names pipelines may declare)")
+    return name
 
 
 def policy_digest(text: str) -> str:
@@ -70,6 +85,7 @@ def bind_policy(ws: "Workspace", admin: Identity, dataset: str, path: Path, *, t
             s.add(PolicyRecord(name=str(policy.name), content_hash=digest, text=text))
         ds = s.query(Dataset).filter(Dataset.name == dataset).one_or_none()
         if ds is None:
+            check_dataset_name(dataset)
             ds = Dataset(name=dataset, lineage_id=uuid.uuid4().hex, privacy_unit=privacy_unit,
                          row_id_column="row_id", tags=sorted(set(tags or [])))
             s.add(ds)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from governance.access.authorize import authenticate, decide_for
+from governance.access.authorize import Authorization, Identity, authenticate, decide_for
 from governance.evidence.recorder import record_event
 from privacy.errors import AccessDenied, InputError
 
@@ -64,18 +64,55 @@ def _identifier_columns(parent_steps: list[dict]) -> tuple[set[str], set[str]]:
 def export_version(ws: "Workspace", token: str | None, name: str, version: int | None, purpose: str,
                    out: Path) -> ExportSummary:
     """Authenticate, decide (`read_masked` or `read_quarantine`), apply obligations, write `out`, audit."""
-    from governance.access.obligations import apply_obligations, filter_problem
-    from governance.storage import catalog
     from governance.storage.atomic_write import write_frame
-    from governance.storage.store import Dataset, DatasetVersion
-    from privacy.deid import pseudonymize
 
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise InputError(f"--out {out}: expected a .csv or .parquet file name")
     identity = authenticate(ws, token, action="export", resource=name, purpose=purpose)
+    released = _release(ws, identity, "read_masked", name, version, purpose, shown_action="export")
+    masked = released.frame
+    write_frame(masked, out)
+    masks = ",".join(sorted(released.auth.obligations.column_masks))[:128]
+    with ws.session() as s:
+        ws.audit.record(s, principal=identity.name, action="export", decision="info", resource=name,
+                        version=released.version, purpose=purpose,
+                        details={"rows": int(len(masked)), "columns": int(masked.shape[1]), "kind": released.kind,
+                                 "masked_columns": masks})
+        ws.audit.checkpoint(s)
+    return ExportSummary(principal=identity.name, dataset=name, version=released.version, kind=released.kind,
+                         rows=int(len(masked)), columns=int(masked.shape[1]), out=out)
+
+
+@dataclass(frozen=True)
+class Released:
+    """A stored version as one principal may see it, and the decision that allowed it."""
+
+    auth: Authorization
+    version: int
+    kind: str
+    frame: "pd.DataFrame"
+    row_id_column: str
+
+
+def _release(ws: "Workspace", identity: Identity, action: str, name: str, version: int | None, purpose: str,
+             *, shown_action: str) -> Released:
+    """Decide, decrypt, and apply everything a release owes: fail-closed row filter,
+    the parent run's de-identification for a quarantine, the grant's masks.
+
+    Why one function: `quality validate/suggest dataset:NAME@V` used to decrypt
+    with the decision alone, so a quarantine came back with the names, SSNs and
+    phone numbers that `dataset export` removes, and a grant's masks and row
+    filter did not apply. Every path that hands a stored version to a caller
+    goes through here."""
+    from governance.access.obligations import apply_obligations, filter_problem
+    from governance.storage import catalog
+    from governance.storage.store import Dataset, DatasetVersion
+    from privacy.deid import pseudonymize
+
     kind = _version_kind(ws, name, version)
-    action = "read_quarantine" if kind == "quarantine" else "read_masked"
-    auth = decide_for(ws, identity, action, name, purpose, version=version)
+    if kind == "quarantine":
+        action = "read_quarantine"
+    auth = decide_for(ws, identity, action, name, purpose, version=version, shown_action=shown_action)
     with ws.session() as s:
         ds = s.get(Dataset, auth.dataset.id)
         row = catalog.get_version(s, ds, version)
@@ -84,25 +121,19 @@ def export_version(ws: "Workspace", token: str | None, name: str, version: int |
         df = catalog.read_version(ws, s, ds, row)
         parent = s.get(DatasetVersion, row.parent_id) if row.parent_id else None
         parent_steps = list(parent.steps_json or []) if parent is not None else []
+        number, row_id = int(row.version), ds.row_id_column
     problem = filter_problem(auth.obligations.row_filter, df)
     if problem is not None:
-        record_event(ws, principal=identity.name, action="export", decision="deny", resource=name,
-                     version=row.version, purpose=purpose, reason=f"fail closed: {problem}"[:500])
-        raise AccessDenied(f"`{identity.name}` may not export `{name}` v{row.version}: the grant's row filter cannot "
-                           f"be evaluated on this version ({problem}); denied (fail closed)")
+        record_event(ws, principal=identity.name, action=shown_action, decision="deny", resource=name,
+                     version=number, purpose=purpose, reason=f"fail closed: {problem}"[:500],
+                     details={"for": action})
+        raise AccessDenied(f"`{identity.name}` may not {shown_action} `{name}` v{number}: the grant's row filter "
+                           f"cannot be evaluated on this version ({problem}); denied (fail closed)")
+    key = ws.keyring.hmac_key(f"export:{name}")
     if kind == "quarantine":
-        df = _deidentify_quarantine(df, parent_steps, ws.keyring.hmac_key(f"export:{name}"), pseudonymize)
-    masked = apply_obligations(df, auth.obligations, key=ws.keyring.hmac_key(f"export:{name}"))
-    write_frame(masked, out)
-    masks = ",".join(sorted(auth.obligations.column_masks))[:128]
-    with ws.session() as s:
-        ws.audit.record(s, principal=identity.name, action="export", decision="info", resource=name,
-                        version=row.version, purpose=purpose,
-                        details={"rows": int(len(masked)), "columns": int(masked.shape[1]), "kind": kind,
-                                 "masked_columns": masks})
-        ws.audit.checkpoint(s)
-    return ExportSummary(principal=identity.name, dataset=name, version=row.version, kind=kind,
-                         rows=int(len(masked)), columns=int(masked.shape[1]), out=out)
+        df = _deidentify_quarantine(df, parent_steps, key, pseudonymize)
+    frame = apply_obligations(df, auth.obligations, key=key)
+    return Released(auth=auth, version=number, kind=kind, frame=frame, row_id_column=row_id)
 
 
 def _deidentify_quarantine(df: "pd.DataFrame", parent_steps: list[dict], key: bytes, pseudonymize) -> "pd.DataFrame":
@@ -116,20 +147,14 @@ def _deidentify_quarantine(df: "pd.DataFrame", parent_steps: list[dict], key: by
 
 def read_authorized(ws: "Workspace", token: str | None, action: str, name: str, version: int | None,
                     purpose: str) -> tuple["pd.DataFrame", str]:
-    """Decrypt a stored version for an in-process check (e.g. `quality validate dataset:NAME@V`).
+    """A stored version for an in-process check (e.g. `quality validate dataset:NAME@V`), released
+    exactly as `dataset export` would release it to this principal.
 
     Reading a quarantine version is `read_quarantine` whatever `action` was asked for."""
-    from governance.storage import catalog
-    from governance.storage.store import Dataset
-
     identity = authenticate(ws, token, action=action, resource=name, purpose=purpose)
-    if _version_kind(ws, name, version) == "quarantine":
-        action = "read_quarantine"
-    auth = decide_for(ws, identity, action, name, purpose, version=version)
-    with ws.session() as s:
-        ds = s.get(Dataset, auth.dataset.id)
-        row = catalog.get_version(s, ds, version)
-        df = catalog.read_version(ws, s, ds, row)
-    record_event(ws, principal=identity.name, action="read", decision="info", resource=name, version=row.version,
-                 purpose=purpose, details={"rows": int(len(df)), "for": action})
-    return df, ds.row_id_column
+    released = _release(ws, identity, action, name, version, purpose, shown_action=action)
+    df = released.frame
+    record_event(ws, principal=identity.name, action="read", decision="info", resource=name,
+                 version=released.version, purpose=purpose,
+                 details={"rows": int(len(df)), "for": released.auth.action, "kind": released.kind})
+    return df, released.row_id_column

@@ -87,7 +87,7 @@ def audit_model(
     with ws.lock():
         auth, purpose = model_ops.authorize_model_use(ws, _token(token), "train", run_uid, purpose)
         rec = model_ops.audit_model(ws, auth.identity.name, run_uid, purpose, canaries=canaries, seed=seed,
-                                    skip_canary=skip_canary)
+                                    skip_canary=skip_canary, auth=auth)
     if json_out:
         print(json.dumps(rec, indent=2, default=str))
         return

@@ -112,7 +112,8 @@ def demo(
         ws = demo_ws.ws
         with ws.lock():
             auth, purpose = model_ops.authorize_model_use(ws, demo_ws.token, "train", summary.run_uid, None)
-            rec = model_ops.audit_model(ws, auth.identity.name, summary.run_uid, purpose, canaries=200, seed=0)
+            rec = model_ops.audit_model(ws, auth.identity.name, summary.run_uid, purpose, canaries=200, seed=0,
+                                        auth=auth)
         print_audit(summary.run_uid, rec)
         if summary.report_path:
             from governance.evidence.report import write_report

@@ -39,18 +39,32 @@ def authorize_model_use(ws: Workspace, token: str | None, action: str, run_uid: 
                         purpose: str | None) -> tuple[Any, str]:
     """(Authorization, purpose) for using a run's model, decided under its dataset's bound policy.
 
-    Authenticates before anything about the run is looked up; an unknown run is
-    denied with the same words as a forbidden one. `purpose=None` means the
-    purpose the run trained for."""
-    from governance.access.authorize import authenticate, decide_for
+    Authenticates before anything about the run is looked up. An unknown run is
+    denied (and audited) with the same words as a forbidden one, without
+    deciding under any dataset's policy: a dataset an admin happened to name
+    `run:<id>` must not stand in for a run that does not exist. A model
+    withdrawn by an erasure is refused after the decision, and that refusal is
+    audited too. `purpose=None` means the purpose the run trained for."""
+    from governance.access.authorize import authenticate, decide_for, denied_message, record_decision
     from governance.storage.store import Run
 
-    identity = authenticate(ws, token, action=action, resource=f"run:{run_uid}"[:500], purpose=purpose)
+    resource = f"run:{run_uid}"[:500]
+    identity = authenticate(ws, token, action=action, resource=resource, purpose=purpose)
     with ws.session() as s:
-        row = s.query(Run.dataset_name, Run.purpose).filter(Run.run_uid == run_uid).one_or_none()
-    dataset = row[0] if row is not None else f"run:{run_uid}"
-    purpose = purpose if purpose is not None else (row[1] if row is not None else None)
+        row = (s.query(Run.dataset_name, Run.purpose, Run.affected_by_erasure)
+               .filter(Run.run_uid == run_uid).one_or_none())
+    if row is None:
+        record_decision(ws, principal=identity.name, action=action, decision="deny", resource=resource,
+                        purpose=purpose, reason="no such run")
+        raise AccessDenied(denied_message(identity.name, action, resource, purpose))
+    dataset, run_purpose, withdrawn = row
+    purpose = purpose if purpose is not None else run_purpose
     auth = decide_for(ws, identity, action, dataset, purpose, details={"run_uid": run_uid[:64]})
+    if withdrawn:
+        reason = f"run {run_uid}: its model was trained on an erased dataset version and is withdrawn"
+        record_decision(ws, principal=identity.name, action=action, decision="deny", resource=dataset,
+                        purpose=purpose, reason=reason[:500], details={"run_uid": run_uid[:64]})
+        raise AccessDenied(reason)
     return auth, purpose
 
 
@@ -136,13 +150,29 @@ def _sha256(path: Path) -> str:
 
 
 # --------------------------------------------------------------------------- audit-model
+def _canary_refusal(auth: Any, epsilon: float) -> str | None:
+    """Why the bound policy no longer lets the canary audit retrain at `epsilon`, or None."""
+    from policies.engine import budget_for
+
+    cap = auth.obligations.epsilon_cap
+    if cap is not None and epsilon > cap:
+        return (f"the canary audit retrains at epsilon {epsilon:g}, above the per-run cap {cap:g} granted to "
+                f"`{auth.identity.name}`")
+    if budget_for(auth.policy, auth.dataset.name) is None:
+        return f"the policy bound to `{auth.dataset.name}` declares no privacy budget for it; retraining is refused"
+    return None
+
+
 def audit_model(ws: Workspace, principal: str, run_uid: str, purpose: str, *, canaries: int = 200,
                 seed: int = 0, max_members: int = 20000, skip_canary: bool = False,
-                device: str = "auto") -> dict[str, Any]:
+                device: str = "auto", auth: Any = None) -> dict[str, Any]:
     """Membership inference on the stored model + the one-run canary audit; stored on the run.
 
     The caller has already authorized `train` on the run's dataset (the canary
-    audit trains on it). Returns the audit record written to the model card.
+    audit trains on it) and passes that `auth`: the audit retrains at the run's
+    target, which a policy rebound since the run may no longer allow (a lower
+    per-run cap, or no budget at all). Returns the audit record written to the
+    model card.
     """
     from dataclasses import replace
 
@@ -153,6 +183,16 @@ def audit_model(ws: Workspace, principal: str, run_uid: str, purpose: str, *, ca
         raise InputError(f"--canaries: expected at least 10, got {canaries}")
     with ws.session() as s:
         run, bundle = load_run_model(ws, s, run_uid)
+    cfg = replace(bundle.config, device=device)
+    refusal = None if skip_canary or auth is None else _canary_refusal(auth, cfg.epsilon)
+    if refusal is not None:  # before any data is read or budget reserved
+        from governance.evidence.recorder import record_event
+
+        record_event(ws, principal=principal, action="train", decision="deny", resource=run.dataset_name,
+                     purpose=purpose, reason=refusal[:500], details={"run_uid": run_uid[:64], "for": "audit-model"})
+        raise AccessDenied(f"{refusal}; use --skip-canary for membership inference only")
+    with ws.session() as s:
+        run = _find_run(s, run_uid)
         version = s.get(DatasetVersion, run.version_id)
         ds = catalog.find_dataset(s, run.dataset_name)
         lineage, unit = ds.lineage_id, ds.privacy_unit or "row"
@@ -160,7 +200,6 @@ def audit_model(ws: Workspace, principal: str, run_uid: str, purpose: str, *, ca
         data = catalog.read_version(ws, s, ds, version)
         ws.audit.record(s, principal=principal, action="read", decision="info", resource=run.dataset_name,
                         version=version.version, purpose=purpose, details={"rows": int(len(data)), "for": "audit-model"})
-    cfg = replace(bundle.config, device=device)
     train_df, test_df = split_for_training(data, cfg.unit_column, cfg.test_fraction, cfg.seed)
     del data
     rng = np.random.default_rng(seed)

@@ -14,14 +14,16 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from governance.access.authorize import Authorization, Identity, authenticate, decide_for
+from governance.access.authorize import (
+    Authorization, Identity, authenticate, claimed_name, decide_for, record_decision, shown,
+)
 from governance.evidence.recorder import AuditRecorder, record_event
 from governance.run import stages, training
 from governance.run.context import Progress, RunContext
 from governance.run.records import Quarantined, Reservation, RunSummary
 from governance.run.spec import PipelineSpec
 from governance.workspace import Workspace
-from privacy.errors import AccessDenied, InputError, PrivgovError
+from privacy.errors import AccessDenied, BudgetExceeded, InputError, PrivgovError
 
 T = TypeVar("T")
 
@@ -60,10 +62,12 @@ def admit(ws: Workspace, spec: PipelineSpec, token: str | None) -> tuple[Identit
     identity = authenticate(ws, token, action="run", resource=spec.dataset, purpose=spec.purpose,
                             claimed=spec.principal)
     if identity.name != spec.principal:
-        record_event(ws, principal=identity.name, action="run", decision="deny", resource=spec.dataset,
-                     purpose=spec.purpose, reason=f"pipeline declares principal `{spec.principal}`"[:500])
+        claimed = claimed_name(spec.principal)
+        record_decision(ws, principal=identity.name, action="run", decision="deny", resource=spec.dataset,
+                        purpose=spec.purpose, reason=f"pipeline declares principal `{claimed}`"[:500],
+                        details={"claimed_principal": claimed})
         raise AccessDenied(f"the token belongs to `{identity.name}` but the pipeline declares principal "
-                           f"`{spec.principal}`")
+                           f"`{shown(spec.principal)}`")
     auth = decide_for(ws, identity, "ingest", spec.dataset, spec.ingest_purpose)
     _check_binding(ws, spec, auth)
     return identity, auth
@@ -95,6 +99,55 @@ def _check_binding(ws: Workspace, spec: PipelineSpec, auth: Authorization) -> No
         raise AccessDenied(f"pipeline `{spec.name}` {problem}")
 
 
+def _require_bound_budget(ctx: RunContext, auth: Authorization) -> None:
+    """Training needs a budget in the policy bound now, not only a cap left on the ledger.
+
+    Why: rebinding a policy without `budgets` for the dataset leaves the ledger's
+    old cap in place (a cap is never deleted: past entries stay counted), so
+    `policy bind` said "training is refused" while runs went on training."""
+    from policies.engine import budget_for
+
+    if budget_for(auth.policy, ctx.dataset.name) is not None:
+        return
+    ctx.record("budget_reserve", decision="deny", purpose=ctx.spec.purpose,
+               reason="the bound policy declares no budget for the dataset")
+    raise AccessDenied(f"dataset `{ctx.dataset.name}`: the policy bound to it declares no privacy budget "
+                       "(`budgets.datasets`); training is refused")
+
+
+def _per_run_cap(ctx: RunContext, obligations: Any) -> float | None:
+    """The grant's per-run ε cap; a target above it is a denial, and denials are audited."""
+    try:
+        return training.check_per_run_cap(ctx, obligations)
+    except AccessDenied as exc:
+        ctx.record("train", decision="deny", purpose=ctx.spec.purpose, epsilon=float(ctx.spec.training.epsilon),
+                   reason=str(exc)[:500])
+        raise
+
+
+def _binding_unchanged(ctx: RunContext, stage: str) -> None:
+    """Refuse to go on if an admin changed the dataset's privacy unit since admission.
+
+    Why: the unit can be set on a dataset without versions, so a `policy bind`
+    racing a run (the CLI serializes them with the workspace lock; library and
+    service callers do not) would let the run reserve and train on the old
+    unit's ledger while every later run charges a fresh cap on the new one, and
+    the model's guarantee would be per row for data that is per patient. Once a
+    version is stored the unit can no longer change, so a check after storing
+    closes the window."""
+    from governance.storage.store import Dataset
+
+    with ctx.ws.session() as s:
+        row = s.query(Dataset.privacy_unit, Dataset.lineage_id).filter(Dataset.id == ctx.dataset.id).one_or_none()
+    if row is not None and (row[0], row[1]) == (ctx.dataset.privacy_unit, ctx.dataset.lineage_id):
+        return
+    now = "gone" if row is None else f"`{row[0] or 'row'}`"
+    reason = (f"the privacy unit bound to `{ctx.dataset.name}` changed during the run (`{ctx.dataset.unit}` at "
+              f"admission, now {now}; {stage}); run the pipeline again")
+    ctx.record("run", decision="deny", purpose=ctx.spec.purpose, reason=reason[:500])
+    raise AccessDenied(reason)
+
+
 def _start(ws: Workspace, spec: PipelineSpec, identity: Identity, auth: Authorization, run_uid: str) -> RunContext:
     from governance.storage.store import Run
 
@@ -122,8 +175,9 @@ def _body(ctx: RunContext, summary: RunSummary, timed: _Timer) -> None:
     if spec.training:  # decided before any work, so a refused run stores nothing
         def decide_train() -> float | None:
             train_auth = decide_for(ctx.ws, ctx.identity, "train", spec.dataset, spec.purpose)
+            _require_bound_budget(ctx, train_auth)
             training.require_cap(ctx)
-            return training.check_per_run_cap(ctx, train_auth.obligations)
+            return _per_run_cap(ctx, train_auth.obligations)
 
         per_run_cap = timed("decide", decide_train)
     df = timed("ingest", lambda: stages.ingest(ctx)).frame
@@ -147,6 +201,7 @@ def _body(ctx: RunContext, summary: RunSummary, timed: _Timer) -> None:
     meta: dict[str, Any] = {"pipeline": spec.name, "run_uid": ctx.run_uid}
     reservation = None
     if spec.training:
+        _binding_unchanged(ctx, "before reserving budget")
         meta.update(training.split_meta(ctx, df))
         reservation = timed("reserve", lambda: training.reserve(ctx, [str(c) for c in df.columns], meta, per_run_cap))
         summary.epsilon_target, summary.delta = reservation.epsilon, reservation.delta
@@ -159,6 +214,11 @@ def _body(ctx: RunContext, summary: RunSummary, timed: _Timer) -> None:
     summary.version, summary.quarantine_version = stored.version, stored.quarantine_version
     df = held = deid = None  # free the plaintext before training decrypts the stored version
     if reservation is not None:
+        try:
+            _binding_unchanged(ctx, "after storing, before training")
+        except AccessDenied:
+            ctx.ws.ledger.release(ctx.run_uid)  # the stored version was never decrypted
+            raise
         trained = timed("train", lambda: training.train(ctx, stored, reservation))
         summary.epsilon_spent, summary.metrics = trained.epsilon_spent, trained.metrics
 
@@ -178,6 +238,7 @@ def resume_pipeline(ws: Workspace, spec: PipelineSpec, token: str | None, run_ui
     identity, auth = timed("authenticate", lambda: admit(ws, spec, token))
     if not spec.training:
         raise InputError(f"pipeline `{spec.name}` has no training block; nothing to resume")
+    _require_own_run(ws, identity, spec, run_uid)
     with ws.session() as s:
         run = s.query(Run).filter(Run.run_uid == run_uid).one_or_none()
         if run is None:
@@ -200,7 +261,8 @@ def resume_pipeline(ws: Workspace, spec: PipelineSpec, token: str | None, run_ui
         from training.trainer import plan
 
         train_auth = timed("decide", lambda: decide_for(ws, identity, "train", spec.dataset, spec.purpose))
-        training.check_per_run_cap(ctx, train_auth.obligations)
+        _require_bound_budget(ctx, train_auth)
+        _per_run_cap(ctx, train_auth.obligations)
         cfg = training.train_config(ctx, columns)
         n_plan, max_group = training.plan_size(stored.meta, cfg, spec.dataset)
         pplan = plan(n_plan, cfg, max_group_size=max_group)
@@ -214,13 +276,28 @@ def resume_pipeline(ws: Workspace, spec: PipelineSpec, token: str | None, run_ui
     return _guarded(ctx, summary, body)
 
 
+def _require_own_run(ws: Workspace, identity: Identity, spec: PipelineSpec, run_uid: str) -> None:
+    """Only the principal who started a run may resume it: resuming trains on the
+    run's reservation and stores the model under the run (and its principal)."""
+    from governance.storage.store import Run
+
+    with ws.session() as s:
+        owner = s.query(Run.principal).filter(Run.run_uid == run_uid).scalar()
+    if owner is not None and owner != identity.name:
+        record_event(ws, principal=identity.name, action="run", decision="deny", resource=spec.dataset,
+                     purpose=spec.purpose, reason=f"resume of run {run_uid[:64]} started by `{owner}`"[:500],
+                     details={"run_uid": run_uid[:64]})
+        raise AccessDenied(f"--resume {shown(run_uid)}: the run was started by `{owner}`, not `{identity.name}`; "
+                           "only its principal may resume it")
+
+
 def _guarded(ctx: RunContext, summary: RunSummary, body: Callable[[], None]) -> RunSummary:
     """Run the stages; whatever happens, record the outcome, audit and checkpoint the log."""
     try:
         body()
         summary.status = "succeeded"
     except PrivgovError as exc:
-        summary.status = "denied" if isinstance(exc, AccessDenied) else "failed"
+        summary.status = "denied" if isinstance(exc, (AccessDenied, BudgetExceeded)) else "failed"  # refusals
         summary.reason = str(exc)
         _finish(ctx, summary)
         raise

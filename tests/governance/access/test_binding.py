@@ -1,0 +1,234 @@
+"""`privgov policy bind` is the only way a policy comes to apply to a dataset: what a token holder
+tries instead (their own policy, their own cap, tags, unit) is refused and audited, and what an
+admin binds takes effect for the next decision without re-running anything."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.governance.access.conftest import (
+    CLINIC_POLICY, blobs, denies_after, grant, head, ledger, no_training, pipeline, privgov, versions, write_policy,
+)
+
+GENEROUS = {
+    "version": 1, "name": "clinic", "roles": ["ml-engineer", "data-engineer", "analyst", "contractor", "admin"],
+    "grants": [{"id": "everything", "roles": ["ml-engineer", "data-engineer"],
+                "actions": ["read", "read_masked", "read_quarantine", "train", "predict", "validate", "erase",
+                            "admin", "ingest"],
+                "datasets": ["*"], "purposes": ["readmission-model", "pipeline", "quality-review"],
+                "epsilon_cap": 1000.0}],
+    "budgets": {"datasets": {"clinic-visits": {"epsilon": 1000.0, "delta": 0.1}}},
+}
+
+
+def _bound_hash(ws, dataset: str = "clinic-visits") -> str | None:
+    from governance.storage.store import Dataset
+
+    with ws.session() as s:
+        return s.query(Dataset.policy_hash).filter(Dataset.name == dataset).scalar()
+
+
+def _bind(capsys, ws, token, policy, *extra, dataset="clinic-visits"):
+    return privgov(capsys, "policy", "bind", dataset, policy, *extra, "-w", ws.root, "--token", token)
+
+
+def _run(capsys, ws, token, spec):
+    return privgov(capsys, "run", spec, "-w", ws.root, "--token", token)
+
+
+def test_policy_swap_is_refused_and_the_bound_policy_still_decides(capsys, people, tmp_path) -> None:
+    """A token holder writes a policy that grants everything with a cap of 1000 and points the
+    pipeline at it: refused before anything is read, audited under the token's principal; the
+    stored binding and the ledger cap do not move, and export still decides under the bound text."""
+    ws, tokens = people
+    assert _run(capsys, ws, tokens["demo"], no_training(tmp_path, "legit"))[0] == 0
+    hash_before, cap_before, stored_before = _bound_hash(ws), ledger(ws).epsilon_cap, versions(ws)
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump(GENEROUS, sort_keys=False))
+    for spec in (pipeline(tmp_path, "swap", policy=str(mine)),
+                 pipeline(tmp_path, "swap-train", policy=str(mine), **{"training.epsilon": 50.0})):
+        before = head(ws)
+        code, _, err = _run(capsys, ws, tokens["demo"], spec)
+        assert code == 3 and "only the bound policy applies" in err
+        [deny] = denies_after(ws, before)
+        assert (deny.principal, deny.action, deny.resource) == ("demo-ml-engineer", "run", "clinic-visits")
+        assert "mine.yaml" in deny.reason
+    assert _bound_hash(ws) == hash_before and ledger(ws).epsilon_cap == cap_before == 3.0
+    assert versions(ws) == stored_before and ledger(ws).runs == []
+    # under the swapped policy demo could export; under the bound one it may not
+    before = head(ws)
+    code, _, _ = privgov(capsys, "dataset", "export", "clinic-visits", "--purpose", "pipeline", "--out",
+                         tmp_path / "x.csv", "-w", ws.root, "--token", tokens["demo"])
+    assert code == 3 and not (tmp_path / "x.csv").exists()
+    [deny] = denies_after(ws, before)
+    assert deny.details["policy_hash"] == hash_before[:16]
+
+
+def test_only_admins_bind(capsys, people, tmp_path) -> None:
+    ws, tokens = people
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump(GENEROUS, sort_keys=False))
+    hash_before = _bound_hash(ws)
+    for key, principal in (("demo", "demo-ml-engineer"), ("ana", "ana"), ("mallory", "mallory")):
+        before = head(ws)
+        code, _, err = _bind(capsys, ws, tokens[key], mine)
+        assert code == 3 and "admin" in err
+        assert [(e.principal, e.action) for e in denies_after(ws, before)] == [(principal, "policy_bind")]
+    before = head(ws)
+    code = privgov(capsys, "policy", "bind", "clinic-visits", mine, "-w", ws.root)[0]
+    assert code == 3
+    assert [(e.principal, e.action) for e in denies_after(ws, before)] == [("unauthenticated", "policy_bind")]
+    assert _bound_hash(ws) == hash_before and ledger(ws).epsilon_cap == 3.0
+
+
+def test_rebinding_changes_the_next_decision_without_a_rerun(capsys, people, tmp_path) -> None:
+    ws, tokens = people
+    assert _run(capsys, ws, tokens["demo"], no_training(tmp_path))[0] == 0
+
+    def export():
+        out = tmp_path / "dora.csv"
+        out.unlink(missing_ok=True)
+        return privgov(capsys, "dataset", "export", "clinic-visits", "--purpose", "pipeline", "--out", out,
+                       "-w", ws.root, "--token", tokens["dora"])[0]
+
+    assert export() == 3
+
+    def dora_reads(doc):
+        doc["grants"].append({"id": "engineer-masked", "roles": ["data-engineer"], "actions": ["read_masked"],
+                              "datasets": ["clinic-visits"], "purposes": ["pipeline"], "masks": {"email": "drop"}})
+
+    assert _bind(capsys, ws, tokens["admin"], write_policy(tmp_path / "v2.yaml", dora_reads))[0] == 0
+    assert export() == 0
+    assert _bind(capsys, ws, tokens["admin"], CLINIC_POLICY)[0] == 0
+    before = head(ws)
+    assert export() == 3
+    assert len(denies_after(ws, before)) == 1
+    assert len(versions(ws)) == 2  # nothing was re-run: the same data version and quarantine
+
+
+def test_rebinding_a_different_budget_moves_the_ledger_cap(capsys, people, tmp_path) -> None:
+    ws, tokens = people
+
+    def budget(eps):
+        def edit(doc):
+            doc["budgets"]["datasets"]["clinic-visits"]["epsilon"] = eps
+        return edit
+
+    assert _bind(capsys, ws, tokens["admin"], write_policy(tmp_path / "b5.yaml", budget(5.0)))[0] == 0
+    assert ledger(ws).epsilon_cap == 5.0
+    code, out, _ = privgov(capsys, "budget", "show", "clinic-visits", "-w", ws.root)
+    assert code == 0 and "cap ε=5" in out
+    assert _bind(capsys, ws, tokens["admin"], write_policy(tmp_path / "b2.yaml", budget(2.0)))[0] == 0
+    assert ledger(ws).epsilon_cap == 2.0
+
+
+def test_a_pipeline_cannot_raise_the_cap(capsys, people, tmp_path) -> None:
+    """There is no pipeline key for it, and a target above the grant's per-run cap is denied."""
+    ws, tokens = people
+    before, stored = head(ws), blobs(ws)
+    code, _, err = _run(capsys, ws, tokens["demo"], pipeline(tmp_path, "budget", budget={"epsilon": 1000}))
+    assert code == 2 and "budget" in err
+    code, _, err = _run(capsys, ws, tokens["demo"], pipeline(tmp_path, "eps", **{"training.epsilon": 50.0}))
+    assert code == 3 and "per-run cap 3" in err
+    assert ledger(ws).epsilon_cap == 3.0 and ledger(ws).runs == []
+    assert versions(ws) == [] and blobs(ws) == stored
+    assert [(e.principal, e.action) for e in denies_after(ws, before)] == [("demo-ml-engineer", "train")]
+
+
+def test_rebinding_without_a_budget_refuses_training(capsys, people, tmp_path) -> None:
+    """The ledger keeps its old cap (entries stay counted); the bound policy decides whether
+    training may spend any of it, as `policy bind` says."""
+    ws, tokens = people
+    nobudget = write_policy(tmp_path / "nobudget.yaml", lambda doc: doc.pop("budgets"))
+    code, out, _ = _bind(capsys, ws, tokens["admin"], nobudget)
+    assert code == 0 and "training is refused" in out
+    before, stored = head(ws), blobs(ws)
+    code, _, err = _run(capsys, ws, tokens["demo"], pipeline(tmp_path, policy=None))
+    assert code == 3 and "no privacy budget" in err
+    assert versions(ws) == [] and blobs(ws) == stored and ledger(ws).runs == []
+    assert [(e.principal, e.action) for e in denies_after(ws, before)] == [("demo-ml-engineer", "budget_reserve")]
+
+
+@pytest.mark.parametrize("changes, needle", [
+    ({"tags": ["phi", "research"]}, "research"),
+    ({"tags": ["public"]}, "public"),
+    ({"privacy_unit": "visit_id"}, "visit_id"),
+    ({"privacy_unit": "row_id"}, "row_id"),
+])
+def test_pipeline_tags_and_unit_must_match_the_binding(capsys, people, tmp_path, changes, needle) -> None:
+    ws, tokens = people
+    before = head(ws)
+    code, _, err = _run(capsys, ws, tokens["demo"], pipeline(tmp_path, **changes))
+    assert code == 3 and needle in err
+    [deny] = denies_after(ws, before)
+    assert (deny.principal, deny.action) == ("demo-ml-engineer", "run") and needle in deny.reason
+    assert versions(ws) == [] and ledger(ws).runs == []
+
+
+@pytest.mark.parametrize("name", ["run:0123abcd", "clinic-*", "clinic-[a-z]isits", "../clinic", "_x", "a b"])
+def test_bind_refuses_names_that_rules_or_runs_could_mistake(capsys, people, name) -> None:
+    """Grants match dataset names with globs and model use names runs `run:<id>`; a dataset
+    named like either would be matched by rules nobody wrote for it."""
+    from governance.storage.store import Dataset
+
+    ws, tokens = people
+    code, _, err = _bind(capsys, ws, tokens["admin"], CLINIC_POLICY, dataset=name)
+    assert code == 2 and "dataset name" in err
+    with ws.session() as s:
+        assert s.query(Dataset).filter(Dataset.name == name).count() == 0
+
+
+@pytest.mark.parametrize("stage", ["ingest", "encrypt"])
+def test_a_unit_bound_during_a_run_stops_the_run(tmp_path, stage) -> None:
+    """`policy bind --privacy-unit` racing a run (library callers hold no workspace lock): the
+    run was admitted per row; it must not reserve or train on the per-row ledger while later runs
+    charge a fresh cap per patient. Simulated deterministically from the run's progress hook:
+    before the budget is reserved, or after it is and while the version is being stored (then the
+    reservation is released; the stored version was never decrypted)."""
+    from governance.access.authorize import Identity
+    from governance.access.binding import bind_policy
+    from governance.run.runner import run_pipeline
+    from governance.run.spec import load_pipeline
+    from privacy.errors import AccessDenied
+    from tests.conftest import new_workspace
+    from tests.governance.access.conftest import PEOPLE
+
+    ws, tokens = new_workspace(tmp_path / "ws", PEOPLE, {"clinic-visits": (CLINIC_POLICY, ["phi"], None)})
+
+    def rebind(name: str, state: str) -> None:
+        if (name, state) == (stage, "start"):
+            bind_policy(ws, Identity("admin", ("admin",)), "clinic-visits", CLINIC_POLICY, privacy_unit="patient_id")
+
+    spec = load_pipeline(pipeline(tmp_path, privacy_unit=None, report=None))
+    before = head(ws)
+    with pytest.raises(AccessDenied, match="privacy unit .* changed during the run"):
+        run_pipeline(ws, spec, tokens["demo"], rebind)
+    assert len(versions(ws)) == (0 if stage == "ingest" else 2)
+    assert ledger(ws).runs == []  # per patient (the unit now bound): nothing
+    with ws.session() as s:
+        from governance.storage.store import Dataset
+
+        lineage = s.query(Dataset.lineage_id).filter(Dataset.name == "clinic-visits").scalar()
+    per_row = ws.ledger.status(lineage, "row")  # per row: nothing spent, nothing left reserved
+    assert [r.state for r in per_row.runs] == ([] if stage == "ingest" else ["released"]) and per_row.spent == 0
+    assert [(e.principal, e.action) for e in denies_after(ws, before)] == [("demo-ml-engineer", "run")]
+
+
+def test_bound_policy_text_is_what_decides_not_the_file(capsys, people, tmp_path) -> None:
+    """Editing the bound file on disk changes nothing until an admin rebinds it."""
+    ws, tokens = people
+    assert _run(capsys, ws, tokens["demo"], no_training(tmp_path))[0] == 0
+    copy = write_policy(tmp_path / "clinic.yaml", lambda doc: None)
+    assert _bind(capsys, ws, tokens["admin"], copy)[0] == 0
+
+    def dora_reads(doc):
+        grant(doc, "analyst-quality-review")["roles"] = ["analyst", "data-engineer"]
+        grant(doc, "analyst-quality-review")["purposes"] = ["quality-review", "pipeline"]
+
+    write_policy(copy, dora_reads)  # edited in place, not rebound
+    code = privgov(capsys, "dataset", "export", "clinic-visits", "--purpose", "pipeline", "--out", tmp_path / "o.csv",
+                   "-w", ws.root, "--token", tokens["dora"])[0]
+    assert code == 3
+    # and a pipeline naming the edited file is refused: it is not the bound text any more
+    code, _, err = _run(capsys, ws, tokens["demo"], no_training(tmp_path, "edited", policy=str(copy)))
+    assert code == 3 and "only the bound policy applies" in err
