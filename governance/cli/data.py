@@ -147,7 +147,7 @@ def pii_apply(
     steps = deid_steps_from_yaml(load_yaml_file(spec, "de-identification spec"))
     ws = _open(workspace)
     authorize(ws, _token(token), "ingest", dataset, purpose, details={"for": "pii_apply"})
-    df, report = apply_deid(read_table(data), steps, key_for_domain=ws.keyring.hmac_key)
+    df, report = apply_deid(read_table(data), steps, key_for_domain=ws.keyring.pseudonym_keys(dataset))
     write_frame(df, out)
     for r in report:
         _console().print(f"  {r}")

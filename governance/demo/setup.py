@@ -16,7 +16,6 @@ from pathlib import Path
 from governance.access.authorize import Identity
 from governance.run.spec import PipelineSpec
 from governance.workspace import Workspace
-from privacy.errors import AccessDenied
 
 TOKEN_FILE = "demo.token"
 DEMO_ROLES = ["ml-engineer", "data-engineer"]
@@ -37,9 +36,10 @@ def prepare(root: Path, spec: PipelineSpec, token: str | None) -> DemoWorkspace:
         saved = root / TOKEN_FILE
         if not token and saved.is_file():
             token = saved.read_text(encoding="ascii").strip()
-        if not token:
-            raise AccessDenied(f"{root} already exists and was not created by `privgov demo`: pass --token or set "
-                               "PRIVGOV_TOKEN (a token of the pipeline's principal)")
+        if not token:  # audited like every other attempt without a token
+            from governance.access.authorize import authenticate
+
+            authenticate(ws, None, action="demo", resource=spec.dataset, claimed=spec.principal)
         return DemoWorkspace(ws=ws, token=token, created=False, admin_token=None)
     return _create(root, spec)
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -60,6 +61,13 @@ EXPORT_FORMAT = "privgov-audit-export/1"
 _MAX_DETAIL_STR = 128
 _MAX_DETAIL_KEYS = 64
 _PG_LOCK_KEY = 0x70726976  # "priv": advisory lock id for PostgreSQL appends
+
+
+_TOKENISH = re.compile(r"pgv_[0-9A-Za-z_]*")
+
+
+def _no_token(text: str | None) -> str | None:
+    return None if text is None else _TOKENISH.sub("(withheld: looks like an API token)", str(text))
 
 
 class AuditEvent(Base):
@@ -179,6 +187,9 @@ class AuditLog:
         if epsilon is not None and not math.isfinite(float(epsilon)):
             raise InputError("audit epsilon: expected a finite number")
         clean = check_details(details)
+        # Events never hold secrets: a token pasted into a name, purpose or reason is withheld here,
+        # whatever path the event came by (the log is readable without a token).
+        principal, resource, purpose, reason = (_no_token(x) for x in (principal, resource, purpose, reason))
         self._lock_for_append(session)
         seq, prev = self._head(session)
         fields: dict[str, Any] = {

@@ -24,6 +24,7 @@ class Validation:
     stage: str  # raw | cleaned
     result: Any  # governance.data.quality.result.ValidationResult
     failing_rows: int
+    record_id: int  # the ValidationRecord row; linked to the version this run stores, and only that
 
     @property
     def success(self) -> bool:

@@ -183,8 +183,11 @@ def _body(ctx: RunContext, summary: RunSummary, timed: _Timer) -> None:
     df = timed("ingest", lambda: stages.ingest(ctx)).frame
     summary.rows_ingested = len(df)
     steps: list[dict[str, Any]] = []
+    validation_ids: list[int] = []
     if spec.quality:
-        summary.raw_validation_success = timed("validate", lambda: stages.validate(ctx, df, "raw")).success
+        raw = timed("validate", lambda: stages.validate(ctx, df, "raw"))
+        summary.raw_validation_success = raw.success
+        validation_ids.append(raw.record_id)
     if spec.cleaning:
         cleaned = timed("clean", lambda: stages.clean(ctx, df))
         df, steps = cleaned.frame, steps + cleaned.steps
@@ -192,6 +195,7 @@ def _body(ctx: RunContext, summary: RunSummary, timed: _Timer) -> None:
     if spec.quality:
         revalidated = timed("revalidate", lambda: stages.validate(ctx, df, "cleaned"))
         summary.clean_validation_success = revalidated.success
+        validation_ids.append(revalidated.record_id)
         held = stages.quarantine(ctx, df, revalidated)
         df = held.kept
         summary.rows_quarantined, summary.quarantine_reasons = held.rows, dict(held.reasons)
@@ -206,7 +210,8 @@ def _body(ctx: RunContext, summary: RunSummary, timed: _Timer) -> None:
         reservation = timed("reserve", lambda: training.reserve(ctx, [str(c) for c in df.columns], meta, per_run_cap))
         summary.epsilon_target, summary.delta = reservation.epsilon, reservation.delta
     try:
-        stored = timed("encrypt", lambda: stages.store(ctx, df, held, steps, meta, summary.clean_validation_success))
+        stored = timed("encrypt", lambda: stages.store(ctx, df, held, steps, meta, summary.clean_validation_success,
+                                                          validation_ids))
     except BaseException:
         if reservation is not None:  # nothing was stored or decrypted: the reservation can go
             ctx.ws.ledger.release(ctx.run_uid)

@@ -66,15 +66,18 @@ def validate(ctx: RunContext, df: pd.DataFrame, stage: str) -> Validation:
     result = run_suite(df, suite, row_id_column=spec.row_id, engine=spec.quality.engine)
     failing = len(blocking_ids(result))
     with ctx.ws.session() as s:
-        s.add(ValidationRecord(
+        rec = ValidationRecord(
             dataset_name=spec.dataset, stage=stage, suite_name=str(suite.get("name", "suite")),
             success=bool(result.success), evaluated=len(result.results),
             failed_expectations=sum(1 for r in result.results if not r.success), failing_rows=failing,
             result_json=result.to_dict(),
-        ))
+        )
+        s.add(rec)
+        s.flush()
+        record_id = int(rec.id)
     ctx.record("validate", purpose=spec.ingest_purpose,
                details={"stage": stage, "success": bool(result.success), "failing_rows": failing})
-    return Validation(stage=stage, result=result, failing_rows=failing)
+    return Validation(stage=stage, result=result, failing_rows=failing, record_id=record_id)
 
 
 def clean(ctx: RunContext, df: pd.DataFrame) -> Cleaned:
@@ -113,7 +116,7 @@ def deidentify(ctx: RunContext, df: pd.DataFrame) -> Deidentified:
     from privacy.deid import apply_deid, enforce_no_direct_identifiers, require_k
 
     d, rid = ctx.spec.deid, ctx.spec.row_id
-    out, report = apply_deid(df, d.steps, key_for_domain=ctx.ws.keyring.hmac_key)
+    out, report = apply_deid(df, d.steps, key_for_domain=ctx.ws.keyring.pseudonym_keys(ctx.dataset.name))
     transformed = {r["column"] for r in report if r.get("action") in ("drop", "pseudonymize")}
     enforce_no_direct_identifiers(out, d.direct_identifiers, transformed=transformed)
     k = None
@@ -130,7 +133,7 @@ def deidentify(ctx: RunContext, df: pd.DataFrame) -> Deidentified:
 
 
 def store(ctx: RunContext, df: pd.DataFrame, held: Quarantined, steps: list[dict[str, Any]],
-          meta: dict[str, Any], clean_success: bool | None) -> Stored:
+          meta: dict[str, Any], clean_success: bool | None, validation_ids: list[int] | None = None) -> Stored:
     """Encrypt the de-identified frame (and the quarantine) as new versions, in one transaction."""
     from governance.storage import catalog
     from governance.storage.store import Dataset, Run, ValidationRecord
@@ -143,8 +146,9 @@ def store(ctx: RunContext, df: pd.DataFrame, held: Quarantined, steps: list[dict
         status = "passed" if clean_success in (True, None) or held.quarantine is not None else "failed"
         row = catalog.write_version(ctx.ws, s, ds, df, kind="data", steps=steps, meta=meta,
                                     validation_status=status)
-        s.query(ValidationRecord).filter(ValidationRecord.dataset_name == spec.dataset,
-                                         ValidationRecord.version_id.is_(None)).update({"version_id": row.id})
+        if validation_ids:
+            s.query(ValidationRecord).filter(ValidationRecord.id.in_(list(validation_ids))).update(
+                {"version_id": row.id}, synchronize_session=False)
         s.query(Run).filter(Run.run_uid == ctx.run_uid).update({"version_id": row.id})
         qver = None
         if held.quarantine is not None and len(held.quarantine):

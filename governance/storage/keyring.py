@@ -22,7 +22,7 @@ import hmac
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -363,6 +363,17 @@ class Keyring:
         hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                     info=b"privgov/hmac/v1/" + domain.encode("utf-8"))
         return hkdf.derive(self._load_secret("hmac"))
+
+    def pseudonym_keys(self, dataset: str) -> "Callable[[str], bytes]":
+        """HMAC keys for de-identifying `dataset`: its pseudonyms, per domain, under that dataset only.
+
+        Why scoped to the dataset: `pii apply` is an `ingest` decision on one
+        dataset; with workspace-wide domain keys a principal allowed to ingest
+        into one dataset could compute (and so look up) another dataset's
+        stored pseudonyms."""
+        if not dataset:
+            raise InputError("pseudonym keys need a dataset name")
+        return lambda domain: self.hmac_key(f"dataset={dataset};domain={domain}")
 
     def signing_key(self) -> Ed25519PrivateKey:
         """Ed25519 key that signs audit checkpoints (unwrapped under the KEK)."""

@@ -67,7 +67,8 @@ def suggest_suite(df: pd.DataFrame, *, row_id_column: str = "row_id", name: str 
         is_text = pd.api.types.is_string_dtype(s.dtype) or s.dtype == object
         looks_like_id = is_text and distinct / len(v) > MAX_STRING_UNIQUENESS and distinct > 1
         is_float = pd.api.types.is_float_dtype(s.dtype)
-        if distinct <= MAX_SET_SIZE and not looks_like_id and not is_float:
+        is_time = pd.api.types.is_datetime64_any_dtype(s.dtype) or pd.api.types.is_timedelta64_dtype(s.dtype)
+        if distinct <= MAX_SET_SIZE and not looks_like_id and not is_float and not is_time:
             values = sorted((_plain(x) for x in v.unique()), key=lambda x: (str(type(x)), x))
             exps.append({"type": "expect_column_values_to_be_in_set",
                          "kwargs": {"column": col, "value_set": values}})

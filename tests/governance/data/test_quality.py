@@ -328,3 +328,18 @@ def test_regex_refused_by_re2_falls_back_to_python_re() -> None:
     r = validate(df, suite, engine="fast")
     assert r.results[0].failing_row_ids == [1]
     assert r.results[1].success is False and r.results[1].engine == "fast"
+
+
+def test_suggest_on_date_columns_writes_json() -> None:
+    """Dates used to reach json.dumps as Timestamps (a traceback from `quality suggest`)."""
+    import json
+
+    import pandas as pd
+
+    from governance.data.quality import suggest_suite
+
+    df = pd.DataFrame({"row_id": [1, 2, 3], "visit_date": pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-01"])})
+    suite = suggest_suite(df)
+    json.dumps(suite)  # must not raise
+    assert not any(e["type"] == "expect_column_values_to_be_in_set" and e["kwargs"]["column"] == "visit_date"
+                   for e in suite["expectations"])

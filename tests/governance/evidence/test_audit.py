@@ -597,3 +597,19 @@ def test_cli_init_takes_the_witness_path(capsys, tmp_path):
     assert [json.loads(line)["seq"] for line in target.read_text().splitlines()] == [1]
     assert main(["audit", "verify", "-w", str(tmp_path / "ws"), "--witness", str(target)]) == 0
     assert "no --trusted-key" in capsys.readouterr().out
+
+
+def test_token_shaped_text_never_reaches_the_log(engine) -> None:
+    """Whatever path an event comes by, a token pasted into a name, purpose or reason is withheld."""
+    from governance.evidence.audit import AuditEvent, AuditLog
+
+    log = AuditLog(None)
+    token = "pgv_" + "a" * 16 + "_" + "b" * 64
+    from sqlalchemy.orm import Session
+
+    with Session(engine) as s, s.begin():
+        log.record(s, principal=token, action="export", resource=f"x{token}", purpose=token, reason=f"r {token}")
+    with Session(engine) as s:
+        ev = s.query(AuditEvent).one()
+        assert not any(token in (v or "") for v in (ev.principal, ev.resource, ev.purpose, ev.reason))
+        assert "withheld" in ev.resource
