@@ -80,6 +80,8 @@ def bind_policy(ws: "Workspace", admin: Identity, dataset: str, path: Path, *, t
     text, digest = read_policy_file(path)
     policy = parse_policy(text, source=str(path))
     cap = budget_for(policy, dataset)
+    if privacy_unit:
+        _refuse_unit_change_after_charges(ws, dataset, privacy_unit)
     with ws.session() as s:
         if s.query(PolicyRecord).filter(PolicyRecord.content_hash == digest).one_or_none() is None:
             s.add(PolicyRecord(name=str(policy.name), content_hash=digest, text=text))
@@ -121,3 +123,21 @@ def _has_versions(session: object, dataset_id: int) -> bool:
     from governance.storage.store import DatasetVersion
 
     return session.query(DatasetVersion.id).filter(DatasetVersion.dataset_id == dataset_id).first() is not None  # type: ignore[attr-defined]
+
+
+def _refuse_unit_change_after_charges(ws: "Workspace", dataset: str, unit: str) -> None:
+    """Narrowing "each row is a person" to a unit is refused once the row ledger was charged:
+    those charges were per row, and one dataset keeps one ledger."""
+    from governance.storage.store import Dataset
+
+    with ws.session() as s:
+        row = s.query(Dataset.lineage_id, Dataset.privacy_unit).filter(Dataset.name == dataset).one_or_none()
+    if row is None or row[1] == unit:
+        return
+    try:
+        charged = [r for r in ws.ledger.status(row[0], row[1] or "row").runs if r.state != "released"]
+    except InputError:  # no cap yet: nothing was charged
+        return
+    if charged:
+        raise InputError(f"policy bind: dataset `{dataset}` has {len(charged)} run(s) charged per "
+                         f"{row[1] or 'row'}; its privacy unit cannot change afterwards")

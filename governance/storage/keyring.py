@@ -365,12 +365,8 @@ class Keyring:
         return hkdf.derive(self._load_secret("hmac"))
 
     def pseudonym_keys(self, dataset: str) -> "Callable[[str], bytes]":
-        """HMAC keys for de-identifying `dataset`: its pseudonyms, per domain, under that dataset only.
-
-        Why scoped to the dataset: `pii apply` is an `ingest` decision on one
-        dataset; with workspace-wide domain keys a principal allowed to ingest
-        into one dataset could compute (and so look up) another dataset's
-        stored pseudonyms."""
+        """Per-domain HMAC keys scoped to `dataset`: `pii apply` is an `ingest` decision on one
+        dataset, so it must not compute (and look up) another dataset's stored pseudonyms."""
         if not dataset:
             raise InputError("pseudonym keys need a dataset name")
         return lambda domain: self.hmac_key(f"dataset={dataset};domain={domain}")

@@ -223,10 +223,10 @@ def test_cap_change_needs_allow_change(ledger):
 
     ledger.set_cap("lin-1", "patient", 5.0, DELTA, allow_change=True)  # the admin's rebind
     st = ledger.status("lin-1", "patient")
-    new = FilterCap.fix(5.0, DELTA)
-    assert st.cap == (5.0, DELTA) and st.order == new.order  # the order is fixed anew for the new cap
+    old = FilterCap.fix(3.0, DELTA)
+    assert st.cap == (5.0, DELTA) and st.order == old.order  # runs were admitted: the order stays fixed
     assert [r.run_uid for r in st.runs] == ["r1"]
-    assert st.rdp_reserved == rdp_at(ORDERS, CURVE, new.order)  # past runs still count, at the new order
+    assert st.rdp_reserved == rdp_at(ORDERS, CURVE, old.order)  # past runs still count, at that order
     ledger.set_cap("lin-1", "patient", 5.0, DELTA, allow_change=True, basic_share=0.2)
     assert ledger.status("lin-1", "patient").basic_share == 0.2
     ledger.set_cap("lin-1", "patient", 5.0, DELTA, allow_change=True)  # None keeps the recorded share

@@ -178,13 +178,10 @@ def test_bind_refuses_names_that_rules_or_runs_could_mistake(capsys, people, nam
         assert s.query(Dataset).filter(Dataset.name == name).count() == 0
 
 
-@pytest.mark.parametrize("stage", ["ingest", "encrypt"])
-def test_a_unit_bound_during_a_run_stops_the_run(tmp_path, stage) -> None:
+def test_a_unit_bound_during_a_run_stops_the_run(tmp_path) -> None:
     """`policy bind --privacy-unit` racing a run (library callers hold no workspace lock): the
     run was admitted per row; it must not reserve or train on the per-row ledger while later runs
-    charge a fresh cap per patient. Simulated deterministically from the run's progress hook:
-    before the budget is reserved, or after it is and while the version is being stored (then the
-    reservation is released; the stored version was never decrypted)."""
+    charge a fresh cap per patient. Simulated deterministically from the run's progress hook."""
     from governance.access.authorize import Identity
     from governance.access.binding import bind_policy
     from governance.run.runner import run_pipeline
@@ -196,22 +193,45 @@ def test_a_unit_bound_during_a_run_stops_the_run(tmp_path, stage) -> None:
     ws, tokens = new_workspace(tmp_path / "ws", PEOPLE, {"clinic-visits": (CLINIC_POLICY, ["phi"], None)})
 
     def rebind(name: str, state: str) -> None:
-        if (name, state) == (stage, "start"):
+        if (name, state) == ("ingest", "start"):
             bind_policy(ws, Identity("admin", ("admin",)), "clinic-visits", CLINIC_POLICY, privacy_unit="patient_id")
 
     spec = load_pipeline(pipeline(tmp_path, privacy_unit=None, report=None))
     before = head(ws)
     with pytest.raises(AccessDenied, match="privacy unit .* changed during the run"):
         run_pipeline(ws, spec, tokens["demo"], rebind)
-    assert len(versions(ws)) == (0 if stage == "ingest" else 2)
-    assert ledger(ws).runs == []  # per patient (the unit now bound): nothing
-    with ws.session() as s:
-        from governance.storage.store import Dataset
-
-        lineage = s.query(Dataset.lineage_id).filter(Dataset.name == "clinic-visits").scalar()
-    per_row = ws.ledger.status(lineage, "row")  # per row: nothing spent, nothing left reserved
-    assert [r.state for r in per_row.runs] == ([] if stage == "ingest" else ["released"]) and per_row.spent == 0
+    assert len(versions(ws)) == 0
+    assert ledger(ws).runs == []
     assert [(e.principal, e.action) for e in denies_after(ws, before)] == [("demo-ml-engineer", "run")]
+
+
+def test_a_unit_cannot_be_bound_once_the_row_ledger_was_charged(tmp_path) -> None:
+    """Once a run reserved per row, narrowing the unit is refused at the bind: those charges were
+    per row, and a dataset keeps one ledger. The run in flight finishes on the row ledger."""
+    from governance.access.authorize import Identity
+    from governance.access.binding import bind_policy
+    from governance.run.runner import run_pipeline
+    from governance.run.spec import load_pipeline
+    from governance.storage.store import Dataset
+    from privacy.errors import InputError
+    from tests.conftest import new_workspace
+    from tests.governance.access.conftest import PEOPLE
+
+    ws, tokens = new_workspace(tmp_path / "ws", PEOPLE, {"clinic-visits": (CLINIC_POLICY, ["phi"], None)})
+    refused: list[str] = []
+
+    def rebind(name: str, state: str) -> None:
+        if (name, state) == ("encrypt", "start"):
+            with pytest.raises(InputError) as info:
+                bind_policy(ws, Identity("admin", ("admin",)), "clinic-visits", CLINIC_POLICY,
+                            privacy_unit="patient_id")
+            refused.append(str(info.value))
+
+    summary = run_pipeline(ws, load_pipeline(pipeline(tmp_path, privacy_unit=None, report=None)), tokens["demo"],
+                           rebind)
+    assert summary.status == "succeeded" and refused and "cannot change" in refused[0]
+    with ws.session() as s:
+        assert s.query(Dataset.privacy_unit).filter(Dataset.name == "clinic-visits").scalar() is None
 
 
 def test_bound_policy_text_is_what_decides_not_the_file(capsys, people, tmp_path) -> None:
