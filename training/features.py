@@ -52,6 +52,29 @@ def _declared_range(column: str, declared: Any) -> tuple[float, float]:
     return lo, hi
 
 
+def check_declared(features: list[str], categorical: list[str] | None, vocabularies: dict[str, Any],
+                   ranges: dict[str, Any]) -> None:
+    """Refuse the first feature without a public declaration, in one line naming it.
+
+    A categorical feature needs a value set, a numeric one a range; with
+    `categorical=None` (types not known yet) either declaration will do."""
+    for c in features:
+        if categorical is None:
+            if c in vocabularies or c in ranges:
+                continue
+            kind = "a value set (expect_column_values_to_be_in_set) or a range (expect_column_values_to_be_between)"
+        elif c in categorical:
+            if c in vocabularies:
+                continue
+            kind = "a value set (expect_column_values_to_be_in_set)"
+        else:
+            if c in ranges:
+                continue
+            kind = "a range (expect_column_values_to_be_between with min_value and max_value)"
+        raise InputError(f"feature {c!r} has no public declaration: declare {kind} in the quality suite, or set "
+                         "the training option `encoder: fit_on_data` (its statistics are then NOT covered by epsilon)")
+
+
 def category_keys(col: pd.Series) -> pd.Series:
     """`category_key` of every value of a column (float columns need the per-value rule)."""
     if pd.api.types.is_float_dtype(col.dtype):
@@ -103,14 +126,7 @@ class FeatureEncoder:
         never for a statistic or a vocabulary."""
         features, categorical, numeric = cls._columns(df, target, features, categorical, categorical_encoding,
                                                       exclude)
-        for c in features:
-            declared = vocabularies if c in categorical else ranges
-            if c not in declared:
-                kind = ("a value set (expect_column_values_to_be_in_set)" if c in categorical else
-                        "a range (expect_column_values_to_be_between with min_value and max_value)")
-                raise InputError(f"feature {c!r} has no public declaration: declare {kind} in the quality suite, "
-                                 "or set the training option `encoder: fit_on_data` (its statistics are then "
-                                 "NOT covered by epsilon)")
+        check_declared(features, categorical, vocabularies, ranges)
         pos = cls._resolve_positive(df[target], positive_label)
         means, stds, clip = [], [], {}
         for c in numeric:

@@ -208,7 +208,7 @@ def build_report(ws: Workspace) -> str:
             for col, by in groups.items():
                 if not isinstance(by, dict):
                     continue
-                for group, gm in by.items():
+                for group, gm in (by.get("groups") or {}).items():
                     if isinstance(gm, dict):
                         rows.append([col, group, gm.get("n", ""), *[_figure(gm.get(k))
                                                                     for k in ("accuracy", "recall", "positive_rate")]])

@@ -73,6 +73,13 @@ def train_config(ctx: RunContext, columns: list[str]) -> Any:
         declared_ranges={c: [float(lo), float(hi)] for c, (lo, hi) in decl.ranges.items()}, **extra, **options,
     )
     cfg.validate()
+    if cfg.encoder == "declared":  # refuse before anything is stored, reserved or decrypted
+        from training.features import check_declared
+
+        try:
+            check_declared(features, t.categorical, cfg.declared_vocabularies, cfg.declared_ranges)
+        except InputError as exc:
+            raise InputError(f"pipeline `{spec.name}`: {exc}") from None
     return cfg
 
 
