@@ -101,7 +101,7 @@ def test_audit_model_membership_only_spends_nothing(trained) -> None:
     assert set(mia) == {"attack", "auc", "tpr_at_1pct_fpr"}  # aggregate figures only: no member counts
     assert "one_run" not in rec and len(_budget(trained).runs) == before
     shown = cli("audit-model", summary.run_uid, "--skip-canary", "--token", tokens["demo"], *_ws(trained))
-    assert shown.returncode == 0 and f"AUC {mia['auc']:.3f}" in shown.stdout and "members" not in shown.stdout
+    assert shown.returncode == 0 and f"AUC {mia['auc']:.3f}" in shown.stdout and " members vs " not in shown.stdout
 
 
 def test_audit_model_canary_audit_is_charged_stored_and_reported(trained) -> None:
