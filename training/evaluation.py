@@ -56,31 +56,64 @@ def evaluate(y: np.ndarray, prob: np.ndarray, threshold: float = 0.5) -> dict[st
     }
 
 
+MIN_GROUP_SIZE = 20
+UNDECLARED_GROUP = "(undeclared values)"
+
+
+def suppressed(min_group: int) -> str:
+    """How a figure of a group smaller than `min_group` is shown: the words, never the number."""
+    return f"< {int(min_group)}"
+
+
 def per_group_report(y: np.ndarray, prob: np.ndarray, df: pd.DataFrame, sensitive_columns: list[str],
-                     threshold: float = 0.5, min_group: int = 1) -> dict[str, Any]:
+                     threshold: float = 0.5, min_group: int = MIN_GROUP_SIZE,
+                     declared: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """Metrics per value of each sensitive column, plus demographic-parity and
     equalized-odds differences (max - min across groups of selection rate, and
-    max over {TPR, FPR} of the max - min gap)."""
+    max over {TPR, FPR} of the max - min gap).
+
+    Why suppression: held-out rows are private too, and a group of one is a
+    person - its "accuracy" is whether the model got that person right. Every
+    figure of a group with fewer than `min_group` rows, its count included, is
+    the string "< min_group", and such groups take no part in the differences.
+    With `declared` (column -> declared values), values outside the declared
+    set are pooled under one label instead of being named.
+    """
     out: dict[str, Any] = {}
     y = np.asarray(y)
     prob = np.asarray(prob)
+    hidden = suppressed(min_group)
     for col in sensitive_columns:
         if col not in df.columns:
             continue
-        values = df[col].astype(str).fillna("<missing>").to_numpy()
+        raw = df[col]
+        values = raw.astype(str).where(raw.notna(), "<missing>").to_numpy(dtype=object)
+        if declared is not None:
+            allowed = set(declared.get(col, []))
+            from training.features import category_keys
+
+            keys = category_keys(raw).to_numpy(dtype=object)
+            values = np.where(raw.notna().to_numpy() & ~np.isin(keys, list(allowed)), UNDECLARED_GROUP,
+                              np.where(raw.notna().to_numpy(), keys, "<missing>"))
         groups: dict[str, Any] = {}
-        for v in sorted(set(values)):
+        for v in sorted(set(values.tolist())):
             m = values == v
             if m.sum() < min_group:
+                groups[v] = {k: hidden for k in _METRIC_KEYS}
                 continue
             groups[v] = evaluate(y[m], prob[m], threshold)
-        sel = [g["selection_rate"] for g in groups.values()]
-        tpr = [g["tpr"] for g in groups.values() if g["confusion_matrix"]["tp"] + g["confusion_matrix"]["fn"]]
-        fpr = [g["fpr"] for g in groups.values() if g["confusion_matrix"]["fp"] + g["confusion_matrix"]["tn"]]
+        shown = [g for g in groups.values() if g["n"] != hidden]
+        sel = [g["selection_rate"] for g in shown]
+        tpr = [g["tpr"] for g in shown if g["confusion_matrix"]["tp"] + g["confusion_matrix"]["fn"]]
+        fpr = [g["fpr"] for g in shown if g["confusion_matrix"]["fp"] + g["confusion_matrix"]["tn"]]
         gap = lambda xs: float(max(xs) - min(xs)) if xs else 0.0  # noqa: E731
         out[col] = {
             "groups": groups,
+            "min_group_size": int(min_group),
             "demographic_parity_difference": gap(sel),
             "equalized_odds_difference": max(gap(tpr), gap(fpr)),
         }
     return out
+
+
+_METRIC_KEYS = tuple(evaluate(np.array([0, 1]), np.array([0.2, 0.8])).keys())

@@ -2,6 +2,12 @@
 
 Why a plain dict: the pipeline stores it (encrypted) beside the model and the
 report renders it; it must be JSON-serializable and carry no data values.
+
+What it may say (GUIDE 3, "could one person's presence change this number?"):
+declared quantities (the units bound behind q, the declared vocabularies), the
+DP outputs, and held-out metrics with small groups suppressed. Not: a hash of
+the plaintext (anyone holding a candidate dataset could confirm it - the card
+carries a keyed fingerprint instead), counts of rows, batches or members.
 """
 from __future__ import annotations
 
@@ -33,14 +39,32 @@ def _clean(x: Any) -> Any:
     return x
 
 
-def build_model_card(cfg: Any, plan: Any, result: Any, *, dataset_hash: str | None = None,
+# Held-out counts stay off the card: the split's size is a fixed share of the
+# data's, so it would publish n. Rates are kept.
+_COUNTS = ("n", "confusion_matrix")
+
+
+def feature_statistics(encoder: Any) -> str:
+    """The card's words for where the encoder's vocabularies and scales came from."""
+    if encoder is not None and getattr(encoder, "source", "fit_on_data") == "declared":
+        return ("declared: vocabularies and numeric ranges come from the quality suite's public declarations; "
+                "nothing in the encoder was computed from the data")
+    return ("fitted on the train split without noise (encoder: fit_on_data): the means, standard deviations and "
+            "vocabularies in the model are NOT covered by epsilon")
+
+
+def build_model_card(cfg: Any, plan: Any, result: Any, *, dataset_fingerprint: str | None = None,
                      audit: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Assemble the card from the config, the privacy plan and the result."""
     poisson = cfg.sampler == "poisson"
+    declared_n = getattr(cfg, "max_units", None) is not None
     card = {
         "model": {"name": cfg.model, "hidden": list(cfg.hidden), "optimizer": cfg.optimizer, "lr": cfg.lr,
                   "epochs": cfg.epochs, "expected_batch_size": cfg.batch_size, "amp_bf16": cfg.amp},
-        "data": {"dataset_version_hash": dataset_hash, "target": cfg.target,
+        "data": {"dataset_fingerprint": dataset_fingerprint,
+                 "dataset_fingerprint_kind": "HMAC-SHA256 of the version under a workspace key (not a hash "
+                                             "of the plaintext)" if dataset_fingerprint else None,
+                 "target": cfg.target,
                  "features": result.encoder.to_dict() if result.encoder is not None else None,
                  "sensitive_columns": list(cfg.sensitive_columns)},
         "privacy": {
@@ -57,16 +81,23 @@ def build_model_card(cfg: Any, plan: Any, result: Any, *, dataset_hash: str | No
             "sigma": plan.sigma,
             "sample_rate": plan.sample_rate,
             "steps": plan.steps,
+            "units_for_sample_rate": plan.n_units,
+            "units_source": ("declared bound (max_units): sample_rate = batch_size / declared units; the data's "
+                             "true size only changes the expected batch" if declared_n else
+                             "count given by the caller (not a governed run)"),
+            "epsilon_covers": "the training frame as given to the trainer",
             "clip_norm": cfg.max_grad_norm,
             "clipping": cfg.clipping,
             "sampler": cfg.sampler,
             "poisson_accounted": poisson,
             "warning": None if poisson else "shuffle_unsafe sampler: epsilon is NOT a valid Poisson-accounted guarantee",
-            "feature_statistics": "encoder statistics (means/stds, vocabularies) fitted on the train split without noise",
+            "feature_statistics": feature_statistics(result.encoder),
         },
         "model_selection": "no early stopping or checkpoint selection on private validation data; final iterate",
-        "metrics": result.metrics,
+        "metrics": {k: v for k, v in (result.metrics or {}).items() if k not in _COUNTS},
         "fairness": {c: {k: v for k, v in g.items() if k != "groups"} for c, g in (result.per_group or {}).items()},
+        "fairness_groups": "held-out split; groups below min_group_size are shown as '< N' and left out of the "
+                           "differences",
         "audit": audit or {},
         "training": {"device": result.device, "seed": cfg.seed, "history_epochs": len(result.history)},
         "code_version": code_version(),

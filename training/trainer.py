@@ -7,6 +7,14 @@ decrypted. `train_private` then must spend exactly what was planned: same
 sample rate, same number of Poisson steps, same sigma; epsilon is reported
 by the same PRV accountant that calibrated sigma.
 
+What a run releases: the plan's sample rate is q = batch_size / n where n is
+a *declared* bound on the privacy units (`max_units`), never the data's count:
+Poisson sampling at rate q is private for any true n (the accountant uses
+only q and the steps), so the data's size changes the expected batch, not the
+guarantee, and nothing on the card reveals it. The encoder is built from
+public declarations (`encoder="declared"`), per-group metrics are suppressed
+below `min_group_size`, and the history keeps no training loss.
+
 Model selection: there is no early stopping and no checkpoint picking on
 validation data; the final iterate is returned (selection on private data
 would itself leak). Hyper-parameters must come from public data or a split
@@ -31,6 +39,7 @@ from privacy.errors import InputError
 from training.features import FeatureEncoder
 from training.sampling import BOUNDINGS, check_sampler
 
+ENCODERS = ("declared", "fit_on_data")
 ACCOUNTANT = "prv (opacus PRVAccountant; RDP curve kept for ledger composition)"
 
 
@@ -65,6 +74,19 @@ class TrainConfig:
     weight_decay: float = 0.0
     cuda_graphs: bool = True
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    # What may be released (GUIDE 3): the encoder comes from public declarations
+    # (quality suite value sets and ranges) unless "fit_on_data" is chosen, which
+    # the model card then states is NOT covered by epsilon.
+    encoder: str = "declared"      # declared | fit_on_data
+    declared_vocabularies: dict[str, list[Any]] = field(default_factory=dict)
+    declared_ranges: dict[str, list[float]] = field(default_factory=dict)  # column -> [min, max]
+    # Declared bound on the privacy units q is computed from (None: the caller's
+    # count, for benchmarks and tests; a governed run always declares it).
+    max_units: int | None = None
+    # bounding="group": declared bound on rows per unit; rows beyond it are not trained on.
+    max_rows_per_unit: int | None = None
+    min_group_size: int = 20       # per-group metrics of smaller groups are shown as "< N"
+    public_holdout: bool = False   # held-out split declared public: per-epoch held-out accuracy may be kept
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -80,6 +102,14 @@ class TrainConfig:
         if self.clipping not in ("bookkeeping", "ghost", "per_sample"):
             raise InputError(f"clipping: expected bookkeeping, ghost or per_sample, got {self.clipping!r}")
         check_sampler(self.sampler)
+        if self.encoder not in ENCODERS:
+            raise InputError(f"encoder: expected one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+        for name in ("max_units", "max_rows_per_unit"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise InputError(f"{name}: expected a whole number >= 1, got {v!r}")
+        if isinstance(self.min_group_size, bool) or not isinstance(self.min_group_size, int) or self.min_group_size < 1:
+            raise InputError(f"min_group_size: expected a whole number >= 1, got {self.min_group_size!r}")
 
 
 @dataclass
@@ -133,19 +163,26 @@ class TrainResult:
 
 
 def plan(n_train_units: int, cfg: TrainConfig, *, max_group_size: int = 1) -> PrivacyPlan:
-    """Privacy plan from metadata only: q = batch/n_units, steps = epochs/q, sigma by PRV.
+    """Privacy plan from metadata only: q = batch/n, steps = epochs/q, sigma by PRV.
+
+    n is `cfg.max_units` when declared (a governed run always declares it) and
+    `n_train_units` otherwise. Why a declared n: q and the steps go on the model
+    card, and q = batch/n_true would publish n_true. Sampling at a public rate
+    is private whatever the true count (it only moves the expected batch), and
+    the stepper divides by the public expected batch q*n, not by the data's.
 
     With `bounding="group"` the mechanism runs over rows and the guarantee is
-    converted to units by group privacy at `max_group_size` (k): the record
-    level target becomes (eps/k, delta / (k e^{(k-1) eps/k})).
+    converted to units by group privacy at k = `cfg.max_rows_per_unit` (or
+    `max_group_size`): the record level target becomes
+    (eps/k, delta / (k e^{(k-1) eps/k})), and n counts rows (max_units * k).
     """
     cfg.validate()
-    n = int(n_train_units)
-    if n < 2:
-        raise InputError(f"n_train_units: expected at least 2 units, got {n}")
-    k = int(max_group_size) if cfg.bounding == "group" else 1
+    k = int(cfg.max_rows_per_unit or max_group_size) if cfg.bounding == "group" else 1
     if k < 1:
         raise InputError(f"max_group_size: expected >= 1, got {max_group_size}")
+    n = int(n_train_units) if cfg.max_units is None else int(cfg.max_units) * (k if cfg.unit_column else 1)
+    if n < 2:
+        raise InputError(f"n_train_units: expected at least 2 units, got {n}")
     q = min(1.0, cfg.batch_size / n)
     steps = max(1, int(math.ceil(cfg.epochs / q)))
     rec_eps = cfg.epsilon / k
@@ -162,6 +199,32 @@ def plan(n_train_units: int, cfg: TrainConfig, *, max_group_size: int = 1) -> Pr
                        orders=orders, rdp=rdp, n_units=n, expected_batch_size=q * n, group_size=k,
                        record_epsilon=eps_rec, record_delta=rec_delta,
                        poisson_accounted=cfg.sampler == "poisson")
+
+
+def build_encoder(df: pd.DataFrame, cfg: TrainConfig) -> FeatureEncoder:
+    """The run's encoder: from the config's declarations, or fitted when `encoder="fit_on_data"`."""
+    common = dict(positive_label=cfg.positive_label, categorical_encoding=cfg.categorical_encoding,
+                  exclude=tuple(c for c in [cfg.unit_column] if c))
+    if cfg.encoder == "fit_on_data":
+        return FeatureEncoder.fit(df, cfg.target, cfg.features, cfg.categorical, **common)
+    return FeatureEncoder.from_declarations(df, cfg.target, cfg.features, cfg.categorical,
+                                            vocabularies=cfg.declared_vocabularies,
+                                            ranges={c: tuple(r) for c, r in cfg.declared_ranges.items()},
+                                            **common)
+
+
+def bound_rows_per_unit(df: pd.DataFrame, cfg: TrainConfig) -> pd.DataFrame:
+    """Under group bounding with a declared `max_rows_per_unit` k, keep each unit's first k rows.
+
+    Why: group privacy at k covers a unit only if it contributes at most k rows;
+    truncating per unit depends on that unit's rows alone, so the guarantee holds
+    for every unit whatever the others hold."""
+    k = cfg.max_rows_per_unit
+    if cfg.bounding != "group" or k is None or cfg.unit_column is None:
+        return df
+    if cfg.unit_column not in df.columns:
+        raise InputError(f"unit_column: column {cfg.unit_column!r} not in data")
+    return df[df.groupby(cfg.unit_column, sort=False, dropna=False).cumcount() < k]
 
 
 def count_units(df: pd.DataFrame, cfg: TrainConfig) -> tuple[int, int]:
@@ -225,20 +288,13 @@ class _Run:
         self.cfg, self.plan = cfg, pplan
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
-        exclude = tuple(c for c in [cfg.unit_column] if c)
-        self.encoder = encoder or FeatureEncoder.fit(
-            train_df, cfg.target, cfg.features, cfg.categorical, positive_label=cfg.positive_label,
-            categorical_encoding=cfg.categorical_encoding, exclude=exclude)
+        train_df = bound_rows_per_unit(train_df, cfg)
+        self.encoder = encoder or build_encoder(train_df, cfg)
         self.data, self.y = _tensors(self.encoder, train_df, self.device)
         self.model = build_model(cfg.model, **_model_kwargs(cfg, self.encoder)).to(self.device)
         units = None
-        if cfg.unit_column is not None:
-            units, n_units, _ = unit_codes(train_df[cfg.unit_column].to_numpy(), self.device)
-            expected_units = n_units if cfg.bounding == "one_row_per_unit" else len(train_df)
-        else:
-            expected_units = len(train_df)
-        if expected_units != pplan.n_units:
-            raise InputError(f"plan: made for {pplan.n_units} units but the data has {expected_units}; re-plan")
+        if cfg.unit_column is not None:  # no check against plan.n_units: that is a declared bound, not a count
+            units, _, _ = unit_codes(train_df[cfg.unit_column].to_numpy(), self.device)
         self.sampler = PoissonSampler(len(train_df), pplan.sample_rate, units=units, bounding=cfg.bounding,
                                       sampler=cfg.sampler, device=self.device, seed=cfg.seed)
         use_graph = cfg.cuda_graphs and self.device.type == "cuda" and cfg.clipping == "bookkeeping"
@@ -262,8 +318,9 @@ class _Run:
             self.stepper.step()
             done = self.sampler.steps_done
             if done % self.steps_per_epoch == 0 or done == self.plan.steps:
-                loss, rows = self.stepper.take_epoch_stats()
-                rec = {"epoch": len(self.history) + 1, "step": done, "train_loss": loss, "rows": rows}
+                # No training loss and no rows seen: both are sums over private rows
+                # without noise (one person changes them); the epoch and step are public.
+                rec: dict[str, Any] = {"epoch": len(self.history) + 1, "step": done}
                 self.history.append(rec)
                 if progress:
                     progress(rec)
@@ -354,7 +411,7 @@ def predict_proba(model: Any, enc: FeatureEncoder, df: pd.DataFrame, device: Any
 
 
 def finish_run(run: _Run, test_df: pd.DataFrame | None, cfg: TrainConfig, *, t0: float | None = None,
-               dataset_hash: str | None = None) -> TrainResult:
+               dataset_fingerprint: str | None = None) -> TrainResult:
     """Evaluate the final iterate, report epsilon from PRV, build the model card."""
     import torch
 
@@ -378,7 +435,8 @@ def finish_run(run: _Run, test_df: pd.DataFrame | None, cfg: TrainConfig, *, t0:
         y = run.encoder.transform(test_df)[2]
         metrics = evaluate(y, prob)
         if cfg.sensitive_columns:
-            per_group = per_group_report(y, prob, test_df, cfg.sensitive_columns)
+            per_group = per_group_report(y, prob, test_df, cfg.sensitive_columns, min_group=cfg.min_group_size,
+                                         declared=_declared_groups(cfg, run.encoder))
     buf = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in run.model.state_dict().items()}, buf)
     result = TrainResult(
@@ -386,20 +444,29 @@ def finish_run(run: _Run, test_df: pd.DataFrame | None, cfg: TrainConfig, *, t0:
         history=run.history, epsilon_spent=float(eps), sigma=p.sigma, sample_rate=p.sample_rate, steps=p.steps,
         orders=p.orders, rdp=p.rdp, model_card={}, device=str(run.device), delta=p.delta,
         train_seconds=(time.time() - t0) if t0 else 0.0)
-    result.model_card = build_model_card(cfg, p, result, dataset_hash=dataset_hash,
-                                         extra={"cuda_graph_steps": run.stepper.graph_steps,
-                                                "empty_batches": run.stepper.empty_steps})
+    # No counts of empty batches or graph-replayed steps: both follow the true
+    # batch sizes, i.e. the data's size, which the card must not reveal.
+    result.model_card = build_model_card(cfg, p, result, dataset_fingerprint=dataset_fingerprint)
     return result
+
+
+def _declared_groups(cfg: TrainConfig, enc: FeatureEncoder) -> dict[str, list[str]] | None:
+    """Declared values of each sensitive column: group labels outside them are pooled, never named."""
+    if enc.source != "declared":
+        return None
+    from training.features import category_key
+
+    return {c: [category_key(v) for v in cfg.declared_vocabularies.get(c, [])] for c in cfg.sensitive_columns}
 
 
 def train_private(train_df: pd.DataFrame, test_df: pd.DataFrame | None, cfg: TrainConfig, plan: PrivacyPlan,
                   progress: Callable[[dict[str, Any]], None] | None = None, *,
-                  dataset_hash: str | None = None) -> TrainResult:
+                  dataset_fingerprint: str | None = None) -> TrainResult:
     """Train with DP-SGD exactly as planned; returns weights, metrics, epsilon and the model card."""
     t0 = time.time()
     run = _Run(train_df, cfg, plan)
     run.run(progress=progress)
-    return finish_run(run, test_df, cfg, t0=t0, dataset_hash=dataset_hash)
+    return finish_run(run, test_df, cfg, t0=t0, dataset_fingerprint=dataset_fingerprint)
 
 
 def train_nonprivate(train_df: pd.DataFrame, test_df: pd.DataFrame | None, cfg: TrainConfig,
@@ -416,9 +483,7 @@ def train_nonprivate(train_df: pd.DataFrame, test_df: pd.DataFrame | None, cfg: 
     cfg.validate()
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    enc = FeatureEncoder.fit(train_df, cfg.target, cfg.features, cfg.categorical, positive_label=cfg.positive_label,
-                             categorical_encoding=cfg.categorical_encoding,
-                             exclude=tuple(c for c in [cfg.unit_column] if c))
+    enc = build_encoder(train_df, cfg)
     data, y = _tensors(enc, train_df, device)
     model = build_model(cfg.model, **_model_kwargs(cfg, enc)).to(device)
     opt = make_optimizer(cfg.optimizer, list(model.parameters()), cfg.lr, weight_decay=cfg.weight_decay)
@@ -446,7 +511,8 @@ def train_nonprivate(train_df: pd.DataFrame, test_df: pd.DataFrame | None, cfg: 
         yt = enc.transform(test_df)[2]
         metrics = evaluate(yt, prob)
         if cfg.sensitive_columns:
-            per_group = per_group_report(yt, prob, test_df, cfg.sensitive_columns)
+            per_group = per_group_report(yt, prob, test_df, cfg.sensitive_columns, min_group=cfg.min_group_size,
+                                         declared=_declared_groups(cfg, enc))
     buf = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
     card = {"privacy": {"differentially_private": False, "epsilon": math.inf}, "metrics": metrics}

@@ -99,8 +99,8 @@ def print_audit(run_uid: str, rec: dict) -> None:
     con = _console()
     mia = rec["membership_inference"]
     con.print(f"[bold]Audit of run {run_uid}[/] (claimed ε = {rec['claimed_epsilon']:.3f}, δ = {rec['delta']:g})")
-    con.print(f"  membership inference (loss threshold, {mia['n_members']:,} members vs {mia['n_nonmembers']:,} "
-              f"held out): AUC {mia['auc']:.4f}, TPR at 1% FPR {mia['tpr_at_1pct_fpr']:.4f}")
+    con.print(f"  membership inference (loss threshold, training vs held-out units): AUC {mia['auc']:.3f}, "
+              f"TPR at 1% FPR {mia['tpr_at_1pct_fpr']:.3f}")
     one = rec.get("one_run")
     if one:
         verdict = "[green]consistent with the claim[/]" if one["passed"] else "[red]EXCEEDS the claim: investigate[/]"

@@ -4,6 +4,12 @@ Why self-contained: reports get attached to tickets and audits; embedded PNG
 plots and inline CSS mean nothing to fetch and nothing to lose. The report is
 built from metadata only (versions, validations, audit events, ledger, runs): it
 never decrypts data, so it can never leak a value.
+
+What it shows of a training run follows GUIDE 3: no training loss (a noiseless
+sum over private rows; old runs that stored one are not plotted either), the
+held-out accuracy curve only where the pipeline declared the held-out split
+public, per-group figures as stored (groups below the minimum size read
+"< N"), and in words what the run's epsilon covers.
 """
 from __future__ import annotations
 
@@ -51,6 +57,11 @@ def _status(ok: bool | None) -> _Raw:
     return _Raw('<span class="ok">pass</span>' if ok else '<span class="bad">fail</span>')
 
 
+# Per-epoch curves the report may plot: held-out accuracy (stored only when the
+# held-out split is declared public). Never a training loss.
+RELEASABLE_CURVES = ("test_accuracy",)
+
+
 def _png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -94,12 +105,13 @@ def _plots(validations: list[ValidationRecord], budgets: list[tuple[str, Any]], 
         ax.set_title("Privacy budget spend (red: cap)")
         ax.legend(fontsize=7)
         out.append(_png(fig))
-    hist_runs = [r for r in runs if (r.metrics_json or {}).get("history")]
+    hist_runs = [r for r in runs if any(k in h for h in (r.metrics_json or {}).get("history") or []
+                                        for k in RELEASABLE_CURVES)]
     if hist_runs:
         r = hist_runs[-1]
         hist = r.metrics_json["history"]
         fig, ax = plt.subplots(figsize=(7, 2.8))
-        keys = [k for k in ("train_loss", "test_accuracy", "loss", "accuracy") if hist and k in hist[0]]
+        keys = [k for k in RELEASABLE_CURVES if hist and k in hist[0]]
         for k in keys:
             ax.plot([h.get("epoch", i + 1) for i, h in enumerate(hist)], [h[k] for h in hist], marker=".", label=k)
         ax.set_xlabel("epoch")
@@ -196,14 +208,21 @@ def build_report(ws: Workspace) -> str:
             for col, by in groups.items():
                 if not isinstance(by, dict):
                     continue
-                for group, gm in by.items():
+                for group, gm in (by.get("groups") or {}).items():
                     if isinstance(gm, dict):
-                        rows.append([col, group, gm.get("n", ""), *[f"{gm[k]:.4f}" if isinstance(gm.get(k), (int, float)) else ""
-                                                             for k in ("accuracy", "recall", "positive_rate")]])
+                        rows.append([col, group, gm.get("n", ""), *[_figure(gm.get(k))
+                                                                    for k in ("accuracy", "recall", "positive_rate")]])
             parts.append(f"<h3>Fairness, run {_e(r.run_uid)}</h3>" + _table(["attribute", "group", "n", "accuracy", "TPR", "positive rate"], rows))
         card = r.model_card_json or {}
         if card:
             parts.append(f"<h3>Model card, run {_e(r.run_uid)}</h3>")
+            covers = (card.get("privacy") or {}).get("epsilon_covers")
+            if covers and covers.startswith("stored version"):
+                parts.append(f"<p class='bad'>ε covers the stored version, not the raw file: {_e(covers)}. What "
+                             "became of one row depended on counts or statistics of others, so adding one person "
+                             "to the raw file can change several stored rows.</p>")
+            elif covers:
+                parts.append(f"<p class='muted'>ε covers: {_e(covers)}.</p>")
             parts.append(_table(["field", "value"], [[k, _e(v)[:400]] for k, v in card.items()]))
     parts.append("<h2>Empirical privacy audits</h2><p class='muted'>`privgov audit-model RUN`. Membership "
                  "inference is descriptive (AUC 0.5 = no signal). The one-run canary audit gives a lower bound ε̂ on "
@@ -224,6 +243,15 @@ def build_report(ws: Workspace) -> str:
     return f"<!doctype html><html><head><meta charset='utf-8'><title>privgov report</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>"
 
 
+def _figure(value: Any) -> str:
+    """A per-group figure: a number to 4 places, or the suppression words ("< 20") as stored."""
+    if isinstance(value, bool) or value is None:
+        return ""
+    if isinstance(value, (int, float)):
+        return f"{value:.4f}"
+    return str(value)
+
+
 def _audit_rows(runs: list[Any]) -> list[list[Any]]:
     rows = []
     for r in runs:
@@ -241,7 +269,7 @@ def _audit_rows(runs: list[Any]) -> list[list[Any]]:
             r.run_uid, a.get("audited_at", ""), f"{a.get('claimed_epsilon', float('nan')):.3f}",
             f"{one['epsilon_lower_bound']:.3f}" if one else "skipped", f"{one['confidence']:.0%}" if one else "",
             f"{one['included']}/{one['canaries']}" if one else "", verdict,
-            f"{mia['auc']:.4f}" if "auc" in mia else "", f"{mia['tpr_at_1pct_fpr']:.4f}" if "tpr_at_1pct_fpr" in mia else "",
+            f"{mia['auc']:.3f}" if "auc" in mia else "", f"{mia['tpr_at_1pct_fpr']:.3f}" if "tpr_at_1pct_fpr" in mia else "",
         ])
     return rows
 

@@ -5,6 +5,13 @@ stored, the budget is reserved (one transaction, against the cap the bound
 policy set) before the version is written or decrypted, the stored version is
 decrypted only after both, and the ledger entry is committed with what the run
 actually spent.
+
+What leaves the run (GUIDE 3): the trainer gets the pipeline's public
+declarations - value sets and ranges from the quality suite, carried through
+the de-identification steps, and a declared bound on the privacy units - and
+builds its encoder and its sample rate from them alone. The card carries a
+keyed fingerprint of the version, not a hash of its plaintext, and says what
+epsilon covers when count-based steps shaped the stored version.
 """
 from __future__ import annotations
 
@@ -19,9 +26,19 @@ from governance.run.records import Reservation, Stored, Trained
 from privacy.errors import AccessDenied, BudgetExceeded, InputError
 
 
+# Set from the suite, never from the pipeline's options: one home for public declarations.
+_SUITE_ONLY_OPTIONS = ("declared_vocabularies", "declared_ranges")
+
+
 def train_config(ctx: RunContext, columns: list[str]) -> Any:
     """Map the spec's training block to the trainer's config; features default to every
-    column except the target, row id, split marker and privacy unit."""
+    column except the target, row id, split marker and privacy unit.
+
+    The declarations come from the quality suite after the de-identification
+    steps; the units bound q is computed from is the training option
+    `max_units`, else the suite's declared row bound (rows bound units: every
+    unit has at least one row)."""
+    from governance.data import declarations
     from training.trainer import TrainConfig
 
     spec, t = ctx.spec, ctx.spec.training
@@ -30,14 +47,40 @@ def train_config(ctx: RunContext, columns: list[str]) -> Any:
     missing = [c for c in [t.target, *features] if c not in columns]
     if missing:
         raise InputError(f"pipeline `{spec.name}`: training column(s) {missing} are not in the stored version")
+    options = dict(t.options)
+    given = [k for k in _SUITE_ONLY_OPTIONS if k in options]
+    if given:
+        raise InputError(f"pipeline `{spec.name}`: training option `{given[0]}` cannot be set in the pipeline; "
+                         "declare value sets and ranges in the quality suite")
+    suite = spec.resolve(spec.quality.suite) if spec.quality else None
+    decl = declarations.for_pipeline(suite, spec.deid.steps).for_columns(columns)
+    if options.get("max_units") is None:
+        if decl.max_rows is None:
+            raise InputError(f"pipeline `{spec.name}`: no declared bound on the number of privacy units; add "
+                             "`expect_table_row_count_to_be_between` with max_value to the quality suite or set "
+                             "the training option `max_units` (the sample rate is batch_size / that bound)")
+        options["max_units"] = decl.max_rows
+    if t.bounding == "group" and ctx.unit_column and options.get("max_rows_per_unit") is None:
+        raise InputError(f"pipeline `{spec.name}`: bounding: group needs the training option `max_rows_per_unit` "
+                         "(a declared bound on rows per unit; rows beyond it are not trained on)")
     extra = {k: v for k, v in {"lr": t.lr, "optimizer": t.optimizer}.items() if v is not None}
-    return TrainConfig(
+    cfg = TrainConfig(
         target=t.target, positive_label=None if t.positive is None else str(t.positive), features=features,
         categorical=t.categorical, model=t.model, hidden=t.hidden, epsilon=t.epsilon, delta=t.delta,
         epochs=t.epochs, batch_size=t.batch_size, max_grad_norm=t.max_grad_norm, device=t.device, seed=t.seed,
         unit_column=ctx.unit_column, sensitive_columns=t.sensitive_columns, test_fraction=t.test_fraction,
-        bounding=t.bounding, **extra, **t.options,
+        bounding=t.bounding, declared_vocabularies={c: list(v) for c, v in decl.vocabularies.items()},
+        declared_ranges={c: [float(lo), float(hi)] for c, (lo, hi) in decl.ranges.items()}, **extra, **options,
     )
+    cfg.validate()
+    if cfg.encoder == "declared":  # refuse before anything is stored, reserved or decrypted
+        from training.features import check_declared
+
+        try:
+            check_declared(features, t.categorical, cfg.declared_vocabularies, cfg.declared_ranges)
+        except InputError as exc:
+            raise InputError(f"pipeline `{spec.name}`: {exc}") from None
+    return cfg
 
 
 def split(ctx: RunContext, data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -70,14 +113,15 @@ def require_cap(ctx: RunContext) -> None:
 
 
 def plan_size(meta: dict[str, Any], cfg: Any, dataset: str) -> tuple[int, int]:
-    """(units the sampler draws from, max rows per unit) from metadata alone."""
-    tsplit = meta.get("train_split")
-    if not tsplit:
-        raise InputError(f"dataset `{dataset}`: stored without training split metadata; re-run the pipeline to "
-                         "store a trainable version")
-    if cfg.bounding == "group" and cfg.unit_column:
-        return int(tsplit["rows"]), int(tsplit["max_rows_per_unit"])
-    return int(tsplit["units"]), 1
+    """(declared units, declared max rows per unit) the plan is made for.
+
+    Declared, not counted: the train split's sizes in `meta` are private (they
+    stay in the encrypted catalog), and a plan made from them would publish
+    them through q and the steps on the card."""
+    if cfg.max_units is None:
+        raise InputError(f"dataset `{dataset}`: the training config declares no units bound (max_units)")
+    k = cfg.max_rows_per_unit if cfg.bounding == "group" and cfg.unit_column else 1
+    return int(cfg.max_units), int(k or 1)
 
 
 def reserve(ctx: RunContext, columns: list[str], meta: dict[str, Any], per_run_cap: float | None) -> Reservation:
@@ -118,13 +162,16 @@ def check_reservation(ctx: RunContext, epsilon: float) -> None:
 
 def train(ctx: RunContext, stored: Stored, reservation: Reservation, resume: bool = False) -> Trained:
     """Decrypt the stored version, train (checkpointing), commit the ledger, store the model."""
+    from governance.data import declarations
     from governance.run import checkpoints
     from governance.storage import catalog
     from governance.storage.store import Dataset
 
     with ctx.ws.session() as s:
         ds = s.get(Dataset, ctx.dataset.id)
-        data = catalog.read_version(ctx.ws, s, ds, catalog.get_version(s, ds, stored.version))
+        version = catalog.get_version(s, ds, stored.version)
+        covers = declarations.epsilon_covers(list(version.steps_json or []))
+        data = catalog.read_version(ctx.ws, s, ds, version)
     ctx.record("read", decision="allow", purpose=ctx.spec.purpose, version=stored.version,
                details={"rows": int(len(data)), "for": "train"})
     train_df, test_df = split(ctx, data)
@@ -132,7 +179,7 @@ def train(ctx: RunContext, stored: Stored, reservation: Reservation, resume: boo
     result = _train_with_checkpoints(ctx, stored, train_df, test_df, reservation, resume)
     orders, rdp = reservation.plan.ledger_curve()
     ctx.ws.ledger.commit(run_uid=ctx.run_uid, epsilon=result.epsilon_spent, orders=orders, rdp=rdp)
-    _store_model(ctx, stored, result, reservation)
+    _store_model(ctx, stored, result, reservation, covers)
     checkpoints.drop(ctx.ws, ctx.run_uid)
     return Trained(epsilon_spent=float(result.epsilon_spent), metrics=dict(result.metrics), steps=int(result.steps))
 
@@ -157,20 +204,38 @@ def _train_with_checkpoints(ctx: RunContext, stored: Stored, train_df: pd.DataFr
         ctx.record("resume", purpose=ctx.spec.purpose, version=stored.version,
                    details={"run_uid": ctx.run_uid, "step": int(run.steps_done), "steps": int(pplan.steps)})
     every = ctx.spec.training.checkpoint_every_epochs * run.steps_per_epoch
-    on_epoch = _held_out_accuracy(run, test_df)
+    on_epoch = _held_out_accuracy(run, test_df) if cfg.public_holdout else None
     while run.steps_done < pplan.steps:
         stop = (run.steps_done // every + 1) * every if every else None
         run.run(stop_after=stop, progress=on_epoch)
         if every and run.steps_done < pplan.steps:
             checkpoints.save(ctx.ws, ctx.run_uid, checkpoint_bytes(run), run.steps_done, pplan.steps)
-    return finish_run(run, test_df, cfg, t0=t0, dataset_hash=stored.content_hash)
+    return finish_run(run, test_df, cfg, t0=t0, dataset_fingerprint=fingerprint(ctx, stored))
+
+
+def fingerprint(ctx: RunContext, stored: Stored) -> str:
+    """HMAC-SHA256 of the version's content hash under this workspace's fingerprint key.
+
+    Why keyed: a plain sha256 of the plaintext on a card lets anyone holding a
+    candidate copy of the data confirm it is what the model was trained on. The
+    keyed value still tells two versions apart within a workspace, and the same
+    data gets unrelated fingerprints in two workspaces."""
+    import hashlib
+    import hmac
+
+    key = ctx.ws.keyring.hmac_key("dataset-fingerprint")
+    return hmac.new(key, stored.content_hash.encode("ascii"), hashlib.sha256).hexdigest()
 
 
 def _held_out_accuracy(run: Any, test_df: pd.DataFrame) -> Callable[[dict[str, Any]], None] | None:
     """Per-epoch accuracy on the held-out split, for the report's training curves.
 
-    Descriptive only: nothing is selected or stopped on it (the final iterate
-    is the model), so it does not touch the training guarantee."""
+    Only when the pipeline declares the held-out split public (training option
+    `public_holdout: true`): the held-out rows are not training rows, so the
+    curve does not touch the training guarantee, but they are private rows and
+    each epoch's figure is computed from them without noise. The final held-out
+    metrics are kept either way (one figure, per-group ones suppressed below the
+    minimum group size)."""
     from training.trainer import predict_proba
 
     if test_df is None or not len(test_df):
@@ -184,7 +249,7 @@ def _held_out_accuracy(run: Any, test_df: pd.DataFrame) -> Callable[[dict[str, A
     return on_epoch
 
 
-def _store_model(ctx: RunContext, stored: Stored, result: Any, reservation: Reservation) -> None:
+def _store_model(ctx: RunContext, stored: Stored, result: Any, reservation: Reservation, covers: str) -> None:
     """The model bundle (weights + encoder + config) is stored encrypted, bound to the run."""
     from governance.storage import aad, catalog
     from governance.storage.store import Run
@@ -193,6 +258,10 @@ def _store_model(ctx: RunContext, stored: Stored, result: Any, reservation: Rese
     card = dict(result.model_card)
     card.update({"dataset": ctx.dataset.name, "dataset_version": stored.version, "privacy_unit": ctx.unit,
                  "run_uid": ctx.run_uid})
+    t = ctx.spec.training
+    card["privacy"] = {**card.get("privacy", {}), "epsilon_covers": covers,
+                       "units_source": ("training option max_units" if t.options.get("max_units") is not None else
+                                        "quality suite: expect_table_row_count_to_be_between max_value")}
     with ctx.ws.session() as s:
         ref = ctx.ws.objects.put_bytes(s, bundle_bytes(result, reservation.config),
                                        associated=aad.model(ctx.run_uid))

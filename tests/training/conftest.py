@@ -6,6 +6,11 @@ import torch
 torch.set_num_threads(2)
 
 
+# Public declarations of `synthetic`'s features, as a quality suite would give them.
+DECLARED = {"declared_vocabularies": {"c": ["x", "y", "z"], "sex": ["F", "M"]},
+            "declared_ranges": {"a": [-4.0, 4.0], "b": [-4.0, 4.0]}}
+
+
 def synthetic(n: int = 3000, seed: int = 0, units: int | None = None) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     df = pd.DataFrame({

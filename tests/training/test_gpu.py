@@ -9,7 +9,7 @@ from training.sampling import PoissonSampler
 from training.stepper import DPStepper, OpacusClipper
 from training.trainer import TrainConfig, plan, train_private
 
-from .conftest import synthetic
+from .conftest import DECLARED, synthetic
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
@@ -86,7 +86,7 @@ def test_per_sample_norms_cuda(amp, tol, conv_norm):
 def test_train_private_on_cuda_learns():
     df = synthetic(4000)
     tr, te = df.iloc[:3000], df.iloc[3000:]
-    cfg = TrainConfig(target="y", epochs=5, batch_size=300, lr=0.02, epsilon=3.0, device="cuda", hidden=[32])
+    cfg = TrainConfig(target="y", epochs=5, batch_size=300, lr=0.02, epsilon=3.0, device="cuda", hidden=[32], **DECLARED)
     res = train_private(tr, te, cfg, plan(len(tr), cfg))
     assert res.device.startswith("cuda") and res.model_card["training"]["cuda_graph_steps"] > 0
     assert res.metrics["accuracy"] > 0.75

@@ -14,7 +14,7 @@ from training.features import FeatureEncoder
 from training.model_bundle import MODEL_FORMAT, bundle_bytes, load_bundle, predict_proba
 from training.trainer import TrainConfig, plan, predict_proba as trainer_predict, start_run, finish_run
 
-from .conftest import synthetic
+from .conftest import DECLARED, synthetic
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def trained():
     df = synthetic(1500, seed=4)
     train, test = df.iloc[:1200].reset_index(drop=True), df.iloc[1200:].reset_index(drop=True)
     cfg = TrainConfig(target="y", epochs=2, batch_size=200, lr=0.02, epsilon=3.0, device="cpu", seed=1,
-                      hidden=[16])
+                      hidden=[16], **DECLARED)
     run = start_run(train, cfg, plan(len(train), cfg))
     run.run()
     result = finish_run(run, test, cfg)
@@ -84,3 +84,26 @@ def test_encoder_state_round_trip_and_validation() -> None:
         FeatureEncoder.from_state(bad)
     with pytest.raises(InputError, match="unexpected fields"):
         FeatureEncoder.from_state({**enc.state(), "surprise": 1})
+
+
+@pytest.mark.parametrize("encoder", ["declared", "fit_on_data"])
+def test_no_undeclared_category_in_the_bundle_or_card(encoder) -> None:
+    """One person with a value nobody declared: the declared encoder never names it."""
+    import json
+
+    df = synthetic(600, seed=8)
+    df.loc[5, "c"] = "Atlantis-Probe"
+    cfg = TrainConfig(target="y", epochs=1, batch_size=200, lr=0.02, epsilon=3.0, device="cpu", seed=1,
+                      hidden=[8], sensitive_columns=["c"], encoder=encoder, **DECLARED)
+    run = start_run(df, cfg, plan(len(df), cfg))
+    run.run()
+    result = finish_run(run, df, cfg)
+    blob = bundle_bytes(result, cfg)
+    card = json.dumps(result.model_card) + json.dumps(result.per_group)
+    if encoder == "declared":
+        assert b"Atlantis-Probe" not in blob and "Atlantis-Probe" not in card
+        assert "(undeclared values)" in result.per_group["c"]["groups"]
+        assert "nothing in the encoder was computed" in result.model_card["privacy"]["feature_statistics"]
+    else:  # the escape hatch: the value ships, and the card says the statistics are not covered
+        assert b"Atlantis-Probe" in blob
+        assert "NOT covered by epsilon" in result.model_card["privacy"]["feature_statistics"]

@@ -11,12 +11,12 @@ from privacy.errors import InputError
 from training.trainer import (TrainConfig, count_units, finish_run, load_model, plan, resume, save_checkpoint,
                               start_run, train_private)
 
-from .conftest import synthetic
+from .conftest import DECLARED, synthetic
 
 
 def _cfg(**kw):
     base = dict(target="y", epochs=4, batch_size=200, lr=0.02, epsilon=3.0, delta=1e-5, max_grad_norm=1.0,
-                device="cpu", seed=3, sensitive_columns=["sex"], hidden=[32])
+                device="cpu", seed=3, sensitive_columns=["sex"], hidden=[32], **DECLARED)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -46,7 +46,8 @@ def test_end_to_end_cpu_training_learns():
     majority = max((test.y == "yes").mean(), (test.y == "no").mean())
     assert res.metrics["accuracy"] > majority + 0.1, (res.metrics["accuracy"], majority)
     assert res.epsilon_spent == pytest.approx(p.epsilon) and res.epsilon_spent <= cfg.epsilon + 1e-9
-    assert res.steps == p.steps and res.history and "train_loss" in res.history[-1]
+    assert res.steps == p.steps and res.history
+    assert all(set(h) == {"epoch", "step"} for h in res.history)  # no training loss, no rows seen
     card = res.model_card
     assert card["privacy"]["epsilon"] == res.epsilon_spent and card["privacy"]["poisson_accounted"]
     assert "early stopping" in card["model_selection"]
@@ -63,8 +64,35 @@ def test_unit_bounding_plan_uses_units():
     p = plan(n_units, cfg)
     res = train_private(df, None, cfg, p)
     assert res.model_card["privacy"]["privacy_unit"] == "patient"
-    with pytest.raises(InputError, match="units"):
-        train_private(df, None, cfg, plan(len(df), cfg))  # record-level plan for person data is refused
+
+
+def test_declared_units_set_the_sample_rate_whatever_the_data_holds():
+    """q = batch / max_units: the plan, sigma and card do not depend on how many units the data has."""
+    cfg = _cfg(unit_column="patient", epochs=2, max_units=1000)
+    small, large = synthetic(600, units=150), synthetic(1800, units=450)
+    p_small = plan(count_units(small, cfg)[0], cfg)
+    p_large = plan(count_units(large, cfg)[0], cfg)
+    assert p_small == p_large and p_small.sample_rate == pytest.approx(200 / 1000)
+    assert p_small.n_units == 1000 and p_small.expected_batch_size == pytest.approx(200)
+    cards = [train_private(df, None, cfg, p_small).model_card for df in (small, large)]
+    for card in cards:
+        assert card["privacy"]["sample_rate"] == pytest.approx(200 / 1000)
+        assert card["privacy"]["units_for_sample_rate"] == 1000
+    assert {k: v for k, v in cards[0]["privacy"].items() if k != "epsilon"} == \
+        {k: v for k, v in cards[1]["privacy"].items() if k != "epsilon"}
+    assert cards[0]["training"] == cards[1]["training"]  # no empty-batch or rows-seen counts
+
+
+def test_group_bounding_trains_on_at_most_the_declared_rows_per_unit():
+    from training.trainer import bound_rows_per_unit
+
+    df = synthetic(1200, units=100)
+    cfg = _cfg(unit_column="patient", bounding="group", max_rows_per_unit=3, max_units=100, epochs=1)
+    kept = bound_rows_per_unit(df, cfg)
+    assert kept.groupby("patient").size().max() == 3 and len(kept) < len(df)
+    assert (kept.groupby("patient").size() == df.groupby("patient").size().clip(upper=3)).all()
+    p = plan(len(df), cfg, max_group_size=99)  # the declared bound wins over any count
+    assert p.group_size == 3 and p.n_units == 300
 
 
 def test_shuffle_unsafe_is_labelled():
@@ -79,9 +107,12 @@ def test_empty_batches_are_noise_only_steps():
     df = synthetic(400)
     cfg = _cfg(batch_size=1, epochs=1, epsilon=8.0)  # q = 1/400: most batches are empty
     p = plan(len(df), cfg)
-    res = train_private(df, None, cfg, p)
+    run = start_run(df, cfg, p)
+    run.run()
+    res = finish_run(run, None, cfg)
     assert res.steps == p.steps == 400
-    assert res.model_card["training"]["empty_batches"] > 100
+    assert run.stepper.empty_steps > 100
+    assert "empty_batches" not in res.model_card["training"]  # a count that follows the data's size
 
 
 @pytest.mark.parametrize("clipping", ["bookkeeping", "per_sample"])
@@ -123,6 +154,12 @@ def test_bad_config_values():
         plan(100, _cfg(sampler="shuffle"))
     with pytest.raises(InputError, match="clipping"):
         plan(100, _cfg(clipping="none"))
+    with pytest.raises(InputError, match="encoder"):
+        plan(100, _cfg(encoder="fitted"))
+    with pytest.raises(InputError, match="max_units"):
+        plan(100, _cfg(max_units=0))
+    with pytest.raises(InputError, match="min_group_size"):
+        plan(100, _cfg(min_group_size=0))
 
 
 _FOREIGN_DF = synthetic(300)

@@ -97,8 +97,11 @@ def test_audit_model_membership_only_spends_nothing(trained) -> None:
     assert res.returncode == 0, res.stderr
     rec = json.loads(res.stdout)
     mia = rec["membership_inference"]
-    assert 0.4 < mia["auc"] < 0.6 and mia["n_members"] == mia["n_nonmembers"] > 100
+    assert 0.4 < mia["auc"] < 0.6
+    assert set(mia) == {"attack", "auc", "tpr_at_1pct_fpr"}  # aggregate figures only: no member counts
     assert "one_run" not in rec and len(_budget(trained).runs) == before
+    shown = cli("audit-model", summary.run_uid, "--skip-canary", "--token", tokens["demo"], *_ws(trained))
+    assert shown.returncode == 0 and f"AUC {mia['auc']:.3f}" in shown.stdout and " members vs " not in shown.stdout
 
 
 def test_audit_model_canary_audit_is_charged_stored_and_reported(trained) -> None:
@@ -157,16 +160,17 @@ def test_model_card_json(trained) -> None:
     p = card["privacy"]
     assert p["epsilon"] == pytest.approx(summary.epsilon_spent) and p["privacy_unit"] == "patient_id"
     assert p["sampler"] == "poisson" and p["sigma"] > 0 and 0 < p["sample_rate"] <= 1 and p["steps"] > 0
-    assert len(card["data"]["dataset_version_hash"]) == 64 and card["code_version"]
+    assert len(card["data"]["dataset_fingerprint"]) == 64 and card["code_version"]
     missing = cli("model-card", "nope", *_ws(trained))
     assert missing.returncode == 2 and "no such run" in error_line(missing)
 
 
-def test_history_has_held_out_accuracy_per_epoch(trained) -> None:
+def test_history_keeps_epochs_and_steps_only(trained) -> None:
+    """No training loss, no rows seen, and no held-out curve unless the split is declared public
+    (tests/governance/run/test_training.py covers `public_holdout`)."""
     from governance.storage.store import Run
 
     ws, summary, _, _, spec = trained
     with ws.session() as s:
         hist = s.query(Run).filter(Run.run_uid == summary.run_uid).one().metrics_json["history"]
-    assert len(hist) == spec.training.epochs and all(0 < h["test_accuracy"] < 1 for h in hist)
-    assert hist[-1]["test_accuracy"] == pytest.approx(summary.metrics["accuracy"], abs=1e-12)
+    assert len(hist) >= spec.training.epochs and all(set(h) == {"epoch", "step"} for h in hist)

@@ -240,9 +240,10 @@ def test_adult_pipeline_accuracy(workspace, tmp_path) -> None:
     assert summary["metrics"]["accuracy"] >= 0.84
 
 
-def test_group_bounding_plans_for_the_largest_unit_and_ledger_counts_per_unit(workspace, tmp_path) -> None:
-    """bounding: group trains on every row; epsilon is per patient at the largest
-    number of visits one patient has, and the ledger counts that per-patient epsilon."""
+def test_group_bounding_plans_for_the_declared_rows_per_unit_and_ledger_counts_per_unit(workspace, tmp_path) -> None:
+    """bounding: group trains on up to the declared `max_rows_per_unit` rows of each patient;
+    epsilon is per patient at that declared bound (never the data's own largest count), and
+    the ledger counts that per-patient epsilon."""
     from governance.storage import catalog
     from governance.run.runner import run_pipeline
     from governance.run.spec import load_pipeline
@@ -258,7 +259,8 @@ def test_group_bounding_plans_for_the_largest_unit_and_ledger_counts_per_unit(wo
                                    "clinic-visits: {epsilon: 3.0, delta: 1.0e-5, basic_share: 0.8}"))
     bind_examples(ws, {"clinic-visits": (policy, ["phi"], "patient_id")})
     spec = load_pipeline(small_spec(tmp_path, **{"training.bounding": "group", "training.epsilon": 2.0,
-                                                 "training.delta": 5.0e-6, "policy": str(policy)}))
+                                                 "training.delta": 5.0e-6, "policy": str(policy),
+                                                 "training.options.max_rows_per_unit": 3}))
     summary = run_pipeline(ws, spec, tokens["demo"])
     assert summary.status == "succeeded"
     with ws.session() as s:
@@ -266,15 +268,22 @@ def test_group_bounding_plans_for_the_largest_unit_and_ledger_counts_per_unit(wo
         split = catalog.get_version(s, ds, summary.version).meta_json["train_split"]
         card = s.query(Run).one().model_card_json
         lineage = ds.lineage_id
-    k = split["max_rows_per_unit"]
-    assert k > 1 and split["rows"] > split["units"]
-    assert card["privacy"]["group_size"] == k and card["privacy"]["bounding"] == "group"
+    assert split["max_rows_per_unit"] > 3  # some patients have more visits than the declared bound
+    assert card["privacy"]["group_size"] == 3 and card["privacy"]["bounding"] == "group"
+    assert card["privacy"]["units_for_sample_rate"] == 25000 * 3  # rows: declared patients x declared rows
     assert card["privacy"]["ledger_composition"].startswith("basic composition")
     assert summary.epsilon_spent <= 2.0 + 1e-6
     b = ws.ledger.status(lineage, "patient_id")
     assert b.runs[0].epsilon == pytest.approx(summary.epsilon_spent)
     assert not b.runs[0].has_curve  # a per-row curve must not be composed as if it were per patient
     assert b.spent == pytest.approx(summary.epsilon_spent)  # basic composition of the per-unit guarantee
+
+
+def test_group_bounding_without_a_declared_row_bound_is_refused(workspace, tmp_path) -> None:
+    ws, tokens = workspace
+    res = cli("run", str(small_spec(tmp_path, **{"training.bounding": "group"})), "--workspace", str(ws.root),
+              "--token", tokens["demo"])
+    assert res.returncode == 2 and "max_rows_per_unit" in error_line(res)
 
 
 def test_budget_refusal_names_dataset_and_decrypts_nothing(workspace, tmp_path) -> None:
@@ -304,7 +313,7 @@ def test_group_run_without_a_basic_share_is_refused_and_stores_nothing(workspace
     from governance.storage.store import DatasetVersion
 
     ws, tokens = workspace
-    res = cli("run", str(small_spec(tmp_path, **{"training.bounding": "group"})), "--workspace", str(ws.root),
+    res = cli("run", str(small_spec(tmp_path, **{"training.bounding": "group", "training.options.max_rows_per_unit": 3})), "--workspace", str(ws.root),
               "--token", tokens["demo"])
     assert res.returncode in (2, 3), res.stderr
     assert "basic_share" in error_line(res)
