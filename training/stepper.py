@@ -150,7 +150,7 @@ class DPStepper:
         self.amp = bool(amp)
         self.physical_batch = physical_batch
         self.loss_fn = loss_fn or (lambda out, t: F.cross_entropy(out.float(), t, reduction="none"))
-        self.noise_rng = noise_rng if noise_rng is not None else SecureRandom(self.device)
+        self.noise_rng = noise_rng if noise_rng is not None else SecureRandom(self.device, prefetch=True)
         if clipping == "bookkeeping":
             self.clipper: Any = BookKeepingClipper(model, max_grad_norm, noise_multiplier, expected_batch_size,
                                                    self.noise_rng)

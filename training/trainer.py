@@ -242,10 +242,11 @@ RngFactory = Callable[[Any], tuple[Any, Any]]
 
 
 def _secure_rngs(device: Any) -> tuple[Any, Any]:
-    """(sampling, noise) generators, each with its own fresh 256-bit key from the OS."""
+    """(sampling, noise) generators, each with its own fresh 256-bit key from the OS; the noise is
+    prefetched one step ahead on the CPU (it does not depend on the data)."""
     from training.secure_random import SecureRandom
 
-    return SecureRandom(device), SecureRandom(device)
+    return SecureRandom(device), SecureRandom(device, prefetch=True)
 
 
 class _Run:

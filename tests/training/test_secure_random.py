@@ -51,16 +51,29 @@ def test_torch_keystream_refuses_counter_overflow():
         chacha20_words_torch(bytes(32), bytes(12), 6, block_counter=2**32 - 5)
 
 
-def test_both_backends_draw_identical_numbers():
-    """CPU (cryptography) and device (torch ops) paths give the same bits, hence the same masks and noise."""
+@pytest.mark.parametrize("n_normal", [1, 1003, 3 * 8192 + 5])  # one value, one chunk, several chunks + tail
+def test_both_backends_draw_the_same_numbers(n_normal):
+    """CPU (cryptography, chunked numpy) and device (torch ops) paths read the same bits: identical masks,
+    permutations and uniforms; Gaussians equal up to the last-ulp differences of numpy's and torch's log/sin/cos."""
     key = os.urandom(32)
     a, b = SecureRandom("cpu", key), SecureRandom("cpu", key, backend="torch")
     assert torch.equal(a.uniform(1001), b.uniform(1001))
     assert torch.equal(a.uniform(77, torch.float32), b.uniform(77, torch.float32))
     assert torch.equal(a.bernoulli_mask(999, 0.37), b.bernoulli_mask(999, 0.37))
     assert torch.equal(a.randperm(513), b.randperm(513))
-    assert torch.equal(a.normal(1003, 2.5), b.normal(1003, 2.5))
+    za, zb = a.normal(n_normal, 2.5), b.normal(n_normal, 2.5)
+    assert za.shape == zb.shape == (n_normal,) and torch.allclose(za, zb, rtol=1e-6, atol=1e-6)
     assert a.counter == b.counter == 5
+
+
+def test_device_path_that_needs_several_rounds_reads_the_same_stream(monkeypatch):
+    """The device path over-draws polar pairs once; if a draw ever falls short it continues the same stream."""
+    import training.secure_random as sr
+
+    monkeypatch.setattr(sr, "_POLAR_MARGIN_SD", -40.0)  # force rounds that fall short
+    key = os.urandom(32)
+    a, b = SecureRandom("cpu", key), SecureRandom("cpu", key, backend="torch")
+    assert torch.allclose(a.normal(20_000), b.normal(20_000), rtol=1e-6, atol=1e-6)
 
 
 # ----------------------------------------------------------------- numbers
@@ -130,6 +143,22 @@ def test_same_key_and_counter_continue_the_exact_stream():
         assert torch.equal(x, y)
     c = SecureRandom(key=bytes(state["key"].tolist()))  # same key, counter 0: a different part of the stream
     assert not torch.equal(c.normal(257, 1.7), expected[0])
+
+
+def test_prefetched_noise_is_exactly_the_unprefetched_stream():
+    key = os.urandom(32)
+    plain, ahead = SecureRandom(key=key), SecureRandom(key=key, prefetch=True)
+    for n in (5000, 5000, 5000, 700, 700):  # a size change discards the guess and recomputes
+        assert torch.equal(plain.normal(n, 1.5), ahead.normal(n, 1.5))
+    assert torch.equal(plain.bernoulli_mask(100, 0.5), ahead.bernoulli_mask(100, 0.5))  # other draw kinds
+    assert torch.equal(plain.normal(700), ahead.normal(700))  # the stale guess for this counter was dropped
+    state = ahead.state_dict()
+    assert state["counter"] == plain.counter == 7  # consumed draws only, not the one computed ahead
+    expected = ahead.normal(700)
+    resumed = SecureRandom(prefetch=True)
+    resumed.normal(700)  # its own key and a pending guess, both replaced
+    resumed.load_state_dict(state)
+    assert torch.equal(resumed.normal(700), expected)
 
 
 def test_each_draw_has_its_own_nonce():
