@@ -27,7 +27,9 @@ Each privgov row also carries a step-time breakdown: `step_ms` (whole step),
 `sample_ms` (drawing one Poisson batch) and `noise_ms` (one step's noise),
 the latter two timed on their own with fresh generators of the same kind,
 each also as process CPU time (`*_cpu_ms`), which a busy shared machine
-disturbs far less than wall time (with --threads 1 it is the work done).
+disturbs far less than wall time. `--threads 1,2` measures each thread count:
+with fewer torch threads than cores the CSPRNG's noise for the next step is
+made on the spare core (SecureRandom prefetch) and leaves the critical path.
 `csprng_overhead` compares each CSPRNG row with its seeded twin.
 `--repeat R` runs the engine list R times, interleaved, and reports the
 median (the spread is kept in `samples_per_s_runs`): on a shared machine
@@ -250,15 +252,15 @@ def _overheads(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per workload: what the CSPRNG costs against the old seeded generator, as a share of step time."""
     out = []
     for (old, new) in (("privgov", "privgov_csprng"), ("privgov_eager", "privgov_csprng_eager")):
-        for w in sorted({r["workload"] for r in results}):
-            a = next((r for r in results if r["workload"] == w and r["engine"] == old), None)
-            b = next((r for r in results if r["workload"] == w and r["engine"] == new), None)
+        for w, t in sorted({(r["workload"], r["threads"]) for r in results}):
+            a = next((r for r in results if (r["workload"], r["threads"], r["engine"]) == (w, t, old)), None)
+            b = next((r for r in results if (r["workload"], r["threads"], r["engine"]) == (w, t, new)), None)
             if not (a and b):
                 continue
             gen_a, gen_b = a["sample_ms"] + a["noise_ms"], b["sample_ms"] + b["noise_ms"]
             cpu_a, cpu_b = a["sample_cpu_ms"] + a["noise_cpu_ms"], b["sample_cpu_ms"] + b["noise_cpu_ms"]
             out.append({
-                "workload": w, "engines": f"{new} vs {old}",
+                "workload": w, "threads": t, "engines": f"{new} vs {old}",
                 "step_ms": [a["step_ms"], b["step_ms"]],
                 "step_cpu_ms": [a["step_cpu_ms"], b["step_cpu_ms"]],
                 "throughput_change": round(b["samples_per_s"] / a["samples_per_s"] - 1, 4),
@@ -282,10 +284,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="nonprivate_graph and the *_eager rows are skipped on CPU (no graphs there)")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--repeat", type=int, default=1, help="run the engine list this many times, interleaved")
-    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--threads", default=None,
+                    help="torch intra-op threads, or a comma list to measure each (default: torch's)")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    thread_counts = [int(t) for t in args.threads.split(",")] if args.threads else [torch.get_num_threads()]
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     if device.type == "cuda":
@@ -293,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cudnn.allow_tf32 = True
     tag = args.tag or ("h100" if device.type == "cuda" and "H100" in torch.cuda.get_device_name(0) else device.type)
     results = []
-    for wname in args.workloads.split(","):
+    for threads, wname in ((t, w) for t in thread_counts for w in args.workloads.split(",")):
+        torch.set_num_threads(threads)
         w = WORKLOADS[wname]
         n = min(w["n"], 4 * w["batch"] + 64) if args.quick else w["n"]
         warmup, steps = (2, 4) if args.quick else (20, args.steps or (200 if w["kind"] == "mlp" else 100))
@@ -318,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
                     r = bench_privgov(w["kind"], w["batch"], x, y, device, wu, st, graph=graph, secure=secure)
                 else:
                     raise SystemExit(f"unknown engine {eng}")
-                r.update(workload=wname, engine=eng, peak_mib=round(_peak(device), 1), n_rows=n, steps=st)
+                r.update(workload=wname, engine=eng, peak_mib=round(_peak(device), 1), n_rows=n, steps=st,
+                         threads=threads)
                 runs.setdefault(eng, []).append(r)
         base = base_graph = None
         for eng in engines:
@@ -340,13 +344,13 @@ def main(argv: list[str] | None = None) -> int:
             results.append(r)
             extra = (f"  step {r['step_ms']:.1f} ms = sample {r['sample_ms']:.2f} + noise {r['noise_ms']:.2f} + rest"
                      if "step_ms" in r else "")
-            print(f"{wname:10s} {eng:20s} {r['samples_per_s']:>12.0f} samples/s  x{r['ratio_to_nonprivate']}  "
+            print(f"{wname:10s} t{threads} {eng:16s} {r['samples_per_s']:>12.0f} samples/s  x{r['ratio_to_nonprivate']}  "
                   f"peak {r['peak_mib']} MiB{extra}", flush=True)
     payload = {"benchmark": "dp_throughput", "machine": _meta.machine(),
                "versions": _meta.versions("torch", "opacus", "numpy"),
                "settings": {"device": str(device), "quick": args.quick, "sigma": SIGMA, "clip": CLIP,
                             "optimizer": "SGD(momentum=0.9)", "tf32": device.type == "cuda",
-                            "repeat": args.repeat, "torch_threads": torch.get_num_threads(),
+                            "repeat": args.repeat, "torch_threads": thread_counts,
                             "mlp": "108-512-512-2", "cnn": "GroupNorm CNN 3x32x32 (32-64-128)"},
                "results": results, "csprng_overhead": _overheads(results)}
     path = _meta.write_results(f"dp_throughput_{tag}.json", payload)

@@ -63,12 +63,12 @@ class TrainConfig:
     optimizer: str = "adam"
     max_grad_norm: float = 1.0
     device: str = "auto"           # auto | cpu | cuda
-    seed: int = 0
+    seed: int = 0                  # weight init only; masks and noise come from a per-run CSPRNG
     unit_column: str | None = None
     sensitive_columns: list[str] = field(default_factory=list)
     test_fraction: float = 0.2
     bounding: str = "one_row_per_unit"  # or "group" (group privacy at the max group size)
-    sampler: str = "poisson"       # or "shuffle_unsafe" (NOT Poisson-accounted)
+    sampler: str = "poisson"       # "shuffle_unsafe" only via train_unsafe_shuffled (NOT accounted)
     clipping: str = "bookkeeping"  # bookkeeping | ghost | per_sample
     amp: bool = False              # bf16 autocast (opt-in)
     physical_batch: int | None = None
