@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from privacy.errors import InputError
+from training.secure_random import RandomSource, SecureRandom
 
 SUPPORTED = (nn.Linear, nn.Embedding, nn.Conv2d, nn.LayerNorm, nn.GroupNorm)
 
@@ -263,33 +264,55 @@ def check_supported(model: nn.Module) -> None:
 class ClippedSumBase:
     """What every clipper shares: the clipping settings, the running sum of
     clipped per-sample gradients, and `finalize`, which adds the noise once per
-    logical step. Subclasses differ only in how per-sample norms are obtained."""
+    logical step. Subclasses differ only in how per-sample norms are obtained.
+
+    The noise comes from `rng` (a `training.secure_random.SecureRandom` unless a
+    test passes another `RandomSource`): a generator derived from anything
+    published would let a reader of the model card subtract the noise. A CUDA
+    graph cannot call the generator, so the stepper may set `static_noise`, a
+    fixed-address buffer it refills from `rng` before every replay; `finalize`
+    then reads the noise from there.
+    """
 
     def __init__(self, model: nn.Module, max_grad_norm: float, noise_multiplier: float,
-                 expected_batch_size: float, generator: torch.Generator | None = None) -> None:
+                 expected_batch_size: float, rng: RandomSource | None = None) -> None:
         self.model = model
         self.max_grad_norm = float(max_grad_norm)
         self.noise_multiplier = float(noise_multiplier)
         self.expected_batch_size = float(expected_batch_size)
-        self.generator = generator
         self.params = [p for p in model.parameters() if p.requires_grad]
+        dev = self.params[0].device if self.params else torch.device("cpu")
+        self.rng = rng if rng is not None else SecureRandom(dev)
+        self.static_noise: torch.Tensor | None = None
         self._sum: dict[nn.Parameter, torch.Tensor] = {}
         self.last_norms: torch.Tensor | None = None
 
+    @property
+    def noise_std(self) -> float:
+        return self.noise_multiplier * self.max_grad_norm
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.params)
+
+    def draw_noise(self, out: torch.Tensor | None = None) -> torch.Tensor | None:
+        """One step's N(0, (sigma*C)^2) noise for all parameters, flat; None when sigma = 0."""
+        if self.noise_std <= 0:
+            return None
+        return self.rng.normal(self.n_params, self.noise_std, out=out)
+
     def finalize(self) -> None:
         """Noise once per logical step, scale by 1/expected batch, write p.grad."""
-        std = self.noise_multiplier * self.max_grad_norm
         scale = 1.0 / self.expected_batch_size
-        total = sum(p.numel() for p in self.params)
         dev = self.params[0].device
-        noise = torch.randn(total, device=dev, generator=self.generator) if std > 0 else None
+        noise = self.static_noise if self.static_noise is not None else self.draw_noise()
         off = 0
         for p in self.params:
             n = p.numel()
             s = self._sum.get(p)
             g = torch.zeros(p.shape, device=dev) if s is None else s
             if noise is not None:
-                g = g.add(noise[off:off + n].view(p.shape), alpha=std)
+                g = g.add(noise[off:off + n].view(p.shape))
             off += n
             g = g.mul_(scale) if g is not s else g * scale
             p.grad = g.to(p.dtype)
@@ -309,12 +332,12 @@ class BookKeepingClipper(ClippedSumBase):
     """
 
     def __init__(self, model: nn.Module, max_grad_norm: float, noise_multiplier: float,
-                 expected_batch_size: float, generator: torch.Generator | None = None,
+                 expected_batch_size: float, rng: RandomSource | None = None,
                  conv_norm: str = "auto") -> None:
         if conv_norm not in CONV_NORMS:
             raise InputError(f"conv_norm: expected one of {CONV_NORMS}, got {conv_norm!r}")
         check_supported(model)
-        super().__init__(model, max_grad_norm, noise_multiplier, expected_batch_size, generator)
+        super().__init__(model, max_grad_norm, noise_multiplier, expected_batch_size, rng)
         self.conv_norm = conv_norm
         for p in self.params:
             p.requires_grad_(False)

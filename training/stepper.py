@@ -15,6 +15,14 @@ instead of ~6 sd; all bucket graphs share one memory pool (they never run
 concurrently) and are captured together on the first step. Batches larger
 than the capacity (probability < 1e-9) and empty batches take the eager path,
 so every step is an exact Poisson step.
+
+Randomness: batches and noise come from the sampler's and the stepper's
+`RandomSource`s (per-run `SecureRandom` by default, never the pipeline seed).
+A graph cannot call the generator, so before every replay the step's noise
+is drawn - the same one draw an eager step makes, at the same point of the
+stream - into a fixed-address buffer that the captured `finalize` reads.
+Capture and warm-up read a zero buffer and draw nothing, so graph and eager
+runs (and resumed runs) consume identical streams.
 """
 from __future__ import annotations
 
@@ -31,6 +39,7 @@ from torch.nn import functional as F
 from privacy.errors import InputError
 from training.bookkeeping import BookKeepingClipper, ClippedSumBase
 from training.sampling import PoissonSampler
+from training.secure_random import RandomSource, SecureRandom
 
 CLIPPINGS = ("bookkeeping", "ghost", "per_sample")
 
@@ -44,11 +53,11 @@ class OpacusClipper(ClippedSumBase):
     """
 
     def __init__(self, model: nn.Module, max_grad_norm: float, noise_multiplier: float,
-                 expected_batch_size: float, generator: torch.Generator | None = None,
+                 expected_batch_size: float, rng: RandomSource | None = None,
                  mode: str = "per_sample") -> None:
         from opacus.grad_sample import GradSampleModule, GradSampleModuleFastGradientClipping
 
-        super().__init__(model, max_grad_norm, noise_multiplier, expected_batch_size, generator)
+        super().__init__(model, max_grad_norm, noise_multiplier, expected_batch_size, rng)
         self.mode = mode
         if mode == "ghost":
             self.gsm = GradSampleModuleFastGradientClipping(model, loss_reduction="sum",
@@ -131,7 +140,7 @@ class DPStepper:
                  sampler: PoissonSampler, optimizer: torch.optim.Optimizer, *, noise_multiplier: float,
                  max_grad_norm: float, expected_batch_size: float, clipping: str = "bookkeeping",
                  amp: bool = False, physical_batch: int | None = None, cuda_graph: bool = True,
-                 noise_seed: int = 0, loss_fn: Callable[..., torch.Tensor] | None = None,
+                 noise_rng: RandomSource | None = None, loss_fn: Callable[..., torch.Tensor] | None = None,
                  graph_buckets: bool = False) -> None:
         if clipping not in CLIPPINGS:
             raise InputError(f"clipping: expected one of {CLIPPINGS}, got {clipping!r}")
@@ -141,15 +150,14 @@ class DPStepper:
         self.amp = bool(amp)
         self.physical_batch = physical_batch
         self.loss_fn = loss_fn or (lambda out, t: F.cross_entropy(out.float(), t, reduction="none"))
-        self.noise_generator = torch.Generator(device=self.device)
-        self.noise_generator.manual_seed(int(noise_seed) + 7919)
+        self.noise_rng = noise_rng if noise_rng is not None else SecureRandom(self.device, prefetch=True)
         if clipping == "bookkeeping":
             self.clipper: Any = BookKeepingClipper(model, max_grad_norm, noise_multiplier, expected_batch_size,
-                                                   self.noise_generator)
+                                                   self.noise_rng)
             self._forward = model
         else:
             self.clipper = OpacusClipper(model, max_grad_norm, noise_multiplier, expected_batch_size,
-                                         self.noise_generator, mode=clipping)
+                                         self.noise_rng, mode=clipping)
             self._forward = self.clipper.forward
         self.loss_sum = torch.zeros((), device=self.device)
         self.rows_seen = torch.zeros((), device=self.device)
@@ -157,6 +165,7 @@ class DPStepper:
         self.graph_steps = 0
         self.graph_error: str | None = None
         self._graphs: dict[int, Any] = {}
+        self._noise_buf: torch.Tensor | None = None
         q, n = sampler.q, sampler.n_units
         mean = q * n
         self.capacity = int(math.ceil(mean + 6.0 * math.sqrt(max(mean * (1 - q), 1.0)) + 16))
@@ -231,6 +240,8 @@ class DPStepper:
         self._idx = torch.zeros(cap, dtype=torch.long, device=self.device)
         self._k = torch.zeros((), dtype=torch.long, device=self.device)
         self._arange = torch.arange(cap, device=self.device)
+        self._noise_buf = (torch.zeros(self.clipper.n_params, device=self.device)
+                           if self.clipper.noise_std > 0 else None)
 
     def _load(self, idx: torch.Tensor) -> int:
         """Put a batch of 0 < k <= capacity rows into the static inputs; returns its bucket."""
@@ -243,9 +254,7 @@ class DPStepper:
 
     def _build_graph(self) -> None:
         self._static_inputs()
-        gen = self.clipper.generator
-        self.clipper.generator = None  # graph-safe default CUDA generator for the noise
-        torch.cuda.manual_seed(int(self.noise_generator.initial_seed()))
+        self.clipper.static_noise = self._noise_buf  # captured finalize reads it; capture draws nothing
         loss0, rows0 = self.loss_sum.clone(), self.rows_seen.clone()
         snap = self._snapshot()
         try:
@@ -268,10 +277,10 @@ class DPStepper:
             self.graph_error = f"{type(exc).__name__}: {exc}"[:300]
             self.use_graph = False
             self._graphs = {}
-            self.clipper.generator = gen
             self.clipper._clear() if hasattr(self.clipper, "_clear") else None
             self._restore(snap)
         finally:
+            self.clipper.static_noise = None  # eager steps draw their own noise
             self.loss_sum.copy_(loss0)
             self.rows_seen.copy_(rows0)
 
@@ -281,7 +290,10 @@ class DPStepper:
         if self.use_graph and not self._graphs:
             self._build_graph()
         if self.use_graph and 0 < k <= self.capacity:
-            self._graphs[self._load(idx)].replay()
+            rows = self._load(idx)
+            if self._noise_buf is not None:
+                self.clipper.draw_noise(out=self._noise_buf)
+            self._graphs[rows].replay()
             self.graph_steps += 1
             return
         self._eager_step(idx)

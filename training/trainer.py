@@ -19,6 +19,18 @@ Model selection: there is no early stopping and no checkpoint picking on
 validation data; the final iterate is returned (selection on private data
 would itself leak). Hyper-parameters must come from public data or a split
 that is accounted separately.
+
+Randomness: `cfg.seed` sets weight initialisation only (the caller's split
+and data generator use it too). The Poisson masks, the per-epoch unit
+representatives and the Gaussian noise come from two `SecureRandom`s keyed
+per run from `os.urandom`; their keys and counters are written only into
+`checkpoint_bytes` (which governance stores encrypted), so `resume` continues
+the exact streams while nothing published can regenerate them.
+
+Sampling: every accounted entry point (`plan`, `start_run`, `resume`,
+`train_private`) refuses anything but Poisson sampling; fixed-size shuffled
+batches are reachable only through `train_unsafe_shuffled`, whose result is
+labelled NOT Poisson-accounted, for non-private benchmarks.
 """
 from __future__ import annotations
 
@@ -60,12 +72,12 @@ class TrainConfig:
     optimizer: str = "adam"
     max_grad_norm: float = 1.0
     device: str = "auto"           # auto | cpu | cuda
-    seed: int = 0
+    seed: int = 0                  # weight init only; masks and noise come from a per-run CSPRNG
     unit_column: str | None = None
     sensitive_columns: list[str] = field(default_factory=list)
     test_fraction: float = 0.2
     bounding: str = "one_row_per_unit"  # or "group" (group privacy at the max group size)
-    sampler: str = "poisson"       # or "shuffle_unsafe" (NOT Poisson-accounted)
+    sampler: str = "poisson"       # "shuffle_unsafe" only via train_unsafe_shuffled (NOT accounted)
     clipping: str = "bookkeeping"  # bookkeeping | ghost | per_sample
     amp: bool = False              # bf16 autocast (opt-in)
     physical_batch: int | None = None
@@ -174,9 +186,24 @@ def plan(n_train_units: int, cfg: TrainConfig, *, max_group_size: int = 1) -> Pr
     With `bounding="group"` the mechanism runs over rows and the guarantee is
     converted to units by group privacy at k = `cfg.max_rows_per_unit` (or
     `max_group_size`): the record level target becomes
-    (eps/k, delta / (k e^{(k-1) eps/k})), and n counts rows (max_units * k).
+    (eps/k, delta / (k e^{(k-1) eps/k})), and n counts rows (max_units * k). Only Poisson
+    sampling is planned: the accountant analyses nothing else.
     """
+    return _plan(n_train_units, cfg, max_group_size=max_group_size, accounted=True)
+
+
+def require_poisson(cfg: TrainConfig) -> None:
+    """Accounted runs sample with Poisson only: the accountant's epsilon assumes it."""
+    if cfg.sampler != "poisson":
+        raise InputError(f"sampler: {cfg.sampler!r} is not Poisson sampling, so the reported epsilon would not "
+                         "hold; accounted runs use 'poisson' (fixed-size batches: "
+                         "training.trainer.train_unsafe_shuffled, non-private benchmarks only)")
+
+
+def _plan(n_train_units: int, cfg: TrainConfig, *, max_group_size: int = 1, accounted: bool = True) -> PrivacyPlan:
     cfg.validate()
+    if accounted:
+        require_poisson(cfg)
     k = int(cfg.max_rows_per_unit or max_group_size) if cfg.bounding == "group" else 1
     if k < 1:
         raise InputError(f"max_group_size: expected >= 1, got {max_group_size}")
@@ -274,17 +301,37 @@ def _tensors(enc: FeatureEncoder, df: pd.DataFrame, device: Any) -> tuple[list[A
     return _inputs(num, cat, device), torch.as_tensor(y, device=device)
 
 
+RngFactory = Callable[[Any], tuple[Any, Any]]
+
+
+def _secure_rngs(device: Any) -> tuple[Any, Any]:
+    """(sampling, noise) generators, each with its own fresh 256-bit key from the OS; the noise is
+    prefetched one step ahead on the CPU (it does not depend on the data)."""
+    from training.secure_random import SecureRandom
+
+    return SecureRandom(device), SecureRandom(device, prefetch=True)
+
+
 class _Run:
-    """Holds the live objects of one run so it can be checkpointed and resumed."""
+    """Holds the live objects of one run so it can be checkpointed and resumed.
+
+    `rngs` builds the (sampling, noise) generators for a device; only the
+    clearly named test helpers in `training.insecure_random` pass anything but
+    the secure default. `unaccounted=True` (from `train_unsafe_shuffled` only)
+    lets a non-Poisson sampler through.
+    """
 
     def __init__(self, train_df: pd.DataFrame, cfg: TrainConfig, pplan: PrivacyPlan,
-                 encoder: FeatureEncoder | None = None) -> None:
+                 encoder: FeatureEncoder | None = None, *, rngs: RngFactory | None = None,
+                 unaccounted: bool = False) -> None:
         import torch
 
         from training.models import build_model
-        from training.sampling import PoissonSampler, unit_codes
+        from training.sampling import make_sampler, unit_codes
         from training.stepper import DPStepper, make_optimizer
 
+        if not unaccounted:
+            require_poisson(cfg)
         self.cfg, self.plan = cfg, pplan
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
@@ -295,8 +342,9 @@ class _Run:
         units = None
         if cfg.unit_column is not None:  # no check against plan.n_units: that is a declared bound, not a count
             units, _, _ = unit_codes(train_df[cfg.unit_column].to_numpy(), self.device)
-        self.sampler = PoissonSampler(len(train_df), pplan.sample_rate, units=units, bounding=cfg.bounding,
-                                      sampler=cfg.sampler, device=self.device, seed=cfg.seed)
+        sample_rng, self.noise_rng = (rngs or _secure_rngs)(self.device)
+        self.sampler = make_sampler(cfg.sampler, len(train_df), pplan.sample_rate, units=units,
+                                    bounding=cfg.bounding, device=self.device, rng=sample_rng)
         use_graph = cfg.cuda_graphs and self.device.type == "cuda" and cfg.clipping == "bookkeeping"
         self.optimizer = make_optimizer(cfg.optimizer, [p for p in self.model.parameters()], cfg.lr,
                                         weight_decay=cfg.weight_decay, capturable=use_graph)
@@ -304,7 +352,7 @@ class _Run:
                                  noise_multiplier=pplan.sigma, max_grad_norm=cfg.max_grad_norm,
                                  expected_batch_size=pplan.expected_batch_size, clipping=cfg.clipping,
                                  amp=cfg.amp, physical_batch=cfg.physical_batch, cuda_graph=use_graph,
-                                 noise_seed=cfg.seed)
+                                 noise_rng=self.noise_rng)
         self.history: list[dict[str, float]] = []
         self.steps_per_epoch = self.sampler.steps_per_epoch
 
@@ -326,17 +374,13 @@ class _Run:
                     progress(rec)
 
     def state_dict(self) -> dict[str, Any]:
-        import torch
-
+        """Everything a resume needs, generator keys included: for the encrypted checkpoint only."""
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "sampler": self.sampler.state_dict(), "noise_rng": self.stepper.noise_generator.get_state(),
-                "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
+                "sampler": self.sampler.state_dict(), "noise_rng": self.noise_rng.state_dict(),
                 "history": list(self.history), "steps_done": self.steps_done,
                 "plan": asdict(self.plan), "encoder": self.encoder.state(), "device_type": self.device.type}
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
-        import torch
-
         saved = st.get("device_type", self.device.type)
         if saved != self.device.type:
             raise InputError(f"checkpoint: taken on {saved} but resuming on {self.device.type}; the sampler's and "
@@ -344,17 +388,17 @@ class _Run:
         self.model.load_state_dict(st["model"])
         self.optimizer.load_state_dict(st["optimizer"])
         self.sampler.load_state_dict(st["sampler"])
-        self.stepper.noise_generator.set_state(st["noise_rng"])
-        if st.get("cuda_rng") is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(st["cuda_rng"])
+        self.noise_rng.load_state_dict(st["noise_rng"])
         self.history = list(st["history"])
 
 
 def checkpoint_bytes(run: _Run) -> bytes:
-    """Model, optimizer, steps done, plan, encoder, sampler and noise RNG states.
+    """Model, optimizer, steps done, plan, encoder, and the sampling and noise generators' keys and counters.
 
     Plain tensors and JSON types only: `resume` loads it with
     `torch.load(weights_only=True)`, so a checkpoint never unpickles objects.
+    It holds the secret keys the guarantee rests on: store it encrypted (as
+    governance does) and never beside the model or in a report.
     """
     import torch
 
@@ -369,14 +413,15 @@ def save_checkpoint(run: _Run, path: str | Path) -> None:
 
 
 def start_run(train_df: pd.DataFrame, cfg: TrainConfig, pplan: PrivacyPlan) -> _Run:
-    """A run object that can `run(stop_after=...)`, be checkpointed and resumed."""
+    """A run object that can `run(stop_after=...)`, be checkpointed and resumed (Poisson sampling only)."""
     return _Run(train_df, cfg, pplan)
 
 
 def resume(checkpoint: str | Path | bytes, train_df: pd.DataFrame, cfg: TrainConfig, pplan: PrivacyPlan) -> _Run:
-    """Rebuild a run from a checkpoint (file path or bytes); it continues with the same Poisson draws."""
+    """Rebuild a run from a checkpoint (file path or bytes); it continues with the same Poisson draws and noise."""
     import torch
 
+    require_poisson(cfg)
     source = "checkpoint" if isinstance(checkpoint, bytes) else f"checkpoint {checkpoint}"
     raw = checkpoint if isinstance(checkpoint, bytes) else Path(checkpoint).read_bytes()
     try:
@@ -446,7 +491,8 @@ def finish_run(run: _Run, test_df: pd.DataFrame | None, cfg: TrainConfig, *, t0:
         train_seconds=(time.time() - t0) if t0 else 0.0)
     # No counts of empty batches or graph-replayed steps: both follow the true
     # batch sizes, i.e. the data's size, which the card must not reveal.
-    result.model_card = build_model_card(cfg, p, result, dataset_fingerprint=dataset_fingerprint)
+    result.model_card = build_model_card(cfg, p, result, dataset_fingerprint=dataset_fingerprint,
+                                         extra={"randomness": run.noise_rng.description})
     return result
 
 
@@ -467,6 +513,23 @@ def train_private(train_df: pd.DataFrame, test_df: pd.DataFrame | None, cfg: Tra
     run = _Run(train_df, cfg, plan)
     run.run(progress=progress)
     return finish_run(run, test_df, cfg, t0=t0, dataset_fingerprint=dataset_fingerprint)
+
+
+def train_unsafe_shuffled(train_df: pd.DataFrame, test_df: pd.DataFrame | None, cfg: TrainConfig) -> TrainResult:
+    """Clipped, noised training on fixed-size shuffled batches: NOT Poisson, so NOT covered by the accountant.
+
+    For non-private benchmarks and comparisons only (cfg.sampler must say
+    'shuffle_unsafe'); the card carries `poisson_accounted: false` and a
+    warning. Never call this for a governed run: it reserves nothing.
+    """
+    if cfg.sampler != "shuffle_unsafe":
+        raise InputError(f"sampler: train_unsafe_shuffled needs sampler='shuffle_unsafe', got {cfg.sampler!r}")
+    n_units, max_group = count_units(train_df, cfg)
+    pplan = _plan(n_units, cfg, max_group_size=max_group, accounted=False)
+    t0 = time.time()
+    run = _Run(train_df, cfg, pplan, unaccounted=True)
+    run.run()
+    return finish_run(run, test_df, cfg, t0=t0)
 
 
 def train_nonprivate(train_df: pd.DataFrame, test_df: pd.DataFrame | None, cfg: TrainConfig,

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from privacy.errors import InputError
 from training.trainer import (TrainConfig, count_units, finish_run, load_model, plan, resume, save_checkpoint,
-                              start_run, train_private)
+                              start_run, train_private, train_unsafe_shuffled)
 
 from .conftest import DECLARED, synthetic
 
@@ -95,12 +95,51 @@ def test_group_bounding_trains_on_at_most_the_declared_rows_per_unit():
     assert p.group_size == 3 and p.n_units == 300
 
 
-def test_shuffle_unsafe_is_labelled():
+def test_shuffle_unsafe_is_refused_by_every_accounted_entry_point(tmp_path):
+    df = synthetic(400)
+    unsafe = _cfg(sampler="shuffle_unsafe", epochs=1)
+    with pytest.raises(InputError, match="not Poisson"):
+        plan(len(df), unsafe)
+    p = plan(len(df), _cfg(epochs=1))  # a Poisson plan cannot be reused for a shuffled run either
+    for call in (lambda: start_run(df, unsafe, p), lambda: train_private(df, None, unsafe, p)):
+        with pytest.raises(InputError, match="not Poisson"):
+            call()
+    run = start_run(df, _cfg(epochs=1), p)
+    run.run(stop_after=1)
+    save_checkpoint(run, tmp_path / "ck.pt")
+    with pytest.raises(InputError, match="not Poisson"):
+        resume(tmp_path / "ck.pt", df, unsafe, p)
+
+
+def test_shuffle_unsafe_only_through_the_named_unaccounted_path():
     df = synthetic(800)
     cfg = _cfg(sampler="shuffle_unsafe", epochs=1)
-    res = train_private(df, None, cfg, plan(len(df), cfg))
+    res = train_unsafe_shuffled(df, None, cfg)
     assert res.model_card["privacy"]["poisson_accounted"] is False
     assert "NOT" in res.model_card["privacy"]["warning"]
+    with pytest.raises(InputError, match="shuffle_unsafe"):
+        train_unsafe_shuffled(df, None, _cfg(epochs=1))
+
+
+def _params(res, cfg):
+    return torch.cat([p.detach().flatten() for p in load_model(res, cfg).parameters()])
+
+
+def test_same_seed_runs_draw_different_noise_and_batches():
+    """`seed:` is published in the card: it fixes the initial weights, never the masks or the noise."""
+    df = synthetic(600)
+    cfg = _cfg(epochs=1)
+    p = plan(len(df), cfg)
+    runs = [start_run(df, cfg, p) for _ in range(2)]
+    for a, b in zip(runs[0].model.parameters(), runs[1].model.parameters()):
+        assert torch.equal(a, b)  # same seed: same initialisation
+    batches = [[r.sampler.sample() for _ in range(4)] for r in runs]
+    assert any(not torch.equal(x, y) for x, y in zip(*batches))
+    noise = [r.stepper.clipper.draw_noise() for r in runs]
+    assert not torch.allclose(noise[0], noise[1])
+    a, b = (train_private(df, None, cfg, p) for _ in range(2))
+    assert not torch.allclose(_params(a, cfg), _params(b, cfg))
+    assert "os.urandom" in a.model_card["training"]["randomness"]
 
 
 def test_empty_batches_are_noise_only_steps():
@@ -117,13 +156,18 @@ def test_empty_batches_are_noise_only_steps():
 
 @pytest.mark.parametrize("clipping", ["bookkeeping", "per_sample"])
 def test_resume_gives_same_epsilon_steps_and_parameters(tmp_path, clipping):
+    """Resuming continues the exact masks and noise: the keys and counters travel in the checkpoint.
+
+    The uninterrupted reference starts from a step-0 checkpoint of the same run, so both share the
+    run's keys (a second `start_run` would draw fresh keys and, rightly, different noise)."""
     df = synthetic(1000)
     cfg = _cfg(epochs=3, clipping=clipping)
     p = plan(len(df), cfg)
-    full = start_run(df, cfg, p)
+    part = start_run(df, cfg, p)
+    save_checkpoint(part, tmp_path / "ck0.pt")
+    full = resume(tmp_path / "ck0.pt", df, cfg, p)
     full.run()
     a = finish_run(full, None, cfg)
-    part = start_run(df, cfg, p)
     part.run(stop_after=p.steps // 2)
     save_checkpoint(part, tmp_path / "ck.pt")
     del part

@@ -137,15 +137,14 @@ def test_kill_mid_training_then_resume_charges_once(killed, tmp_path) -> None:
     last_train = len(actions) - 1 - actions[::-1].index("train")  # the model-stored event
     assert actions.index("budget_reserve") < actions.index("budget_resume") < last_train
 
-    # The same pipeline without interruption, in a fresh workspace: same epsilon, same model.
+    # The same pipeline without interruption, in a fresh workspace: same epsilon. (Not the same
+    # model: noise and batches come from a fresh per-run key, never from the pipeline's seed.)
     from governance.run.runner import run_pipeline
     from governance.run.spec import load_pipeline
 
     ws2, tokens2 = new_workspace(tmp_path / "ws2")
     whole = run_pipeline(ws2, load_pipeline(spec), tokens2["demo"])
     assert whole.epsilon_spent == summary["epsilon_spent"]
-    assert whole.metrics["accuracy"] == summary["metrics"]["accuracy"]
-    assert whole.metrics["roc_auc"] == pytest.approx(summary["metrics"]["roc_auc"], abs=1e-12)
 
     again = cli("run", str(spec), "--workspace", str(tmp / "ws"), "--token", token, "--resume", uid)
     assert again.returncode == 2 and "succeeded; nothing to resume" in error_line(again)
