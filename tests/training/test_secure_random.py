@@ -185,7 +185,7 @@ def test_run_keys_are_only_in_the_checkpoint(tmp_path):
     from training.trainer import checkpoint_bytes, finish_run, plan, start_run, TrainConfig
 
     df = synthetic(600)
-    cfg = TrainConfig(target="y", epochs=1, batch_size=100, epsilon=3.0, device="cpu", seed=3, hidden=[8],
+    cfg = TrainConfig(target="y", encoder="fit_on_data", epochs=1, batch_size=100, epsilon=3.0, device="cpu", seed=3, hidden=[8],
                       sensitive_columns=["sex"])
     run = start_run(df.iloc[:500], cfg, plan(500, cfg))
     keys = [bytes(run.sampler.rng.state_dict()["key"].tolist()), bytes(run.noise_rng.state_dict()["key"].tolist())]
@@ -211,7 +211,7 @@ def test_seeded_generator_is_predictable_which_is_why_it_is_test_only():
     a, b = SeededRandom(seed=5), SeededRandom(seed=5)
     assert torch.equal(a.normal(100), b.normal(100))  # anyone who knows the seed knows the noise
     df = synthetic(400)
-    cfg = TrainConfig(target="y", epochs=1, batch_size=100, epsilon=3.0, device="cpu", seed=3, hidden=[8])
+    cfg = TrainConfig(target="y", encoder="fit_on_data", epochs=1, batch_size=100, epsilon=3.0, device="cpu", seed=3, hidden=[8])
     p = plan(len(df), cfg)
     results = []
     for _ in range(2):
