@@ -270,7 +270,7 @@ def test_group_bounding_plans_for_the_declared_rows_per_unit_and_ledger_counts_p
         lineage = ds.lineage_id
     assert split["max_rows_per_unit"] > 3  # some patients have more visits than the declared bound
     assert card["privacy"]["group_size"] == 3 and card["privacy"]["bounding"] == "group"
-    assert card["privacy"]["units_for_sample_rate"] == 25000 * 3  # rows: declared patients x declared rows
+    assert card["privacy"]["units_for_sample_rate"] == 9500 * 3  # rows: declared patients x declared rows
     assert card["privacy"]["ledger_composition"].startswith("basic composition")
     assert summary.epsilon_spent <= 2.0 + 1e-6
     b = ws.ledger.status(lineage, "patient_id")

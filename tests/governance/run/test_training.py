@@ -63,7 +63,7 @@ def test_sample_rate_is_batch_over_the_declared_units(two_workspaces) -> None:
     card, spec = two_workspaces[0]["card"], two_workspaces[0]["spec"]
     p = card["privacy"]
     declared = spec.training.options["max_units"]
-    assert p["units_for_sample_rate"] == declared == 25000
+    assert p["units_for_sample_rate"] == declared == 9500
     assert p["sample_rate"] == pytest.approx(spec.training.batch_size / declared, rel=0, abs=1e-15)
     assert p["units_source"] == "training option max_units"
     assert "empty_batches" not in card["training"] and "cuda_graph_steps" not in card["training"]
