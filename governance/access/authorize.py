@@ -17,7 +17,6 @@ give the same error, so a token holder cannot probe which datasets exist.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -94,24 +93,9 @@ def dataset_ref(ds: Any) -> DatasetRef:
                       row_id_column=ds.row_id_column, tags=tuple(ds.tags or ()), policy_hash=ds.policy_hash)
 
 
-_TOKENISH = re.compile(r"pgv_[0-9A-Za-z_]*")
-WITHHELD = "(withheld: looks like an API token)"
-
-
-def without_tokens(text: str | None) -> str | None:
-    """`text` with anything shaped like an API token withheld.
-
-    Why: a token pasted into the wrong argument (`privgov dataset export pgv_...`
-    with --token forgotten) arrives here as a dataset name or purpose, and the
-    audit log - readable without a token - must never hold one."""
-    return None if text is None else _TOKENISH.sub(WITHHELD, str(text))
-
-
-def record_decision(ws: "Workspace", *, principal: str, action: str, decision: str, resource: str | None = None,
-                    purpose: str | None = None, reason: str | None = None, **fields: Any) -> int:
-    """`record_event` for caller-supplied names: resource, purpose and reason without tokens."""
-    return record_event(ws, principal=principal, action=action, decision=decision, resource=without_tokens(resource),
-                        purpose=without_tokens(purpose), reason=without_tokens(reason), **fields)
+# Token-shaped text is withheld by the audit log itself (every field, every path):
+# `record_decision` is kept as the name decisions are recorded under.
+record_decision = record_event
 
 
 def claimed_name(claimed: str | None) -> str | None:
@@ -120,11 +104,13 @@ def claimed_name(claimed: str | None) -> str | None:
     Why: the log refuses detail strings that look like API tokens, so a pipeline
     declaring `principal: pgv_...` (a token pasted into the wrong field) made
     recording the denial itself fail - the one denial the log then missed."""
+    from governance.evidence.audit import WITHHELD, withhold_tokens
+
     if not claimed:
         return None
     if claimed.startswith("pgv_"):
         return WITHHELD
-    return without_tokens(claimed)[:128]
+    return withhold_tokens(claimed)[:128]
 
 
 def authenticate(ws: "Workspace", token: str | None, *, action: str, resource: str | None = None,

@@ -64,10 +64,17 @@ _PG_LOCK_KEY = 0x70726976  # "priv": advisory lock id for PostgreSQL appends
 
 
 _TOKENISH = re.compile(r"pgv_[0-9A-Za-z_]*")
+WITHHELD = "(withheld: looks like an API token)"
 
 
-def _no_token(text: str | None) -> str | None:
-    return None if text is None else _TOKENISH.sub("(withheld: looks like an API token)", str(text))
+def withhold_tokens(text: str | None) -> str | None:
+    """`text` with anything shaped like an API token withheld.
+
+    Why here: a token pasted into the wrong argument (`privgov dataset export
+    pgv_...` with --token forgotten) arrives as a dataset name, purpose or
+    reason; the log - readable without a token - must never hold one, whatever
+    path the event came by."""
+    return None if text is None else _TOKENISH.sub(WITHHELD, str(text))
 
 
 class AuditEvent(Base):
@@ -189,7 +196,7 @@ class AuditLog:
         clean = check_details(details)
         # Events never hold secrets: a token pasted into a name, purpose or reason is withheld here,
         # whatever path the event came by (the log is readable without a token).
-        principal, resource, purpose, reason = (_no_token(x) for x in (principal, resource, purpose, reason))
+        principal, resource, purpose, reason = (withhold_tokens(x) for x in (principal, resource, purpose, reason))
         self._lock_for_append(session)
         seq, prev = self._head(session)
         fields: dict[str, Any] = {
