@@ -23,8 +23,11 @@ attacking the trained model. Two tools:
   trained model is *not* (eps, delta)-DP for any smaller eps. An audit
   "fails" (finds a bug) when this bound exceeds the accounted epsilon.
 
-The caller orchestrates training; scores must be computed on the final model
-only, higher = more likely member (e.g. minus the loss).
+The caller orchestrates training and computes the scores (higher = more
+likely included): minus the loss on the final model for canary records
+(`training.canary_audit`), or the summed updates at each gradient canary's
+coordinate over all iterates (`training.whitebox_audit`). `one_run_audit`
+searches a pre-declared set of (k+, k-) with a Bonferroni correction.
 """
 from __future__ import annotations
 
@@ -52,7 +55,11 @@ class MIAResult:
 
 @dataclass(frozen=True)
 class OneRunAudit:
-    """Result of `one_run_audit`: the bound and the guesses it came from."""
+    """Result of `one_run_audit`: the bound and the (k+, k-) the search chose.
+
+    `candidates` is the number of pre-declared (k+, k-) pairs searched and
+    `correction` how the confidence was split across them.
+    """
 
     epsilon_lower: float
     k_pos: int
@@ -62,6 +69,8 @@ class OneRunAudit:
     canaries: int
     delta: float
     confidence: float
+    candidates: int = 1
+    correction: str = "none"
 
 
 def _as_scores(values: Sequence[float] | np.ndarray, field: str) -> np.ndarray:
@@ -214,11 +223,19 @@ def one_run_lower_bound(
     return epsilon_lower_bound(m, r, v, delta, confidence)
 
 
-def choose_k(m: int, fractions: Sequence[float] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)) -> list[tuple[int, int]]:
-    """Symmetric (k+, k-) candidates as fractions of m, fixed before scoring.
+DEFAULT_FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
-    Few guesses win when the attack is confident only at the extremes, many
-    when it is weak but broad; the paper sweeps k, so we offer a small grid.
+
+def choose_k(m: int, fractions: Sequence[float] = DEFAULT_FRACTIONS,
+             one_sided: bool = True) -> list[tuple[int, int]]:
+    """The pre-declared (k+, k-) candidates for m canaries, fixed before any score is seen.
+
+    For each fraction f: f*m guesses split evenly (k+ = k- = f*m/2), and, with
+    `one_sided`, f*m "included" guesses only (k- = 0). Few guesses win when
+    the attack is confident only at the extremes, many when it is weak but
+    broad; one-sided guesses win when inclusion raises a score much more
+    clearly than exclusion lowers it (a canary that was included but never
+    sampled looks excluded). Duplicates are dropped; the order is fixed.
     """
     if int(m) != m or m < 2:
         raise InputError(f"m: expected at least 2 canaries, got {m!r}")
@@ -227,6 +244,11 @@ def choose_k(m: int, fractions: Sequence[float] = (0.01, 0.02, 0.05, 0.1, 0.2, 0
         k = max(1, int(round(m * f / 2)))
         if 2 * k <= m and (k, k) not in out:
             out.append((k, k))
+    if one_sided:
+        for f in fractions:
+            k = max(1, int(round(m * f)))
+            if k <= m and (k, 0) not in out:
+                out.append((k, 0))
     return out
 
 
@@ -237,10 +259,17 @@ def one_run_audit(
     confidence: float = 0.95,
     k_grid: Sequence[tuple[int, int]] | None = None,
 ) -> OneRunAudit:
-    """Best one-run bound over a grid of (k+, k-), still valid at `confidence`.
+    """Search a pre-declared set of (k+, k-) and report the best bound, still valid at `confidence`.
 
-    Picking the best k after seeing the results would overstate the bound, so
-    each candidate is tested at level (1 - confidence) / len(grid) (Bonferroni).
+    Correction: Bonferroni. Every candidate is tested at level
+    (1 - confidence) / len(grid), so the chance that *any* candidate's bound
+    exceeds the true epsilon is at most 1 - confidence, and reporting the
+    largest of them is valid. The grid must be fixed before the scores are
+    seen (`choose_k(m)` by default). The reported k is the search's result:
+    the candidate with the largest bound; when no candidate rejects even
+    eps = 0, the one whose guesses are the least likely under eps = 0 (the
+    strongest, though insufficient, evidence), so "k" never defaults to the
+    first entry of the grid.
     """
     s, inc = _check_audit_inputs(scores, included)
     m = s.size
@@ -248,18 +277,26 @@ def one_run_audit(
     if not grid:
         raise InputError("k_grid: expected at least one (k_pos, k_neg) pair")
     per_test = 1.0 - (1.0 - confidence) / len(grid)
-    best = OneRunAudit(0.0, grid[0][0], grid[0][1], 0, 0, m, float(delta), confidence)
+    best: tuple[float, float] | None = None  # (bound, -p-value at eps=0): larger is better
+    chosen: OneRunAudit | None = None
     for k_pos, k_neg in grid:
+        if int(k_pos) != k_pos or int(k_neg) != k_neg or k_pos < 0 or k_neg < 0 or k_pos + k_neg == 0:
+            raise InputError(f"k_grid: ({k_pos}, {k_neg}) is not a pair of non-negative guess counts")
         if k_pos + k_neg > m:
             raise InputError(f"k_grid: ({k_pos}, {k_neg}) asks for more guesses than {m} canaries")
         r, v = _guesses(s, inc, int(k_pos), int(k_neg))
         eps = epsilon_lower_bound(m, r, v, delta, per_test)
-        if eps > best.epsilon_lower or best.guesses == 0:
-            best = OneRunAudit(eps, int(k_pos), int(k_neg), r, v, m, float(delta), confidence)
-    return best
+        key = (eps, -one_run_p_value(m, r, v, 0.0, delta))
+        if best is None or key > best:
+            best = key
+            chosen = OneRunAudit(eps, int(k_pos), int(k_neg), r, v, m, float(delta), confidence,
+                                 candidates=len(grid), correction="bonferroni" if len(grid) > 1 else "none")
+    assert chosen is not None
+    return chosen
 
 
 __all__ = [
+    "DEFAULT_FRACTIONS",
     "MIAResult",
     "OneRunAudit",
     "choose_k",

@@ -286,6 +286,9 @@ class ClippedSumBase:
         self.static_noise: torch.Tensor | None = None
         self._sum: dict[nn.Parameter, torch.Tensor] = {}
         self.last_norms: torch.Tensor | None = None
+        # Audits only (training/whitebox_audit.py), off by default: called with the step's clipped
+        # sum before the noise, it may add canary gradients there, exactly as if records had.
+        self.sum_hook: Callable[[dict[nn.Parameter, torch.Tensor]], None] | None = None
 
     @property
     def noise_std(self) -> float:
@@ -305,6 +308,8 @@ class ClippedSumBase:
         """Noise once per logical step, scale by 1/expected batch, write p.grad."""
         scale = 1.0 / self.expected_batch_size
         dev = self.params[0].device
+        if self.sum_hook is not None:
+            self.sum_hook(self._sum)
         noise = self.static_noise if self.static_noise is not None else self.draw_noise()
         off = 0
         for p in self.params:

@@ -150,8 +150,10 @@ def run_one_run_audit(train_df: pd.DataFrame, cfg: Any, m_canaries: int = 200, *
         "epsilon_lower_bound": audit.epsilon_lower,
         "claimed_epsilon": claimed,
         "confidence": confidence,
+        "k_pos": audit.k_pos, "k_neg": audit.k_neg,  # chosen by the Bonferroni-corrected search
         "guesses": audit.guesses,
         "correct": audit.correct,
+        "candidates": audit.candidates, "correction": audit.correction,
         "passed": bool(audit.epsilon_lower <= claimed),
         "private": private,
     }

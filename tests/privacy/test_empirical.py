@@ -136,14 +136,50 @@ def test_audit_grid_is_bonferroni_corrected():
     res = one_run_audit(scores, included, 1e-5, k_grid=grid)
     singles = [one_run_lower_bound(scores, included, kp, kn, 1e-5) for kp, kn in grid]
     assert 0 < res.epsilon_lower < max(singles)
-    single = one_run_audit(scores, included, 1e-5, k_grid=[grid[-1]])
-    assert grid[-1] == (500, 500)
-    assert single.epsilon_lower == pytest.approx(singles[-1])
-    assert single.guesses == 1000 and single.canaries == 2000
+    # Each candidate is tested at level 0.05 / len(grid); the reported one is the best of those.
+    per_test = [one_run_lower_bound(scores, included, kp, kn, 1e-5, confidence=1 - 0.05 / len(grid))
+                for kp, kn in grid]
+    assert res.epsilon_lower == pytest.approx(max(per_test))
+    assert (res.k_pos, res.k_neg) == grid[int(np.argmax(per_test))]
+    assert res.candidates == len(grid) and res.correction == "bonferroni"
+    single = one_run_audit(scores, included, 1e-5, k_grid=[(500, 500)])
+    assert single.epsilon_lower == pytest.approx(singles[grid.index((500, 500))])
+    assert single.guesses == 1000 and single.canaries == 2000 and single.correction == "none"
+
+
+def test_search_on_random_scores_reports_about_zero():
+    """No signal: across repetitions the searched bound is ~0 and a positive one is rare (<= 5% in theory)."""
+    bounds = []
+    for seed in range(40):
+        rng = np.random.default_rng(1000 + seed)
+        included = rng.random(1000) < 0.5
+        bounds.append(one_run_audit(rng.normal(size=1000), included, 1e-5).epsilon_lower)
+    bounds = np.array(bounds)
+    assert (bounds > 0).sum() <= 4
+    assert np.median(bounds) == 0.0 and bounds.max() < 0.5
+
+
+def test_search_reports_the_chosen_k_not_the_first_candidate():
+    """With no signal anywhere, the reported k is the candidate with the strongest evidence, not grid[0]."""
+    m = 200
+    included = np.zeros(m, dtype=bool)
+    included[::2] = True
+    scores = np.linspace(1.0, 0.0, m)  # top 2 alternate, so k=(1, 1) is 1/2 right
+    scores[np.flatnonzero(included)[:40]] += 10.0  # the 40 highest are all included, then nothing
+    res = one_run_audit(scores, included, 1e-5)
+    grid = choose_k(m)
+    assert (res.k_pos, res.k_neg) != grid[0] and res.guesses > 2
+    assert res.correct == sum(included[np.argsort(-scores, kind="stable")[:res.k_pos]]) + (
+        sum(~included[np.argsort(-scores, kind="stable")[m - res.k_neg:]]) if res.k_neg else 0)
+    none = one_run_audit(np.zeros(m), included, 1e-5)
+    assert none.epsilon_lower == 0.0 and none.candidates == len(grid)
 
 
 def test_choose_k_and_validation():
-    assert choose_k(1000) == [(5, 5), (10, 10), (25, 25), (50, 50), (100, 100), (250, 250)]
+    assert choose_k(1000, one_sided=False) == [(5, 5), (10, 10), (25, 25), (50, 50), (100, 100), (250, 250)]
+    assert choose_k(1000)[6:] == [(10, 0), (20, 0), (50, 0), (100, 0), (200, 0), (500, 0)]
+    with pytest.raises(InputError, match="k_grid"):
+        one_run_audit(np.zeros(10), np.zeros(10, dtype=bool), 1e-5, k_grid=[(0, 0)])
     s, inc = _randomized_response(1.0, 100, 0)
     with pytest.raises(InputError, match="included"):
         one_run_lower_bound(s, inc[:-1], 10, 10, 1e-5)
