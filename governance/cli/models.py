@@ -68,7 +68,10 @@ def model_card(
 def audit_model(
     run_uid: str = typer.Argument(..., metavar="RUN", help="Training run whose model to audit."),
     purpose: Optional[str] = typer.Option(None, "--purpose", help="Default: the purpose the run trained for."),
-    canaries: int = typer.Option(200, help="Canaries for the one-run audit (each inserted with probability 1/2)."),
+    canaries: Optional[int] = typer.Option(None, help="Canaries for the one-run audit (each inserted with "
+                                            "probability 1/2); default 200, or 1000 with --whitebox."),
+    whitebox: bool = typer.Option(False, "--whitebox",
+                                  help="White-box one-run audit: gradient canaries, all iterates (more power)."),
     seed: int = typer.Option(0, help="Seed for canaries and member sampling."),
     skip_canary: bool = typer.Option(False, "--skip-canary",
                                      help="Membership inference only: no retraining, no budget spent."),
@@ -80,14 +83,15 @@ def audit_model(
 
     Loss-threshold membership inference on the stored model (train vs held-out units), and the
     one-run canary audit (Steinke, Nasr & Jagielski 2023), which retrains once with the same DP
-    settings and is charged to the privacy budget as its own run."""
+    settings and is charged to the privacy budget as its own run: canary records scored by their
+    loss, or with --whitebox gradient canaries scored on every iterate."""
     from governance.run import models as model_ops
 
     ws = _open(workspace)
     with ws.lock():
         auth, purpose = model_ops.authorize_model_use(ws, _token(token), "train", run_uid, purpose)
         rec = model_ops.audit_model(ws, auth.identity.name, run_uid, purpose, canaries=canaries, seed=seed,
-                                    skip_canary=skip_canary, auth=auth)
+                                    skip_canary=skip_canary, whitebox=whitebox, auth=auth)
     if json_out:
         print(json.dumps(rec, indent=2, default=str))
         return
@@ -104,7 +108,17 @@ def print_audit(run_uid: str, rec: dict) -> None:
     one = rec.get("one_run")
     if one:
         verdict = "[green]consistent with the claim[/]" if one["passed"] else "[red]EXCEEDS the claim: investigate[/]"
-        con.print(f"  one-run canary audit ({one['canaries']} canaries, {one['included']} inserted, "
+        chosen = (f"; chosen k+ = {one['k_pos']}, k- = {one['k_neg']} of {one['candidates']} pre-declared"
+                  if "k_pos" in one else "")
+        con.print(f"  one-run canary audit ({one['canaries']} canaries, {one['included']} inserted{chosen}, "
                   f"{one['correct']}/{one['guesses']} guesses right): ε̂ ≥ {one['epsilon_lower_bound']:.3f} at "
                   f"{one['confidence']:.0%} confidence vs ε {one['claimed_epsilon']:.3f} — {verdict}")
         con.print(f"  the audit retraining was charged to the budget as run {one['audit_run_uid']}")
+    wb = rec.get("whitebox")
+    if wb:
+        verdict = "[green]consistent with the claim[/]" if wb["passed"] else "[red]EXCEEDS the claim: investigate[/]"
+        con.print(f"  white-box one-run audit ({wb['canaries']} gradient canaries; chosen k+ = {wb['k_pos']}, "
+                  f"k- = {wb['k_neg']} of {wb['candidates']} pre-declared, {wb['correction']}; "
+                  f"{wb['correct']}/{wb['guesses']} right): ε̂ ≥ {wb['epsilon_lower_bound']:.3f} at "
+                  f"{wb['confidence']:.0%} confidence vs ε {wb['claimed_epsilon']:.3f} — {verdict}")
+        con.print(f"  the audit retraining was charged to the budget as run {wb['audit_run_uid']}")

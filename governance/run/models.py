@@ -4,7 +4,9 @@ Why here and not in `training/`: both are governed operations. A model is
 stored encrypted and bound to its run; it is decrypted only after the
 principal is allowed the action under the policy its dataset was stored
 with, and every use is audited. The canary audit trains once more on the real
-rows, so it reserves and commits privacy budget like any training run.
+rows, so it reserves and commits privacy budget like any training run; so
+does the white-box audit (`--whitebox`), which retrains once with gradient
+canaries.
 """
 from __future__ import annotations
 
@@ -163,10 +165,22 @@ def _canary_refusal(auth: Any, epsilon: float) -> str | None:
     return None
 
 
-def audit_model(ws: Workspace, principal: str, run_uid: str, purpose: str, *, canaries: int = 200,
-                seed: int = 0, max_members: int = 20000, skip_canary: bool = False,
+WHITEBOX_CANARIES = 1000
+WHITEBOX_FIELDS = ("method", "canaries", "epsilon_lower_bound", "claimed_epsilon", "confidence", "k_pos", "k_neg",
+                   "guesses", "correct", "candidates", "correction", "passed")
+
+
+def audit_model(ws: Workspace, principal: str, run_uid: str, purpose: str, *, canaries: int | None = None,
+                seed: int = 0, max_members: int = 20000, skip_canary: bool = False, whitebox: bool = False,
                 device: str = "auto", auth: Any = None) -> dict[str, Any]:
-    """Membership inference on the stored model + the one-run canary audit; stored on the run.
+    """Membership inference on the stored model + one retraining audit; stored on the run.
+
+    The retraining audit is the black-box one-run canary audit (canary records
+    scored by their loss; `canaries` default 200) or, with `whitebox`, the
+    white-box one-run audit (`training.whitebox_audit`: gradient canaries
+    scored on all iterates; `canaries` default 1000), which has the power to
+    find a leak. Either is charged to the ledger as its own run, and the
+    record keeps aggregate numbers only, nothing per canary.
 
     The caller has already authorized `train` on the run's dataset (the canary
     audit trains on it) and passes that `auth`: the audit retrains at the run's
@@ -179,6 +193,10 @@ def audit_model(ws: Workspace, principal: str, run_uid: str, purpose: str, *, ca
     from governance.data.splitting import split_for_training
     from training.canary_audit import run_membership_audit, run_one_run_audit
 
+    if whitebox and skip_canary:
+        raise InputError("--whitebox retrains with canaries and --skip-canary forbids retraining; choose one")
+    if canaries is None:
+        canaries = WHITEBOX_CANARIES if whitebox else 200
     if canaries < 10 and not skip_canary:
         raise InputError(f"--canaries: expected at least 10, got {canaries}")
     with ws.session() as s:
@@ -226,17 +244,26 @@ def audit_model(ws: Workspace, principal: str, run_uid: str, purpose: str, *, ca
             reserved.append(pplan)
 
         try:
-            one = run_one_run_audit(train_df, cfg, canaries, seed=seed, before_training=reserve)
+            if whitebox:
+                from training.whitebox_audit import run_whitebox_audit
+
+                one = run_whitebox_audit(train_df, cfg, canaries, seed=seed, before_training=reserve)
+            else:
+                one = run_one_run_audit(train_df, cfg, canaries, seed=seed, before_training=reserve)
         except BudgetExceeded as exc:
             raise BudgetExceeded(f"{exc}; the canary audit retrains on the data - use --skip-canary for "
                                  "membership inference only") from None
         orders, rdp = reserved[0].ledger_curve()
-        ws.ledger.commit(run_uid=audit_uid, epsilon=one["claimed_epsilon"], orders=orders, rdp=rdp)
+        spent = float(reserved[0].epsilon) if whitebox else one["claimed_epsilon"]
+        ws.ledger.commit(run_uid=audit_uid, epsilon=spent, orders=orders, rdp=rdp)
         # `claimed_epsilon` is the audit run's own (what the bound is about); it is
         # charged to the ledger and within a hair of the audited model's epsilon.
-        one = {k: v for k, v in one.items() if k not in ("rdp", "rdp_orders")}
+        if whitebox:
+            one = {k: one[k] for k in WHITEBOX_FIELDS}
+        else:
+            one = {k: v for k, v in one.items() if k not in ("rdp", "rdp_orders")}
         one.update(audit_run_uid=audit_uid, audited_model_epsilon=claimed)
-        record["one_run"] = one
+        record["whitebox" if whitebox else "one_run"] = one
     with ws.session() as s:
         row = s.query(Run).filter(Run.run_uid == run_uid).one()
         card = dict(row.model_card_json or {})
@@ -247,6 +274,9 @@ def audit_model(ws: Workspace, principal: str, run_uid: str, purpose: str, *, ca
                         version=version.version, purpose=purpose, epsilon=claimed,
                         details={"run_uid": run_uid, "mia_auc": round(float(mia["auc"]), 4),
                                  "epsilon_lower_bound": (round(float(record["one_run"]["epsilon_lower_bound"]), 4)
-                                                         if "one_run" in record else None)})
+                                                         if "one_run" in record else None),
+                                 "whitebox_epsilon_lower_bound": (
+                                     round(float(record["whitebox"]["epsilon_lower_bound"]), 4)
+                                     if "whitebox" in record else None)})
         ws.audit.checkpoint(s)
     return record

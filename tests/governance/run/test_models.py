@@ -127,6 +127,38 @@ def test_audit_model_canary_audit_is_charged_stored_and_reported(trained) -> Non
     assert cli("audit", "verify", *_ws(trained)).returncode == 0
 
 
+def test_audit_model_whitebox_is_charged_and_stores_aggregates_only(trained) -> None:
+    from governance.evidence.audit import AuditEvent
+    from governance.storage.store import Run
+
+    ws, summary, tokens, tmp, _ = trained
+    before = {r.run_uid for r in _budget(trained).runs}
+    res = cli("audit-model", summary.run_uid, "--whitebox", "--json", "--token", tokens["demo"], *_ws(trained))
+    assert res.returncode == 0, res.stderr
+    rec = json.loads(res.stdout)
+    wb = rec["whitebox"]
+    assert "one_run" not in rec and set(rec["membership_inference"]) == {"attack", "auc", "tpr_at_1pct_fpr"}
+    assert wb["canaries"] == 1000 and wb["correction"] == "bonferroni" and wb["candidates"] == 12
+    assert wb["guesses"] == wb["k_pos"] + wb["k_neg"] and 0 <= wb["correct"] <= wb["guesses"]
+    assert wb["passed"] and wb["epsilon_lower_bound"] <= wb["claimed_epsilon"]
+    assert wb["claimed_epsilon"] == pytest.approx(wb["audited_model_epsilon"], rel=0.05)
+    # Aggregates only: every value is a number, a flag or a short string - no per-canary list.
+    assert not any(isinstance(v, (list, dict)) for v in wb.values())
+    new = [r for r in _budget(trained).runs if r.run_uid not in before]
+    assert [r.run_uid for r in new] == [wb["audit_run_uid"]] and wb["audit_run_uid"].startswith(summary.run_uid + "-audit-")
+    assert new[0].state == "committed" and new[0].epsilon == pytest.approx(wb["claimed_epsilon"])
+    with ws.session() as s:
+        card = s.query(Run).filter(Run.run_uid == summary.run_uid).one().model_card_json
+        ev = (s.query(AuditEvent).filter(AuditEvent.action == "audit_model")
+              .order_by(AuditEvent.seq.desc()).first())
+    assert card["audit"]["whitebox"] == wb
+    assert ev.details["whitebox_epsilon_lower_bound"] == pytest.approx(wb["epsilon_lower_bound"], abs=1e-4)
+    both = cli("audit-model", summary.run_uid, "--whitebox", "--skip-canary", "--token", tokens["demo"],
+               *_ws(trained))
+    assert both.returncode == 2 and "choose one" in error_line(both)
+    assert cli("audit", "verify", *_ws(trained)).returncode == 0
+
+
 def test_audit_model_denied_without_train_grant(trained) -> None:
     _, summary, tokens, _, _ = trained
     res = cli("audit-model", summary.run_uid, "--skip-canary", "--token", tokens["mallory"], *_ws(trained))
@@ -174,3 +206,16 @@ def test_history_keeps_epochs_and_steps_only(trained) -> None:
     with ws.session() as s:
         hist = s.query(Run).filter(Run.run_uid == summary.run_uid).one().metrics_json["history"]
     assert len(hist) >= spec.training.epochs and all(set(h) == {"epoch", "step"} for h in hist)
+
+
+def test_print_audit_names_the_chosen_k_and_the_verdict(capsys) -> None:
+    from governance.cli.models import print_audit
+
+    wb = {"canaries": 1000, "k_pos": 200, "k_neg": 0, "candidates": 12, "correction": "bonferroni",
+          "correct": 199, "guesses": 200, "epsilon_lower_bound": 3.2, "confidence": 0.95, "claimed_epsilon": 0.99,
+          "passed": False, "audit_run_uid": "r-audit-abc"}
+    print_audit("r", {"claimed_epsilon": 0.99, "delta": 1e-5, "whitebox": wb,
+                      "membership_inference": {"auc": 0.5, "tpr_at_1pct_fpr": 0.01}})
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps at the terminal width
+    assert "white-box one-run audit" in out and "k+ = 200, k- = 0 of 12 pre-declared" in out
+    assert "199/200" in out and "3.200" in out and "EXCEEDS" in out and "r-audit-abc" in out
