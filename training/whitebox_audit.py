@@ -93,7 +93,8 @@ class CanaryInjector:
             if s is None:
                 s = torch.zeros(p.shape, device=p.device)
                 sums[p] = s
-            s.view(-1).index_add_(0, local[hit], torch.full((int(hit.sum()),), self.value, device=p.device))
+            s.view(-1).index_add_(0, local[hit], torch.full((int(hit.sum()),), self.value, device=s.device,
+                                                            dtype=s.dtype))
 
 
 class _Observer:
