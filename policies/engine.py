@@ -297,6 +297,17 @@ def basic_share_for(policy: Policy, dataset: str) -> float:
     return 0.0
 
 
+def train_grants(policy: Policy, dataset: str, tags: Iterable[str] = ()) -> list[str]:
+    """Ids of the grants that allow `train` on `dataset` (by name, glob or one of `tags`).
+
+    Why: a policy that lets anyone train on a dataset must say who epsilon
+    protects there (`privacy:`); binding checks this with the same matching the
+    decisions use, so a grant by tag counts as much as one by name."""
+    tags = tuple(tags)
+    return [g.id for g in policy.grants
+            if "train" in g.actions and _Target(g.datasets, g.tags).matches(dataset, tags)]
+
+
 def principal_budget(policy: Policy, principal: str) -> tuple[float, float] | None:
     """The principal's (ε, δ) cap from ``budgets.principals``, if any."""
     return compile_policy(policy).principal_budgets.get(principal)

@@ -31,6 +31,11 @@ The format (``version: 1``)::
     budgets:
       datasets: {clinic-visits: {epsilon: 3.0, delta: 1.0e-5}}
       principals: {alice: {epsilon: 1.0, delta: 1.0e-6}}
+    privacy:                                      # required when any grant allows `train`
+      unit: patient_id                            # the column naming one person; epsilon is per value
+      max_rows_per_unit: 25                       # the bound the trainer uses for that person's rows
+    # or, when every row is a different person:
+    # privacy: {unit: row, statement: "each row is a distinct person (one census record per adult)"}
 """
 from __future__ import annotations
 
@@ -163,6 +168,47 @@ class Budgets(_Strict):
     principals: dict[str, Budget] = Field(default_factory=dict)
 
 
+ROW_UNIT = "row"
+
+
+class PrivacySection(_Strict):
+    """Who epsilon protects: the privacy unit and the bound on one unit's rows, declared by an admin.
+
+    Why in the policy text: the unit decides what "one person" means for every
+    epsilon the platform publishes. A pipeline that could leave it out or name
+    another column could turn a per-patient guarantee into a per-visit one and
+    spend a fresh budget. So the admin who writes (and binds) the policy declares
+    it, and runs may only restate it. ``unit: row`` is allowed only with a
+    ``statement`` saying why each row is a distinct person: the claim is then on
+    record, reviewable, beside the budget it justifies."""
+
+    unit: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+    max_rows_per_unit: int | None = Field(default=None, ge=1, le=1_000_000)
+    statement: str | None = Field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _unit_has_its_bound(self) -> "PrivacySection":
+        if self.unit == ROW_UNIT:
+            if not (self.statement or "").strip():
+                raise ValueError("privacy unit `row` needs a `statement` saying why each row is a distinct person "
+                                 "(e.g. \"each row is a distinct person\"); otherwise name the column of the unit")
+            if self.max_rows_per_unit not in (None, 1):
+                raise ValueError("privacy unit `row` means one row per person: max_rows_per_unit must be 1 or left out")
+        elif self.max_rows_per_unit is None:
+            raise ValueError(f"privacy unit `{self.unit}` needs `max_rows_per_unit`, the declared bound on one "
+                             "unit's rows (rows beyond it are not trained on under group bounding)")
+        return self
+
+    @property
+    def column(self) -> str | None:
+        """The unit's column, None when each row is its own person."""
+        return None if self.unit == ROW_UNIT else self.unit
+
+    @property
+    def rows_bound(self) -> int:
+        return 1 if self.unit == ROW_UNIT else int(self.max_rows_per_unit or 1)
+
+
 class Policy(_Strict):
     """A whole policy file. Treat as immutable: the engine caches a compiled index."""
 
@@ -173,6 +219,7 @@ class Policy(_Strict):
     grants: list[Grant] = Field(default_factory=list)
     deny: list[DenyRule] = Field(default_factory=list)
     budgets: Budgets = Field(default_factory=Budgets)
+    privacy: PrivacySection | None = None
 
     _compiled: Any = PrivateAttr(default=None)
     _warnings: list[str] = PrivateAttr(default_factory=list)
@@ -473,6 +520,10 @@ def check_policy(policy: Policy, now: dt.datetime | None = None) -> list[PolicyI
                                               f"grant {g.id!r} epsilon_cap {g.epsilon_cap} exceeds the budget "
                                               f"{budget.epsilon} of {pattern!r} (the smaller applies)",
                                               ("grants", i, "epsilon_cap")))
+        if "train" in g.actions and policy.privacy is None:
+            issues.append(PolicyIssue("warning", "no-privacy-unit",
+                                      f"grant {g.id!r} allows train but the policy declares no `privacy:` unit; "
+                                      "`privgov policy bind` refuses it", ("grants", i, "actions")))
         if (g.epsilon_cap is None) != (g.delta_cap is None):
             issues.append(PolicyIssue("error", "cap-pair",
                                       f"grant {g.id!r}: give epsilon_cap and delta_cap together",

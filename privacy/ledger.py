@@ -157,6 +157,28 @@ def _cap_of(row: Any) -> FilterCap:
 
 
 @dataclass(frozen=True)
+class CommitFacts:
+    """The ledger around one commit, read in the commit's own transaction (facts, not recomputed later).
+
+    `epsilon_before` / `epsilon_after` are the committed spend as the filter
+    reports it (`BudgetStatus.spent`: admitted RDP at the fixed `order`
+    converted at the Rényi filter's `delta`, plus the basic-composition
+    epsilons), without and with this run. Both are >= 0 and after >= before:
+    a commit only adds a non-negative charge. `run_epsilon`/`run_delta` are the
+    run's own guarantee from its accountant, for the run alone."""
+
+    epsilon_before: float
+    epsilon_after: float
+    run_epsilon: float
+    run_delta: float
+    order: float
+    delta: float
+    epsilon_cap: float
+    delta_cap: float
+    composition: str  # "renyi-filter" or "basic"
+
+
+@dataclass(frozen=True)
 class _Refusal:
     """What `reserve` decided under the lock, to word the refusal after releasing it."""
 
@@ -580,8 +602,8 @@ class BudgetLedger:
         epsilon: float,
         orders: Sequence[float] | None = None,
         rdp: Sequence[float] | None = None,
-    ) -> None:
-        """Replace a reservation's target with what the run actually spent.
+    ) -> CommitFacts:
+        """Replace a reservation's target with what the run actually spent; returns the ledger before and after.
 
         Never refuses on the cap: the data has been used, so the truth is
         recorded even if it exceeds the target (status then shows it).
@@ -595,17 +617,28 @@ class BudgetLedger:
         rdp_json = None if r is None else json.dumps(r)
         self._ensure_migrated()
 
-        def body(conn: Connection) -> None:
+        def body(conn: Connection) -> CommitFacts:
             row = self._reserved_entry(conn, run_uid, "has no reservation; reserve before training",
                                        "only a reservation can be committed")
+            brow = conn.execute(select(budgets).where(budgets.c.id == row.budget_id)).one()
+            cap = _cap_of(brow)
+            before = self._active_entries(conn, brow.id, (COMMITTED,))
             values: dict = {"state": COMMITTED, "epsilon": eps, "committed_at": _utcnow()}
             if o is not None:
                 values.update(orders=orders_json, rdp=rdp_json)
             elif eps > row.target_epsilon:
                 values.update(orders=None, rdp=None)
             conn.execute(update(ledger_entries).where(ledger_entries.c.id == row.id).values(**values))
+            entry = _entry_of(conn.execute(select(ledger_entries).where(ledger_entries.c.id == row.id)).one())
+            spent_before = summarize(cap, before, [])["spent"]
+            spent_after = summarize(cap, [*before, entry], [])["spent"]
+            return CommitFacts(
+                epsilon_before=float(spent_before), epsilon_after=float(spent_after),
+                run_epsilon=float(eps), run_delta=float(row.delta), order=float(cap.order),
+                delta=float(cap.rdp_delta), epsilon_cap=float(cap.epsilon_cap), delta_cap=float(cap.delta_cap),
+                composition="basic" if entry.orders is None else "renyi-filter")
 
-        self._txn(body)
+        return self._txn(body)
 
     def release(self, run_uid: str) -> None:
         """Drop a reservation. Only for runs that never touched the data:
@@ -698,5 +731,5 @@ def _entry_of(row: Any) -> Entry:
     return Entry(row.epsilon, row.delta, json.loads(row.orders), json.loads(row.rdp))
 
 
-__all__ = ["BudgetLedger", "BudgetStatus", "MigrationNote", "RetryPolicy", "RunRow", "budgets", "ledger_entries",
+__all__ = ["BudgetLedger", "BudgetStatus", "CommitFacts", "MigrationNote", "RetryPolicy", "RunRow", "budgets", "ledger_entries",
            "metadata"]

@@ -12,10 +12,30 @@ ADULT_DIR = Path(os.environ.get("PRIVGOV_ADULT_DIR", REPO.parent / "shared" / "d
 
 
 # The example datasets, bound as an admin would (`privgov policy bind`): (policy, tags, privacy unit).
+# The unit is declared in each policy's `privacy:` section; the third field is only checked
+# against it (as `policy bind --privacy-unit` does), None to take the policy's word.
 EXAMPLE_BINDINGS = {
     "clinic-visits": (REPO / "policies" / "examples" / "clinic.yaml", ["phi"], "patient_id"),
     "adult-census": (REPO / "policies" / "examples" / "adult.yaml", ["census"], None),
 }
+
+
+ROW_STATEMENT = "each row is a distinct person (test data: one synthetic record per person)"
+
+
+def policy_with_privacy(src: Path, dest: Path, privacy: dict | None) -> Path:
+    """A copy of the policy `src` at `dest` whose `privacy:` section is `privacy` (left out when None).
+
+    Why a copy: the unit lives in the policy text, so a test that needs another unit
+    (per row, another rows bound, none at all) binds another text, as an admin would."""
+    import yaml
+
+    doc = yaml.safe_load(Path(src).read_text())
+    doc.pop("privacy", None)
+    if privacy is not None:
+        doc["privacy"] = privacy
+    dest.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return dest
 
 
 def bind_examples(ws, bindings: dict | None = None) -> None:

@@ -107,5 +107,29 @@ def build_model_card(cfg: Any, plan: Any, result: Any, *, dataset_fingerprint: s
     return _clean(card)
 
 
+def budget_section(*, epsilon_before: float, epsilon_after: float, run_epsilon: float, run_delta: float,
+                   order: float, delta: float, composition: str) -> dict[str, Any]:
+    """The card's budget lines: the dataset's ledger before and after this run, and the run's own (ε, δ).
+
+    Why three figures and no difference: the ledger reports what its privacy
+    filter has admitted, converted to ε at the order α fixed with the cap and
+    the filter's δ; that conversion adds a term once, so `after - before` is
+    neither the run's ε nor a "saving" against it. Each figure is shown as
+    what it is, recorded when the run committed (ledger facts, not recomputed)."""
+    return _clean({
+        "ledger_epsilon_before": float(epsilon_before),
+        "ledger_epsilon_after": float(epsilon_after),
+        "run_epsilon": float(run_epsilon),
+        "run_delta": float(run_delta),
+        "composition_order": float(order),
+        "ledger_delta": float(delta),
+        "composition": ("Renyi filter: RDP at the fixed order α summed over the dataset's runs, converted to ε at "
+                        "the ledger's δ" if composition == "renyi-filter" else
+                        "basic composition share: the dataset's basic-composition runs' ε added"),
+        "reading": "ledger ε before and after are the dataset's committed spend as the filter reports it; the run's "
+                   "ε is this run alone, from its accountant; the cap is the guarantee for all runs together",
+    })
+
+
 def plan_dict(plan: Any) -> dict[str, Any]:
     return _clean(asdict(plan))

@@ -31,14 +31,16 @@ def policy_bind(
     tags: Optional[str] = typer.Option(None, "--tags", help="Comma-separated dataset tags the policy matches on "
                                        "(default: keep the current tags; none for a new dataset)."),
     privacy_unit: Optional[str] = typer.Option(None, "--privacy-unit",
-                                               help="Column identifying one person (default: each row is one person). "
-                                                    "Fixed once versions are stored."),
+                                               help="A check only: the privacy unit the policy's `privacy:` section "
+                                                    "must declare (the unit is set by the policy text)."),
     workspace: Optional[Path] = WorkspaceOpt,
     token: Optional[str] = TokenOpt,
 ) -> None:
-    """Bind a policy to a dataset (admin only): the only policy its decisions and budget cap follow.
+    """Bind a policy to a dataset (admin only): the only policy its decisions, budget cap and privacy unit follow.
 
-    Rebinding an edited policy takes effect at once for every later decision; no re-run is needed."""
+    The privacy unit and its rows bound come from the policy's `privacy:` section; a policy that grants
+    `train` without one is refused. Rebinding an edited policy takes effect at once for every later
+    decision; no re-run is needed."""
     from governance.access.binding import bind_policy
 
     ws = _open(workspace)
@@ -51,8 +53,10 @@ def policy_bind(
             ws.audit.checkpoint(s)
     cap = f"ε={b.cap[0]:g}, δ={b.cap[1]:g}" if b.cap else "none (training is refused)"
     was = f" (was {b.previous_hash[:12]})" if b.previous_hash else ""
+    rows = (f" (at most {b.max_rows_per_unit} rows per unit)" if b.max_rows_per_unit and b.privacy_unit != "row"
+            else "" if b.max_rows_per_unit else " (the policy declares no unit: training is refused)")
     _console().print(f"bound policy `{b.policy_name}` sha256 {b.policy_hash[:12]}{was} to `{dataset}`; "
-                     f"tags {list(b.tags)}; privacy unit {b.privacy_unit}; budget cap {cap}")
+                     f"tags {list(b.tags)}; privacy unit {b.privacy_unit}{rows}; budget cap {cap}")
 
 
 # --------------------------------------------------------------------------- identity

@@ -237,6 +237,12 @@ def build_report(ws: Workspace) -> str:
           f"{st.rdp_reserved:.4f}", f"{st.composed_epsilon:.4f}", f"{st.remaining:.4f}", len(st.runs)]
          for n, st in budgets],
     ))
+    parts.append("<h3>Budget per run</h3><p class='muted'>Recorded when each run committed. Ledger ε is the "
+                 "dataset's committed spend as its filter reports it (RDP at the order α fixed with the cap, "
+                 "converted at the ledger's δ, plus any basic-composition share); the run's ε is that run alone, "
+                 "from its accountant. The cap is the guarantee for all runs together.</p>")
+    parts.append(_table(["run", "dataset", "ledger ε before", "ledger ε after", "run ε", "run δ", "order α",
+                         "ledger δ"], _budget_rows(runs)))
     plots = _plots(validations, budgets, runs)
     if plots:
         parts.append("<h2>Plots</h2>" + "".join(plots))
@@ -250,6 +256,24 @@ def _figure(value: Any) -> str:
     if isinstance(value, (int, float)):
         return f"{value:.4f}"
     return str(value)
+
+
+def _budget_rows(runs: list[Any]) -> list[list[Any]]:
+    """Each trained run's budget lines from its card (runs trained before they were recorded say so)."""
+    rows = []
+    for r in runs:
+        card = r.model_card_json or {}
+        if not card:
+            continue
+        b = card.get("budget") or {}
+        if not b:
+            rows.append([r.run_uid, r.dataset_name, "not recorded", "not recorded",
+                         f"{r.epsilon:.4f}" if r.epsilon is not None else "", f"{r.delta:g}" if r.delta else "", "", ""])
+            continue
+        rows.append([r.run_uid, r.dataset_name, f"{b['ledger_epsilon_before']:.4f}", f"{b['ledger_epsilon_after']:.4f}",
+                     f"{b['run_epsilon']:.4f}", f"{b['run_delta']:g}", f"{b['composition_order']:g}",
+                     f"{b['ledger_delta']:g}"])
+    return rows
 
 
 def _audit_rows(runs: list[Any]) -> list[list[Any]]:

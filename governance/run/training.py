@@ -60,9 +60,8 @@ def train_config(ctx: RunContext, columns: list[str]) -> Any:
                              "`expect_table_row_count_to_be_between` with max_value to the quality suite or set "
                              "the training option `max_units` (the sample rate is batch_size / that bound)")
         options["max_units"] = decl.max_rows
-    if t.bounding == "group" and ctx.unit_column and options.get("max_rows_per_unit") is None:
-        raise InputError(f"pipeline `{spec.name}`: bounding: group needs the training option `max_rows_per_unit` "
-                         "(a declared bound on rows per unit; rows beyond it are not trained on)")
+    declared = policy_unit(ctx)  # the per-unit bound is the policy's, never the pipeline's
+    options["max_rows_per_unit"] = declared.max_rows_per_unit if ctx.unit_column else None
     extra = {k: v for k, v in {"lr": t.lr, "optimizer": t.optimizer}.items() if v is not None}
     cfg = TrainConfig(
         target=t.target, positive_label=None if t.positive is None else str(t.positive), features=features,
@@ -102,8 +101,41 @@ def check_per_run_cap(ctx: RunContext, obligations: Any) -> float | None:
     return cap
 
 
+def policy_unit(ctx: RunContext) -> Any:
+    """The bound policy's `privacy:` section, which every training run needs; refusals are audited.
+
+    Why from the policy and not the pipeline: the unit and the bound on one
+    unit's rows decide what epsilon means, so they are the admin's to declare
+    (`privgov policy bind`). A pipeline may restate the bound (training option
+    `max_rows_per_unit`) but not change it; the unit itself is checked at
+    admission. A dataset bound before units lived in the policy text has no
+    section to read: it is refused with the rebind command, not run per row."""
+    name, spec = ctx.dataset.name, ctx.spec
+    declared = ctx.policy.privacy
+    rebind = f"an admin adds it to the policy and rebinds: `privgov policy bind {name} POLICY.yaml`"
+    if declared is None:
+        ctx.record("train", decision="deny", purpose=spec.purpose, reason="the bound policy declares no privacy unit")
+        raise AccessDenied(f"dataset `{name}`: the policy bound to it declares no privacy unit (`privacy: {{unit: "
+                           f"COLUMN, max_rows_per_unit: N}}` or `{{unit: row, statement: ...}}`), so training is "
+                           f"refused; {rebind}")
+    if declared.column != ctx.dataset.privacy_unit:
+        reason = (f"`{name}` is bound with privacy unit `{ctx.dataset.unit}` but its policy declares "
+                  f"`{declared.unit}`")
+        ctx.record("train", decision="deny", purpose=spec.purpose, reason=reason[:500])
+        raise AccessDenied(f"dataset {reason}; training is refused; an admin rebinds: "
+                           f"`privgov policy bind {name} POLICY.yaml`")
+    given = spec.training.options.get("max_rows_per_unit") if spec.training else None
+    if given is not None and given != declared.rows_bound:
+        reason = (f"pipeline sets max_rows_per_unit {given!r} but the policy bound to `{name}` declares "
+                  f"{declared.rows_bound} rows per `{declared.unit}`; the bound is set by the admin who binds the policy")
+        ctx.record("run", decision="deny", purpose=spec.purpose, reason=reason[:500])
+        raise AccessDenied(f"pipeline `{spec.name}`: {reason[len('pipeline '):]}")
+    return declared
+
+
 def require_cap(ctx: RunContext) -> None:
-    """Training needs a cap set by binding a policy with a budget; refuse (audited) before any work."""
+    """Training needs a unit and a cap from the bound policy; refuse (audited) before any work."""
+    policy_unit(ctx)
     try:
         ctx.ws.ledger.status(ctx.dataset.lineage_id, ctx.unit)
     except InputError:
@@ -178,8 +210,8 @@ def train(ctx: RunContext, stored: Stored, reservation: Reservation, resume: boo
     del data
     result = _train_with_checkpoints(ctx, stored, train_df, test_df, reservation, resume)
     orders, rdp = reservation.plan.ledger_curve()
-    ctx.ws.ledger.commit(run_uid=ctx.run_uid, epsilon=result.epsilon_spent, orders=orders, rdp=rdp)
-    _store_model(ctx, stored, result, reservation, covers)
+    facts = ctx.ws.ledger.commit(run_uid=ctx.run_uid, epsilon=result.epsilon_spent, orders=orders, rdp=rdp)
+    _store_model(ctx, stored, result, reservation, covers, facts)
     checkpoints.drop(ctx.ws, ctx.run_uid)
     return Trained(epsilon_spent=float(result.epsilon_spent), metrics=dict(result.metrics), steps=int(result.steps))
 
@@ -249,11 +281,17 @@ def _held_out_accuracy(run: Any, test_df: pd.DataFrame) -> Callable[[dict[str, A
     return on_epoch
 
 
-def _store_model(ctx: RunContext, stored: Stored, result: Any, reservation: Reservation, covers: str) -> None:
-    """The model bundle (weights + encoder + config) is stored encrypted, bound to the run."""
+def _store_model(ctx: RunContext, stored: Stored, result: Any, reservation: Reservation, covers: str,
+                 facts: Any) -> None:
+    """The model bundle (weights + encoder + config) is stored encrypted, bound to the run.
+
+    The card's budget lines are the ledger facts `commit` read in its own
+    transaction: the dataset's ε before and after this run, the run's own ε
+    and the filter's order."""
     from governance.storage import aad, catalog
     from governance.storage.store import Run
     from training.model_bundle import bundle_bytes
+    from training.model_card import budget_section
 
     card = dict(result.model_card)
     card.update({"dataset": ctx.dataset.name, "dataset_version": stored.version, "privacy_unit": ctx.unit,
@@ -261,7 +299,12 @@ def _store_model(ctx: RunContext, stored: Stored, result: Any, reservation: Rese
     t = ctx.spec.training
     card["privacy"] = {**card.get("privacy", {}), "epsilon_covers": covers,
                        "units_source": ("training option max_units" if t.options.get("max_units") is not None else
-                                        "quality suite: expect_table_row_count_to_be_between max_value")}
+                                        "quality suite: expect_table_row_count_to_be_between max_value"),
+                       "policy_max_rows_per_unit": reservation.config.max_rows_per_unit,
+                       "unit_declared_by": "the policy bound to the dataset (privacy: section)"}
+    card["budget"] = budget_section(epsilon_before=facts.epsilon_before, epsilon_after=facts.epsilon_after,
+                                    run_epsilon=facts.run_epsilon, run_delta=facts.run_delta, order=facts.order,
+                                    delta=facts.delta, composition=facts.composition)
     with ctx.ws.session() as s:
         ref = ctx.ws.objects.put_bytes(s, bundle_bytes(result, reservation.config),
                                        associated=aad.model(ctx.run_uid))
@@ -278,4 +321,7 @@ def _store_model(ctx: RunContext, stored: Stored, result: Any, reservation: Rese
                             resource=ctx.dataset.name, version=stored.version, purpose=ctx.spec.purpose,
                             epsilon=float(result.epsilon_spent),
                             details={"accuracy": float(result.metrics.get("accuracy", float("nan"))),
-                                     "steps": int(result.steps)})
+                                     "steps": int(result.steps),
+                                     "ledger_epsilon_before": float(facts.epsilon_before),
+                                     "ledger_epsilon_after": float(facts.epsilon_after),
+                                     "order": float(facts.order)})

@@ -49,6 +49,7 @@ BASE = textwrap.dedent("""\
     budgets:
       datasets:
         clinic-visits: {epsilon: 3.0, delta: 1e-5}
+    privacy: {unit: patient_id, max_rows_per_unit: 10}
     """)
 
 
@@ -73,7 +74,7 @@ def test_unknown_key_names_key_and_line():
 
 def test_unknown_top_level_key():
     msg = error_of(BASE + "owner: me\n")
-    assert msg.startswith("p.yaml:27: ") and "unknown key 'owner'" in msg
+    assert msg.startswith("p.yaml:28: ") and "unknown key 'owner'" in msg
 
 
 def test_unknown_key_inside_row_filter():
@@ -151,7 +152,7 @@ def test_purpose_specific_deny_is_not_a_contradiction():
 
 def test_load_policy_from_file(tmp_path):
     (tmp_path / "p.yaml").write_text(BASE + "extra: 1\n")
-    with pytest.raises(InputError, match=r"p\.yaml:27: extra: unknown key 'extra'"):
+    with pytest.raises(InputError, match=r"p\.yaml:28: extra: unknown key 'extra'"):
         load_policy(tmp_path / "p.yaml")
     with pytest.raises(InputError, match="cannot read"):
         load_policy(tmp_path / "missing.yaml")
@@ -218,3 +219,39 @@ def test_load_yaml_file_refuses_directories_binary_and_huge_files(tmp_path):
 def test_keys_with_newlines_stay_on_one_line():
     msg = error_of(BASE + '"own\\ner": 1\n')
     assert "\n" not in msg and "own\\ner" in msg
+
+
+# --------------------------------------------------------------------------- the privacy section
+
+
+def test_privacy_section_declares_unit_and_rows_bound():
+    p = parse_policy(BASE, "p.yaml", now=NOW)
+    assert (p.privacy.unit, p.privacy.column, p.privacy.rows_bound) == ("patient_id", "patient_id", 10)
+
+
+@pytest.mark.parametrize("section, needle", [
+    ("{unit: row}", "statement"),
+    ("{unit: row, statement: '  '}", "statement"),
+    ("{unit: row, statement: each row is a person, max_rows_per_unit: 3}", "max_rows_per_unit"),
+    ("{unit: patient_id}", "max_rows_per_unit"),
+    ("{unit: patient_id, max_rows_per_unit: 0}", "max_rows_per_unit"),
+    ("{unit: patient_id, max_rows_per_unit: 5, bound: 3}", "unknown key 'bound'"),
+])
+def test_privacy_section_is_refused_without_what_makes_it_true(section, needle):
+    """`row` is a claim about the data, so it comes with its statement; a column comes with its bound."""
+    text = BASE.replace("privacy: {unit: patient_id, max_rows_per_unit: 10}", f"privacy: {section}")
+    msg = error_of(text)
+    assert msg.startswith("p.yaml:27: ") and "privacy" in msg and needle in msg and "\n" not in msg
+
+
+def test_row_unit_with_its_statement_loads():
+    text = BASE.replace("privacy: {unit: patient_id, max_rows_per_unit: 10}",
+                        "privacy: {unit: row, statement: each row is a distinct person}")
+    p = parse_policy(text, "p.yaml", now=NOW)
+    assert (p.privacy.column, p.privacy.rows_bound) == (None, 1)
+
+
+def test_a_training_policy_without_a_unit_is_warned_about():
+    text = BASE.replace("privacy: {unit: patient_id, max_rows_per_unit: 10}\n", "")
+    warnings = policy_warnings(parse_policy(text, "p.yaml", now=NOW))
+    assert len(warnings) == 1 and "train" in warnings[0] and "privacy" in warnings[0]

@@ -351,6 +351,23 @@ def test_status_has_no_negative_figures(ledger):
     assert not any("sav" in k for k in vars(st))
 
 
+def test_commit_returns_the_ledger_before_and_after_as_status_reports_it(ledger):
+    """The card's budget lines are read in the commit's transaction and agree with `status`:
+    the next run's "before" is this run's "after", and the spend only grows."""
+    facts = []
+    for uid in ("r1", "r2"):
+        _reserve(ledger, uid)
+        spent_before = ledger.status("lin-1", "patient").spent
+        facts.append(ledger.commit(run_uid=uid, epsilon=RUN_EPS, orders=ORDERS, rdp=CURVE))
+        assert facts[-1].epsilon_before == pytest.approx(spent_before, abs=0)
+        assert facts[-1].epsilon_after == pytest.approx(ledger.status("lin-1", "patient").spent, abs=0)
+    first, second = facts
+    assert first.epsilon_before == 0.0 and second.epsilon_before == first.epsilon_after
+    assert 0 <= first.epsilon_before < first.epsilon_after < second.epsilon_after
+    assert first.order == second.order == ledger.status("lin-1", "patient").order
+    assert (first.run_epsilon, first.run_delta, first.composition) == (RUN_EPS, DELTA, "renyi-filter")
+
+
 def test_missing_cap_fails_closed_and_budgets_are_separate(ledger):
     with pytest.raises(BudgetExceeded, match="no privacy budget cap"):
         _reserve(ledger, "x", lineage="other")

@@ -178,10 +178,16 @@ def test_bind_refuses_names_that_rules_or_runs_could_mistake(capsys, people, nam
         assert s.query(Dataset).filter(Dataset.name == name).count() == 0
 
 
+def _per_row_clinic(tmp_path):
+    from tests.conftest import ROW_STATEMENT, policy_with_privacy
+
+    return policy_with_privacy(CLINIC_POLICY, tmp_path / "clinic-rows.yaml", {"unit": "row", "statement": ROW_STATEMENT})
+
+
 def test_a_unit_bound_during_a_run_stops_the_run(tmp_path) -> None:
-    """`policy bind --privacy-unit` racing a run (library callers hold no workspace lock): the
-    run was admitted per row; it must not reserve or train on the per-row ledger while later runs
-    charge a fresh cap per patient. Simulated deterministically from the run's progress hook."""
+    """Rebinding a policy that declares a unit, racing a run (library callers hold no workspace
+    lock): the run was admitted per row; it must not reserve or train on the per-row ledger while
+    later runs charge a fresh cap per patient. Simulated deterministically from the progress hook."""
     from governance.access.authorize import Identity
     from governance.access.binding import bind_policy
     from governance.run.runner import run_pipeline
@@ -190,13 +196,13 @@ def test_a_unit_bound_during_a_run_stops_the_run(tmp_path) -> None:
     from tests.conftest import new_workspace
     from tests.governance.access.conftest import PEOPLE
 
-    ws, tokens = new_workspace(tmp_path / "ws", PEOPLE, {"clinic-visits": (CLINIC_POLICY, ["phi"], None)})
+    ws, tokens = new_workspace(tmp_path / "ws", PEOPLE, {"clinic-visits": (_per_row_clinic(tmp_path), ["phi"], None)})
 
     def rebind(name: str, state: str) -> None:
         if (name, state) == ("ingest", "start"):
-            bind_policy(ws, Identity("admin", ("admin",)), "clinic-visits", CLINIC_POLICY, privacy_unit="patient_id")
+            bind_policy(ws, Identity("admin", ("admin",)), "clinic-visits", CLINIC_POLICY)
 
-    spec = load_pipeline(pipeline(tmp_path, privacy_unit=None, report=None))
+    spec = load_pipeline(pipeline(tmp_path, privacy_unit=None, report=None, policy=None))
     before = head(ws)
     with pytest.raises(AccessDenied, match="privacy unit .* changed during the run"):
         run_pipeline(ws, spec, tokens["demo"], rebind)
@@ -217,18 +223,17 @@ def test_a_unit_cannot_be_bound_once_the_row_ledger_was_charged(tmp_path) -> Non
     from tests.conftest import new_workspace
     from tests.governance.access.conftest import PEOPLE
 
-    ws, tokens = new_workspace(tmp_path / "ws", PEOPLE, {"clinic-visits": (CLINIC_POLICY, ["phi"], None)})
+    ws, tokens = new_workspace(tmp_path / "ws", PEOPLE, {"clinic-visits": (_per_row_clinic(tmp_path), ["phi"], None)})
     refused: list[str] = []
 
     def rebind(name: str, state: str) -> None:
         if (name, state) == ("encrypt", "start"):
             with pytest.raises(InputError) as info:
-                bind_policy(ws, Identity("admin", ("admin",)), "clinic-visits", CLINIC_POLICY,
-                            privacy_unit="patient_id")
+                bind_policy(ws, Identity("admin", ("admin",)), "clinic-visits", CLINIC_POLICY)
             refused.append(str(info.value))
 
-    summary = run_pipeline(ws, load_pipeline(pipeline(tmp_path, privacy_unit=None, report=None)), tokens["demo"],
-                           rebind)
+    summary = run_pipeline(ws, load_pipeline(pipeline(tmp_path, privacy_unit=None, report=None, policy=None)),
+                           tokens["demo"], rebind)
     assert summary.status == "succeeded" and refused and "cannot change" in refused[0]
     with ws.session() as s:
         assert s.query(Dataset.privacy_unit).filter(Dataset.name == "clinic-visits").scalar() is None
@@ -252,3 +257,94 @@ def test_bound_policy_text_is_what_decides_not_the_file(capsys, people, tmp_path
     # and a pipeline naming the edited file is refused: it is not the bound text any more
     code, _, err = _run(capsys, ws, tokens["demo"], no_training(tmp_path, "edited", policy=str(copy)))
     assert code == 3 and "only the bound policy applies" in err
+
+
+# --------------------------------------------------------------------------- the privacy unit lives in the policy text
+
+
+def test_binding_a_training_policy_without_a_unit_is_refused(capsys, people, tmp_path) -> None:
+    """A policy that grants `train` must say who epsilon protects; without `privacy:` the bind
+    stops with one line and nothing changes (binding, unit, cap)."""
+    from tests.conftest import policy_with_privacy
+
+    ws, tokens = people
+    nounit = policy_with_privacy(CLINIC_POLICY, tmp_path / "nounit.yaml", None)
+    hash_before, cap_before = _bound_hash(ws), ledger(ws).epsilon_cap
+    code, _, err = _bind(capsys, ws, tokens["admin"], nounit)
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and "ml-train-readmission" in err and "privacy" in err, err
+    assert _bound_hash(ws) == hash_before and ledger(ws).epsilon_cap == cap_before
+    # where the same text lets nobody train (its train grant names clinic-visits only), it needs no unit
+    assert _bind(capsys, ws, tokens["admin"], nounit, dataset="clinic-new")[0] == 0
+
+
+def test_the_unit_comes_from_the_policy_and_the_flag_only_checks_it(capsys, people, tmp_path) -> None:
+    from governance.storage.store import Dataset
+
+    ws, tokens = people
+    code, out, _ = _bind(capsys, ws, tokens["admin"], CLINIC_POLICY, dataset="clinic-b")
+    assert code == 0 and "privacy unit patient_id (at most 24 rows per unit)" in " ".join(out.split())
+    assert _bind(capsys, ws, tokens["admin"], CLINIC_POLICY, "--privacy-unit", "patient_id", dataset="clinic-b")[0] == 0
+    code, _, err = _bind(capsys, ws, tokens["admin"], CLINIC_POLICY, "--privacy-unit", "visit_id", dataset="clinic-c")
+    assert code == 2 and "visit_id" in err and "declares `patient_id`" in err
+    with ws.session() as s:
+        units = dict(s.query(Dataset.name, Dataset.privacy_unit).filter(Dataset.name.like("clinic-%")))
+    assert units == {"clinic-visits": "patient_id", "clinic-b": "patient_id"}  # clinic-c was never created
+
+
+def test_rebinding_another_unit_is_refused_and_the_same_unit_with_a_new_bound_works(capsys, people, tmp_path) -> None:
+    from tests.conftest import policy_with_privacy
+
+    ws, tokens = people
+    visits = policy_with_privacy(CLINIC_POLICY, tmp_path / "visits.yaml", {"unit": "visit_id", "max_rows_per_unit": 1})
+    code, _, err = _bind(capsys, ws, tokens["admin"], visits)
+    assert code == 2 and "already has privacy unit `patient_id`" in err
+    tighter = policy_with_privacy(CLINIC_POLICY, tmp_path / "tighter.yaml", {"unit": "patient_id", "max_rows_per_unit": 5})
+    code, out, _ = _bind(capsys, ws, tokens["admin"], tighter)
+    assert code == 0 and "at most 5 rows per unit" in " ".join(out.split())
+
+
+def _legacy_binding(ws, tmp_path) -> None:
+    """What a workspace bound before units lived in the policy holds: the clinic text without
+    `privacy:` (stored by hash) bound to clinic-visits, whose unit was set by the old flag."""
+    from governance.access.binding import policy_digest
+    from governance.storage.store import Dataset, PolicyRecord
+    from tests.conftest import policy_with_privacy
+
+    text = policy_with_privacy(CLINIC_POLICY, tmp_path / "old.yaml", None).read_text()
+    with ws.session() as s:
+        s.add(PolicyRecord(name="clinic", content_hash=policy_digest(text), text=text))
+        s.query(Dataset).filter(Dataset.name == "clinic-visits").update({"policy_hash": policy_digest(text)})
+
+
+def test_training_under_a_policy_without_a_unit_is_refused_until_rebound(capsys, people, tmp_path) -> None:
+    """An old workspace: one line naming the rebind command (no traceback), audited, nothing stored
+    or charged; after `privgov policy bind` with the current text the same pipeline trains."""
+    ws, tokens = people
+    _legacy_binding(ws, tmp_path)
+    before, stored = head(ws), blobs(ws)
+    code, _, err = _run(capsys, ws, tokens["demo"], pipeline(tmp_path, policy=None))
+    lines = [ln for ln in err.strip().splitlines() if ln.strip() and ln.startswith("error:")]
+    assert code == 3 and len(lines) == 1 and "Traceback" not in err
+    assert "declares no privacy unit" in lines[0] and "privgov policy bind clinic-visits" in lines[0]
+    assert versions(ws) == [] and blobs(ws) == stored and ledger(ws).runs == []
+    [deny] = denies_after(ws, before)
+    assert (deny.principal, deny.action) == ("demo-ml-engineer", "train") and "privacy unit" in deny.reason
+    assert _bind(capsys, ws, tokens["admin"], CLINIC_POLICY)[0] == 0
+    code, _, err = _run(capsys, ws, tokens["demo"], pipeline(tmp_path, "again", report=None))
+    assert code == 0, err
+    assert [r.state for r in ledger(ws).runs] == ["committed"]
+
+
+@pytest.mark.parametrize("bound", [100, 25, 3, 1])
+def test_a_pipeline_cannot_loosen_or_change_the_rows_bound(capsys, people, tmp_path, bound) -> None:
+    """The policy declares 24 rows per patient; a pipeline that names another bound (looser or
+    narrower) is refused before anything is read, audited under the token's principal."""
+    ws, tokens = people
+    before, stored = head(ws), blobs(ws)
+    code, _, err = _run(capsys, ws, tokens["demo"], pipeline(tmp_path, **{"training.options.max_rows_per_unit": bound,
+                                                                          "training.bounding": "group"}))
+    assert code == 3 and f"max_rows_per_unit {bound}" in err and "declares 24 rows per `patient_id`" in err
+    [deny] = denies_after(ws, before)
+    assert (deny.principal, deny.action) == ("demo-ml-engineer", "run") and "max_rows_per_unit" in deny.reason
+    assert versions(ws) == [] and blobs(ws) == stored and ledger(ws).runs == []

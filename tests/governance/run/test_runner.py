@@ -200,11 +200,13 @@ def test_pipeline_cannot_change_the_bound_privacy_unit(workspace, tmp_path) -> N
 
 
 def test_bound_privacy_unit_missing_from_the_data_is_named(workspace, tmp_path) -> None:
-    from tests.conftest import REPO, bind_examples
+    from tests.conftest import REPO, bind_examples, policy_with_privacy
 
     ws, tokens = workspace
-    bind_examples(ws, {"clinic-units": (REPO / "policies" / "examples" / "clinic.yaml", ["phi"], "no_such_col")})
-    res = cli("run", str(small_spec(tmp_path, dataset="clinic-units", privacy_unit=None, training=None)),
+    policy = policy_with_privacy(REPO / "policies" / "examples" / "clinic.yaml", tmp_path / "p.yaml",
+                                 {"unit": "no_such_col", "max_rows_per_unit": 5})
+    bind_examples(ws, {"clinic-units": (policy, ["phi"], "no_such_col")})
+    res = cli("run", str(small_spec(tmp_path, dataset="clinic-units", privacy_unit=None, training=None, policy=None)),
               "--workspace", str(ws.root), "--token", tokens["demo"])
     assert res.returncode == 2 and "no_such_col" in error_line(res)
 
@@ -253,14 +255,16 @@ def test_group_bounding_plans_for_the_declared_rows_per_unit_and_ledger_counts_p
 
     ws, tokens = workspace
     # Group runs are charged by basic composition, from a share of the cap the policy sets aside.
+    # The rows bound is the policy's (3 visits per patient here); the pipeline does not set it.
     policy = tmp_path / "clinic-basic.yaml"
     text = (REPO / "policies" / "examples" / "clinic.yaml").read_text()
+    assert "max_rows_per_unit: 24" in text
     policy.write_text(text.replace("clinic-visits: {epsilon: 3.0, delta: 1.0e-5}",
-                                   "clinic-visits: {epsilon: 3.0, delta: 1.0e-5, basic_share: 0.8}"))
+                                   "clinic-visits: {epsilon: 3.0, delta: 1.0e-5, basic_share: 0.8}")
+                      .replace("max_rows_per_unit: 24", "max_rows_per_unit: 3"))
     bind_examples(ws, {"clinic-visits": (policy, ["phi"], "patient_id")})
     spec = load_pipeline(small_spec(tmp_path, **{"training.bounding": "group", "training.epsilon": 2.0,
-                                                 "training.delta": 5.0e-6, "policy": str(policy),
-                                                 "training.options.max_rows_per_unit": 3}))
+                                                 "training.delta": 5.0e-6, "policy": str(policy)}))
     summary = run_pipeline(ws, spec, tokens["demo"])
     assert summary.status == "succeeded"
     with ws.session() as s:
@@ -277,13 +281,6 @@ def test_group_bounding_plans_for_the_declared_rows_per_unit_and_ledger_counts_p
     assert b.runs[0].epsilon == pytest.approx(summary.epsilon_spent)
     assert not b.runs[0].has_curve  # a per-row curve must not be composed as if it were per patient
     assert b.spent == pytest.approx(summary.epsilon_spent)  # basic composition of the per-unit guarantee
-
-
-def test_group_bounding_without_a_declared_row_bound_is_refused(workspace, tmp_path) -> None:
-    ws, tokens = workspace
-    res = cli("run", str(small_spec(tmp_path, **{"training.bounding": "group"})), "--workspace", str(ws.root),
-              "--token", tokens["demo"])
-    assert res.returncode == 2 and "max_rows_per_unit" in error_line(res)
 
 
 def test_budget_refusal_names_dataset_and_decrypts_nothing(workspace, tmp_path) -> None:
@@ -313,7 +310,7 @@ def test_group_run_without_a_basic_share_is_refused_and_stores_nothing(workspace
     from governance.storage.store import DatasetVersion
 
     ws, tokens = workspace
-    res = cli("run", str(small_spec(tmp_path, **{"training.bounding": "group", "training.options.max_rows_per_unit": 3})), "--workspace", str(ws.root),
+    res = cli("run", str(small_spec(tmp_path, **{"training.bounding": "group"})), "--workspace", str(ws.root),
               "--token", tokens["demo"])
     assert res.returncode in (2, 3), res.stderr
     assert "basic_share" in error_line(res)

@@ -202,3 +202,42 @@ def test_adult_undeclared_value_never_leaves_in_bundle_card_or_report(workspace,
     assert b"Holand-Netherlands" in bundle  # the vocabulary is the declared one, rare values included
     model_card = cli("model-card", summary.run_uid, "--workspace", str(ws.root))
     assert model_card.returncode == 0 and "Atlantis-Probe" not in model_card.stdout
+
+
+def test_two_runs_show_the_ledger_before_and_after_each_and_no_savings(tmp_path) -> None:
+    """The card and the report show, per run, the dataset's ledger ε before and after it (as the
+    filter reports it at its fixed order, recorded at commit), the run's own (ε, δ) and the order:
+    the second run's "before" is the first run's "after"; nothing is negative or shrinks."""
+    from governance.evidence.report import build_report
+    from governance.run.runner import run_pipeline
+    from governance.run.spec import load_pipeline
+    from governance.storage import catalog
+    from governance.storage.store import Run
+
+    ws, tokens = new_workspace(tmp_path / "ws")
+    cards, summaries = [], []
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        spec = load_pipeline(small_spec(tmp_path / name, **{"training.epsilon": 0.5, "report": None}))
+        summaries.append(run_pipeline(ws, spec, tokens["demo"]))
+        with ws.session() as s:
+            cards.append(s.query(Run).filter(Run.run_uid == summaries[-1].run_uid).one().model_card_json)
+    first, second = (c["budget"] for c in cards)
+    assert first["ledger_epsilon_before"] == 0.0
+    assert second["ledger_epsilon_before"] == first["ledger_epsilon_after"]
+    figures = [first["ledger_epsilon_before"], first["ledger_epsilon_after"], second["ledger_epsilon_after"]]
+    assert figures == sorted(figures) and figures[1] < figures[2]
+    with ws.session() as s:
+        lineage = catalog.find_dataset(s, "clinic-visits").lineage_id
+    status = ws.ledger.status(lineage, "patient_id")
+    assert second["ledger_epsilon_after"] == pytest.approx(status.spent)
+    for b, summary in zip((first, second), summaries):
+        assert b["run_epsilon"] == pytest.approx(summary.epsilon_spent) and 0 < b["run_epsilon"] <= 0.5 + 1e-6
+        assert b["run_delta"] == 1e-5 and b["composition_order"] == status.order > 1
+        assert all(v >= 0 for v in b.values() if isinstance(v, float))
+    card_text = json.dumps(cards).lower()
+    html = build_report(ws)
+    assert "sav" not in card_text and "saves" not in html.lower() and "saving" not in html.lower()
+    for v in (first["ledger_epsilon_after"], second["ledger_epsilon_after"], first["run_epsilon"]):
+        assert f"{v:.4f}" in html
+    assert "Budget per run" in html
