@@ -1,4 +1,9 @@
-"""PII value detectors behind a small registry.
+"""Value-level PII validators and the per-value registry (``detect_values``).
+
+Column classification lives in :mod:`privacy.deid.detect` (values first, names as one signal);
+``privacy.deid.scan.scan`` uses that. This module keeps the per-value API and the validators
+it always had; person names are checked against the names-dataset index.
+
 
 A :class:`Detector` decides, per value, whether a string is a PII value of its type. It works
 in three stages, vectorized over a pandas Series:
@@ -42,7 +47,7 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from privacy.deid.names import load_names
+from privacy.deid.detect.name_index import load_index
 from privacy.errors import InputError
 
 __all__ = [
@@ -303,8 +308,9 @@ def is_valid_zip(value: object) -> bool:
 
 @lru_cache(maxsize=1)
 def _name_sets() -> tuple[frozenset[str], frozenset[str]]:
-    n = load_names()
-    return (frozenset(x.lower() for x in n.first), frozenset(x.lower() for x in n.last))
+    # names-dataset index (see privacy.deid.detect.name_index), never the demo generator's list
+    n = load_index()
+    return (frozenset(n.first), frozenset(n.last))
 
 
 _NAME_TOKEN = re.compile(r"[A-Za-z][A-Za-z'\-]*\.?")

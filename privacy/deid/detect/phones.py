@@ -1,0 +1,96 @@
+"""Phone numbers validated by ``phonenumbers`` (Google libphonenumber metadata).
+
+Values in E.164 / international form (``+49 30 1234567``) are parsed as they are; national
+forms (``(0118) 496 0177``, ``06 12 34 56 78``) are tried against candidate regions, most
+successful first, and the regions that validated are reported as evidence (region inference).
+
+Decision, documented: values that are bare digit strings without a leading ``+`` or ``0`` and
+without any separator (``3207763176``) are ambiguous with order numbers and counts; they count
+only when the column name hints a phone, or when they are a minority in a column whose other
+values are formatted phone numbers.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import phonenumbers
+
+from privacy.deid.detect.base import ColumnSample, Verdict, confidence, hinted
+
+__all__ = ["PhoneDetector", "phone_region", "CANDIDATE_REGIONS", "DETECTORS"]
+
+CANDIDATE_REGIONS = ["US", "GB", "DE", "FR", "ES", "IT", "NL", "BR", "IN", "JP", "CA", "AU", "MX",
+                     "BE", "CH", "AT", "PT", "IE", "PL", "SE"]
+GATE = r"\+?[\d\s().\-/]{6,24}(?:\s*(?:x|ext\.?|#)\s*\d{1,6})?"
+DATE_LIKE = r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T][\d:.]+)?|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}"
+HINTS = r"_(phone|phones|telephone|tel|mobile|cell|cellphone|fax|phone_number|contact_number|msisdn|telefon|telefono|telefone|portable)_"
+
+
+def phone_region(value: str, regions: list[str] | None = None) -> str | None:
+    """The region a value is a valid phone number of ('INTL' for +CC form checked by its own
+    country code), or None. Total: never raises."""
+    try:
+        s = str(value).strip()
+        if sum(ch.isdigit() for ch in s) < 6 or len(s) > 40:
+            return None
+        if s.startswith("+") or s.startswith("00"):
+            n = phonenumbers.parse("+" + s.lstrip("+0") if s.startswith("00") else s, None)
+            return phonenumbers.region_code_for_number(n) if phonenumbers.is_valid_number(n) else None
+        for r in regions or CANDIDATE_REGIONS:
+            try:
+                n = phonenumbers.parse(s, r)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number_for_region(n, r):
+                return r
+        return None
+    except Exception:
+        return None
+
+
+class PhoneDetector:
+    name = "phone"
+    pii_types = ("phone",)
+    kind = "direct"
+    description = "phone numbers, E.164 and national formats (phonenumbers, region inference)"
+    hints = HINTS
+    strength = 1
+
+    def detect(self, col: ColumnSample) -> Verdict | None:
+        vals = col.distinct()
+        if len(vals) == 0 or col.dtype in ("float", "datetime", "bool"):
+            return None
+        vals = vals[~vals.str.fullmatch(DATE_LIKE).fillna(False).astype(bool)]
+        if len(vals) < 0.5 * len(col.distinct()):
+            return None
+        gated = vals[vals.str.fullmatch(GATE).fillna(False).astype(bool)]
+        is_hinted = hinted(self.hints, col.column)
+        if len(gated) < (0.3 if is_hinted else 0.7) * len(vals):
+            return None
+        bare = gated.str.fullmatch(r"[1-9]\d{5,14}").fillna(False).astype(bool)
+        if not is_hinted and bare.mean() > 0.5:
+            return None
+        order = list(CANDIDATE_REGIONS)
+        regions: Counter[str] = Counter()
+        memo: dict[str, str | None] = {}
+        ok = 0
+        for v in gated.tolist():
+            if v not in memo:
+                memo[v] = phone_region(v, order)
+                if memo[v] in order:  # try the regions that worked first
+                    order.remove(memo[v])
+                    order.insert(0, memo[v])
+            r = memo[v]
+            if r is not None:
+                ok += 1
+                regions[r] += 1
+        share = ok / len(vals)
+        if share < (0.5 if is_hinted else 0.8):
+            return None
+        top = ", ".join(f"{r} {c}" for r, c in regions.most_common(3))
+        ev = (f"{share:.0%} of {len(vals)} sampled values are valid phone numbers (phonenumbers; "
+              f"regions {top})" + ("; column name hints it" if is_hinted else ""))
+        return Verdict("phone", "direct", round(share, 4), confidence(share, is_hinted, 0.9), ev, is_hinted)
+
+
+DETECTORS = [PhoneDetector()]
