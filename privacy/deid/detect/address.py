@@ -54,7 +54,7 @@ def is_address(value: str) -> bool:
             return True
         if _POSTCODE_RE.search(flat) and len(flat.split()) >= 3 and re.search(r"[^\W\d_]{3,}", flat):
             return True
-        return _usaddress_ok(flat)
+        return len(flat.split()) >= 3 and _usaddress_ok(flat)
     except Exception:
         return False
 
@@ -86,7 +86,11 @@ class AddressDetector:
         if lens.mean() < 8 or lens.mean() > 150:
             return None
         is_hinted = hinted(self.hints, col.column)
-        hits = sum(is_address(v) for v in vals.tolist())
+        hits = 0
+        for i, v in enumerate(vals.tolist()):
+            if i == 30 and hits < 12:
+                return None  # early exit
+            hits += is_address(v)
         share = hits / len(vals)
         if share < (0.4 if is_hinted else 0.7):
             return None

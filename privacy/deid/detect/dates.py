@@ -10,6 +10,7 @@ cluster within a few recent years (small spread, median age near 0). A name hint
 """
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import numpy as np
@@ -19,8 +20,13 @@ from privacy.deid.detect.base import ColumnSample, Verdict, confidence, hinted
 
 __all__ = ["DobDetector", "parse_dates", "DETECTORS"]
 
-FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y/%m/%d", "%d-%m-%Y", "%Y%m%d",
-           "%d %b %Y", "%d %B %Y", "%b %d, %Y", "%B %d, %Y")
+_SHAPES = {
+    "%Y-%m-%d": r"\d{4}-\d{1,2}-\d{1,2}", "%d/%m/%Y": r"\d{1,2}/\d{1,2}/\d{4}", "%m/%d/%Y": r"\d{1,2}/\d{1,2}/\d{4}",
+    "%d.%m.%Y": r"\d{1,2}\.\d{1,2}\.\d{4}", "%Y/%m/%d": r"\d{4}/\d{1,2}/\d{1,2}", "%d-%m-%Y": r"\d{1,2}-\d{1,2}-\d{4}",
+    "%Y%m%d": r"(?:19|20)\d{6}", "%d %b %Y": r"\d{1,2} [A-Za-z]{3} \d{4}", "%d %B %Y": r"\d{1,2} [A-Za-z]{3,9} \d{4}",
+    "%b %d, %Y": r"[A-Za-z]{3} \d{1,2}, \d{4}", "%B %d, %Y": r"[A-Za-z]{3,9} \d{1,2}, \d{4}",
+}
+FORMATS = tuple(_SHAPES)
 HINTS = r"_(dob|birth|birthdate|birthday|dateofbirth|born|bday|date_of_birth|birth_date|geburtsdatum|naissance|nascimento|nacimiento)_"
 
 
@@ -29,7 +35,11 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, str | None]:
     try:
         v = values.astype("str").str.replace(r"[ T]00:00(?::00(?:\.0+)?)?$", "", regex=True)
         best, best_fmt, best_n = None, None, 0
+        texts = v.tolist()
         for fmt in FORMATS:
+            rx = re.compile(_SHAPES[fmt])
+            if sum(1 for t in texts if rx.fullmatch(t)) <= best_n:
+                continue  # cannot beat the best format so far: skip the (slow) parse
             d = pd.to_datetime(v, format=fmt, errors="coerce")
             n = int(d.notna().sum())
             if n > best_n:

@@ -4,7 +4,8 @@ A value reads as a name when it is 1-6 alphabetic tokens in name case (``Ana``, 
 ``van der Berg``, ``KONDO``), optionally ``Last, First``, titles and suffixes aside, and at least
 half of its non-particle tokens (and at least one) are given or family names known to the index
 (see :mod:`privacy.deid.detect.name_index` for why that resource). A column is a name column
-when >= 70% of its sampled values read as names and it is not a low-cardinality category
+when >= 70% of its sampled values read as names (or >= 50% do, >= 90% are name-shaped
+title-case words and >= 30% are distinct: rare surnames are in no list), and it is not a low-cardinality category
 (a colour or a city list repeats; people's names mostly do not). Never uses the project's demo
 generator list nor Faker (tested).
 """
@@ -24,8 +25,10 @@ _SUFFIXES = {"jr", "sr", "ii", "iii", "iv", "phd", "md", "dds", "dvm", "esq", "m
 _PARTICLES = {"da", "de", "del", "della", "di", "van", "der", "den", "von", "du", "le", "la", "dos", "das",
               "do", "bin", "binti", "al", "el", "ben", "y", "e", "ter", "ten", "zu", "af", "st", "mc"}
 _TOKEN = re.compile(r"[^\W\d_][^\W\d_'’.\-]*(?:['’\-][^\W\d_]+)*\.?")
-GIVEN_RANK = 15000
-FAMILY_RANK = 20000
+# whole-column evidence is strong (hundreds of values must mostly be names), so any indexed
+# name counts there; spans in free text need common names (SPAN_*_RANK below)
+GIVEN_RANK = 60000
+FAMILY_RANK = 60000
 
 
 def _fold(tok: str) -> str:
@@ -58,7 +61,7 @@ def name_form(value: str) -> str | None:
             low = _fold(t)
             if (i == 0 and low in _TITLES) or (i == len(toks) - 1 and low in _SUFFIXES and len(toks) > 1):
                 continue
-            if low in _PARTICLES and 0 < i < len(toks) - 1:
+            if low in _PARTICLES and i < len(toks) - 1:
                 continue
             if len(low) == 1 and len(toks) > 1:  # an initial
                 continue
@@ -80,6 +83,10 @@ def name_form(value: str) -> str | None:
         return None
 
 
+_NAME_WORD = r"(?:[A-Z][a-z\u00C0-\u024F'’]+(?:-[A-Z][a-z\u00C0-\u024F'’]+)?|[a-z]{1,4})"
+_SHAPED = re.compile(rf"{_NAME_WORD}(?: {_NAME_WORD}){{0,4}}")
+
+
 class NameDetector:
     name = "person_name"
     pii_types = ("person_name",)
@@ -96,12 +103,18 @@ class NameDetector:
         if alpha.mean() < 0.5 or vals.str.len().mean() > 60:
             return None
         is_hinted = hinted(self.hints, col.column)
-        forms = [name_form(v) for v in vals.tolist()]
+        texts = vals.tolist()
+        forms = [name_form(v) for v in texts]
         n = len(forms)
         share = sum(f is not None for f in forms) / n
         distinct = vals.nunique() / n
-        if share < (0.4 if is_hinted else 0.7) or (distinct < 0.05 and not is_hinted):
+        shaped = sum(1 for v in texts if _SHAPED.fullmatch(v)) / n
+        # rare surnames are missing from any list: a column that is mostly known names and
+        # almost entirely name-shaped, with many distinct values, is a name column too
+        strong = share >= 0.7 or (share >= 0.5 and shaped >= 0.9 and distinct >= 0.3)
+        if not (strong or (is_hinted and share >= 0.4)) or (distinct < 0.05 and not is_hinted):
             return None
+        share = max(share, min(shaped, 1.0)) if strong and share < 0.7 else share
         counts = {k: forms.count(k) for k in ("full", "given", "family")}
         top = max(counts, key=counts.get)
         ev = (f"{share:.0%} of {n} sampled values read as person names in names-dataset "

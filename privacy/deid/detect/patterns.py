@@ -52,7 +52,7 @@ class ValidatedDetector:
             gated = gated[~gated.str.fullmatch(self.needs_hint_gate).fillna(False).astype(bool)]
         if len(gated) < 0.5 * len(vals) * (self.hint_min_share if is_hinted else self.min_share):
             return None
-        ok, _ = share_valid(gated.tolist(), self.validate)
+        ok, _ = share_valid(gated.tolist(), self.validate, give_up_below=0.3)
         share = ok * len(gated) / len(vals)
         if share < (self.hint_min_share if is_hinted else self.min_share):
             return None

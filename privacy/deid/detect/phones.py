@@ -19,23 +19,26 @@ from privacy.deid.detect.base import ColumnSample, Verdict, confidence, hinted
 
 __all__ = ["PhoneDetector", "phone_region", "CANDIDATE_REGIONS", "DETECTORS"]
 
-CANDIDATE_REGIONS = ["US", "GB", "DE", "FR", "ES", "IT", "NL", "BR", "IN", "JP", "CA", "AU", "MX",
-                     "BE", "CH", "AT", "PT", "IE", "PL", "SE"]
+CANDIDATE_REGIONS = ["US", "GB", "DE", "FR", "ES", "IT", "NL", "BR", "IN", "JP", "MX", "CA", "AU", "PT"]
 GATE = r"\+?[\d\s().\-/]{6,24}(?:\s*(?:x|ext\.?|#)\s*\d{1,6})?"
 DATE_LIKE = r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T][\d:.]+)?|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}"
 HINTS = r"_(phone|phones|telephone|tel|mobile|cell|cellphone|fax|phone_number|contact_number|msisdn|telefon|telefono|telefone|portable)_"
 
 
 def phone_region(value: str, regions: list[str] | None = None) -> str | None:
-    """The region a value is a valid phone number of ('INTL' for +CC form checked by its own
-    country code), or None. Total: never raises."""
+    """The region a value is a valid phone number of, or None. Numbers in +CC form whose length
+    is possible for that country but that fail the stricter validity metadata give ``+CC``;
+    parenthesised national numbers of a possible length give ``REGION?``. Total."""
     try:
         s = str(value).strip()
         if sum(ch.isdigit() for ch in s) < 6 or len(s) > 40:
             return None
         if s.startswith("+") or s.startswith("00"):
             n = phonenumbers.parse("+" + s.lstrip("+0") if s.startswith("00") else s, None)
-            return phonenumbers.region_code_for_number(n) if phonenumbers.is_valid_number(n) else None
+            if phonenumbers.is_valid_number(n):
+                return phonenumbers.region_code_for_number(n)
+            # a number in international form whose length fits its country's plan
+            return "+" + str(n.country_code) if phonenumbers.is_possible_number(n) else None
         for r in regions or CANDIDATE_REGIONS:
             try:
                 n = phonenumbers.parse(s, r)
@@ -43,6 +46,13 @@ def phone_region(value: str, regions: list[str] | None = None) -> str | None:
                 continue
             if phonenumbers.is_valid_number_for_region(n, r):
                 return r
+        if "(" in s:  # a formatted national number, e.g. (0118) 496 0177: possible is enough
+            for r in regions or CANDIDATE_REGIONS:
+                try:
+                    if phonenumbers.is_possible_number(phonenumbers.parse(s, r)):
+                        return r + "?"
+                except phonenumbers.NumberParseException:
+                    continue
         return None
     except Exception:
         return None
@@ -74,7 +84,9 @@ class PhoneDetector:
         regions: Counter[str] = Counter()
         memo: dict[str, str | None] = {}
         ok = 0
-        for v in gated.tolist():
+        for i, v in enumerate(gated.tolist()):
+            if i == 20 and ok < 10:
+                return None  # early exit: most candidates are not phones
             if v not in memo:
                 memo[v] = phone_region(v, order)
                 if memo[v] in order:  # try the regions that worked first

@@ -3,9 +3,10 @@ combination they often do (Sweeney: ZIP + sex + birth date single out 87% of the
 ``scan`` reports them with ``kind="quasi"`` and a k-anonymity estimate over the quasi set.
 
 Rules (values first, a name hint lowers the bar):
-* postcode: >= 90% of values match one national format (GB, NL, CA, BR, JP, IN, 5-digit ZIP
-  with optional +4). Bare 5-digit values count only as strings of fixed width (a ZIP read as
-  text keeps its leading zeros; integers 10000-99999 are more often counts or ids), or with a hint.
+* postcode: >= 90% of values match one national format (GB, NL, CA, BR, JP, ZIP+4). Bare
+  4-8 digit values count only as text of fixed width with some leading zeros or repeats (a ZIP
+  read as text keeps its leading zeros; unique integers are more often counts or ids), or
+  with a name hint. Indian PIN codes (6 digits, never a leading zero) need the hint.
 * sex: <= 6 distinct values, >= 95% of them sex/gender words in 8 languages.
 * race: >= 90% of values in census race/ethnicity vocabularies.
 * age: integers 0-120 with >= 15 distinct values, median 18-70 and IQR >= 8; or a hint.
@@ -57,11 +58,13 @@ class PostcodeDetector:
             s = float(up.str.fullmatch(pat).fillna(False).mean())
             if s > share:
                 best, share = region, s
-        five = float(vals.str.fullmatch(r"\d{5}").fillna(False).mean())
-        if five > share and (col.dtype == "str" or is_hinted):
+        width = vals.str.len()
+        w = int(width.mode().iloc[0])
+        fixed = float((vals.str.fullmatch(r"\d+").fillna(False) & (width == w)).mean()) if 4 <= w <= 8 else 0.0
+        if fixed > share and (col.dtype == "str" or is_hinted):
             lo_zero = float(vals.str.startswith("0").mean())
-            if is_hinted or (five >= 0.9 and (lo_zero > 0 or vals.nunique() < 0.9 * len(vals))):
-                best, share = "5-digit (US ZIP / DE / FR / ES / IT)", five
+            if is_hinted or (fixed >= 0.9 and (lo_zero > 0 or vals.nunique() < 0.9 * len(vals))):
+                best, share = f"fixed-width {w}-digit text (ZIP / PLZ / CEP style)", fixed
         if best is None or share < (0.5 if is_hinted else 0.9):
             return None
         ev = f"{share:.0%} of {len(vals)} sampled values match {best} postal code format" + (
