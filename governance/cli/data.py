@@ -151,3 +151,44 @@ def pii_apply(
     write_frame(df, out)
     for r in report:
         _console().print(f"  {r}")
+
+
+def _pii_results() -> Path:
+    import os
+
+    env = os.environ.get("PRIVGOV_BENCH_RESULTS")
+    base = Path(env) if env else Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    return base / "pii.json"
+
+
+@pii_app.command("detectors")
+def pii_detectors(
+    fmt: str = typer.Option("text", "--format", help="text | json"),
+) -> None:
+    """List the PII detectors with the precision/recall measured by benchmarks/pii.py."""
+    from rich.table import Table
+
+    from privacy.deid.detect.catalog import detector_table
+
+    if fmt not in ("text", "json"):
+        from privacy.errors import InputError
+
+        raise InputError(f"--format: expected text or json, got {fmt!r}")
+    cat = detector_table(_pii_results())
+    if fmt == "json":
+        print(json.dumps(cat, indent=2))
+        return
+    table = Table()
+    for name in ("detector", "kind", "what it finds", "precision", "recall", "columns"):
+        table.add_column(name, overflow="fold")
+
+    def fig(v: object) -> str:
+        return "not measured" if v is None else f"{v:.3f}"
+
+    for d in cat["detectors"]:
+        table.add_row(d["name"], d["kind"], d["description"], fig(d["precision"]), fig(d["recall"]),
+                      "" if d["support"] is None else str(d["support"]))
+    _console().print(table)
+    src = cat["source"]
+    _console().print(f"measured by benchmarks/pii.py ({src}, code {cat['code_version']})" if src else
+                     "not measured: run `python benchmarks/pii.py` to write benchmarks/results/pii.json")

@@ -26,6 +26,8 @@ Actions
                      domain (joins keep working), and different pseudonyms under another key or
                      domain. ``normalize``: ``"strip"`` (default), ``"strip_lower"`` (emails) or
                      ``"none"`` is applied before hashing. Nulls stay null.
+  ``redact``         free text: PII spans replaced by ``[TYPE]`` (``mode: tag``) or keyed
+                     ``[TYPE:hmac]`` (``mode: pseudonym``); ``types`` limits which span types.
   ``generalize``     ``method``: ``age_band`` (``width``, optional ``top`` -> "90+"; values outside
                      0-130 become null), ``zip_prefix`` (``digits``, default 3, padded with ``*``;
                      ``hipaa_restricted: true`` maps the 17 low-population HIPAA ZIP3s to "000"),
@@ -122,11 +124,32 @@ class SuppressRareSpec(_Spec):
     other: Annotated[str, Field(max_length=100)] = "other"
 
 
+class RedactSpec(_Spec):
+    """Replace PII spans inside free text by ``[TYPE]`` tags or keyed ``[TYPE:hmac]`` pseudonyms
+    (see :mod:`privacy.deid.redact`)."""
+
+    action: Literal["redact"]
+    mode: Literal["tag", "pseudonym"] = "tag"
+    types: list[Annotated[str, Field(min_length=1, max_length=40)]] | None = None
+    domain: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    length: Annotated[int, Field(ge=8, le=64)] = 8
+
+    @model_validator(mode="after")
+    def _known_types(self) -> "RedactSpec":
+        if self.types is not None:
+            from privacy.deid.detect.spans import SPAN_TYPES
+
+            bad = [t for t in self.types if t not in SPAN_TYPES]
+            if bad:
+                raise ValueError(f"unknown span type {bad[0]!r}; expected some of {', '.join(SPAN_TYPES)}")
+        return self
+
+
 Spec = Union[DropSpec, KeepSpec, PseudonymizeSpec, AgeBandSpec, ZipPrefixSpec, DateTruncateSpec,
-             RoundSpec, SuppressRareSpec]
+             RoundSpec, SuppressRareSpec, RedactSpec]
 _ACTIONS: dict[str, type[BaseModel]] = {
     "drop": DropSpec, "keep": KeepSpec, "pseudonymize": PseudonymizeSpec,
-    "suppress_rare": SuppressRareSpec,
+    "suppress_rare": SuppressRareSpec, "redact": RedactSpec,
 }
 _METHODS: dict[str, type[BaseModel]] = {
     "age_band": AgeBandSpec, "zip_prefix": ZipPrefixSpec, "date_truncate": DateTruncateSpec,
@@ -380,6 +403,22 @@ def apply_deid(df: pd.DataFrame, specs: list[dict], key_for_domain: Callable[[st
                 raise InputError(f"deid spec #{i}: key for domain {domain!r} must be at least 16 bytes")
             after = pseudonymize(before, key, domain=domain, length=spec.length, normalize=spec.normalize)
             entry.update(domain=domain, length=spec.length)
+        elif isinstance(spec, RedactSpec):
+            from privacy.deid.redact import redact
+
+            key = None
+            domain = spec.domain or col
+            if spec.mode == "pseudonym":
+                try:
+                    key = key_for_domain(domain)
+                except Exception as exc:
+                    if isinstance(exc, InputError):
+                        raise
+                    raise InputError(f"deid spec #{i}: no pseudonym key for domain {domain!r} "
+                                     f"({type(exc).__name__})") from None
+            after, n_spans = redact(before, mode=spec.mode, types=spec.types, key=key, domain=domain,
+                                    length=spec.length)
+            entry.update(mode=spec.mode, spans_replaced=n_spans)
         elif isinstance(spec, SuppressRareSpec):
             after, n_sup = suppress_rare(before, spec.k, spec.other)
             entry.update(k=spec.k, categories_suppressed=n_sup,
@@ -403,6 +442,6 @@ def transformed_columns(report: Iterable[dict]) -> set[str]:
     overwritten later by a ``keep``-only history). Dropped columns are simply absent."""
     done: set[str] = set()
     for r in report:
-        if r.get("action") in ("pseudonymize", "generalize"):
+        if r.get("action") in ("pseudonymize", "generalize", "redact"):
             done.add(r["column"])
     return done

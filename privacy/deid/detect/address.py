@@ -82,8 +82,7 @@ class AddressDetector:
         vals = col.distinct(200)
         if len(vals) == 0 or col.is_numeric:
             return None
-        lens = vals.str.len()
-        if lens.mean() < 8 or lens.mean() > 150:
+        if col.mean_len < 8 or col.mean_len > 150:
             return None
         is_hinted = hinted(self.hints, col.column)
         hits = 0

@@ -99,8 +99,7 @@ class NameDetector:
         vals = col.distinct()
         if len(vals) == 0 or col.is_numeric:
             return None
-        alpha = vals.str.contains(r"^[^\W\d_]", regex=True).fillna(False)
-        if alpha.mean() < 0.5 or vals.str.len().mean() > 60:
+        if col.share(lambda t: t[:1].isalpha()) < 0.5 or col.mean_len > 60:
             return None
         is_hinted = hinted(self.hints, col.column)
         texts = vals.tolist()

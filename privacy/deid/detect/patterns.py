@@ -43,17 +43,20 @@ class ValidatedDetector:
         return (self.pii_type,)
 
     def detect(self, col: ColumnSample) -> Verdict | None:
-        vals = col.distinct()
-        if len(vals) == 0:
+        texts = col.texts()
+        if not texts:
             return None
         is_hinted = hinted(self.hints, col.column)
-        gated = vals[vals.str.fullmatch(self.gate).fillna(False).astype(bool)]
+        mask = col.fullmatch(self.gate)
         if self.needs_hint_gate and not is_hinted:
-            gated = gated[~gated.str.fullmatch(self.needs_hint_gate).fillna(False).astype(bool)]
-        if len(gated) < 0.5 * len(vals) * (self.hint_min_share if is_hinted else self.min_share):
+            mask = mask & ~col.fullmatch(self.needs_hint_gate)
+        n_gated = int(mask.sum())
+        if n_gated < 0.5 * len(texts) * (self.hint_min_share if is_hinted else self.min_share):
             return None
-        ok, _ = share_valid(gated.tolist(), self.validate, give_up_below=0.3)
-        share = ok * len(gated) / len(vals)
+        gated = [t for t, m in zip(texts, mask) if m]
+        ok, _ = share_valid(gated, self.validate, give_up_below=0.3)
+        share = ok * n_gated / len(texts)
+        vals = texts
         if share < (self.hint_min_share if is_hinted else self.min_share):
             return None
         ev = (f"{share:.0%} of {len(vals)} sampled values pass {self.validator_name}"

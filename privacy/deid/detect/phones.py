@@ -67,24 +67,26 @@ class PhoneDetector:
     strength = 1
 
     def detect(self, col: ColumnSample) -> Verdict | None:
-        vals = col.distinct()
-        if len(vals) == 0 or col.dtype in ("float", "datetime", "bool"):
+        texts = col.texts()
+        if not texts or col.dtype in ("float", "datetime", "bool"):
             return None
-        vals = vals[~vals.str.fullmatch(DATE_LIKE).fillna(False).astype(bool)]
-        if len(vals) < 0.5 * len(col.distinct()):
+        keep = ~col.fullmatch(DATE_LIKE)
+        if keep.sum() < 0.5 * len(texts):
             return None
-        gated = vals[vals.str.fullmatch(GATE).fillna(False).astype(bool)]
+        gmask = keep & col.fullmatch(GATE)
         is_hinted = hinted(self.hints, col.column)
-        if len(gated) < (0.3 if is_hinted else 0.7) * len(vals):
+        vals = [t for t, k in zip(texts, keep) if k]
+        if gmask.sum() < (0.3 if is_hinted else 0.7) * len(vals):
             return None
-        bare = gated.str.fullmatch(r"[1-9]\d{5,14}").fillna(False).astype(bool)
+        bare = col.fullmatch(r"[1-9]\d{5,14}")[gmask]
         if not is_hinted and bare.mean() > 0.5:
             return None
+        gated = [t for t, g in zip(texts, gmask) if g]
         order = list(CANDIDATE_REGIONS)
         regions: Counter[str] = Counter()
         memo: dict[str, str | None] = {}
         ok = 0
-        for i, v in enumerate(gated.tolist()):
+        for i, v in enumerate(gated):
             if i == 20 and ok < 10:
                 return None  # early exit: most candidates are not phones
             if v not in memo:

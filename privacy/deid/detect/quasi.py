@@ -52,17 +52,16 @@ class PostcodeDetector:
         if len(vals) == 0 or col.dtype == "float":
             return None
         is_hinted = hinted(self.hints, col.column)
-        up = vals.str.upper()
         best, share = None, 0.0
         for region, pat in _POSTCODES.items():
-            s = float(up.str.fullmatch(pat).fillna(False).mean())
+            s = float(col.fullmatch("(?i)" + pat).mean())
             if s > share:
                 best, share = region, s
-        width = vals.str.len()
-        w = int(width.mode().iloc[0])
-        fixed = float((vals.str.fullmatch(r"\d+").fillna(False) & (width == w)).mean()) if 4 <= w <= 8 else 0.0
+        widths = np.fromiter((len(t) for t in col.texts()), dtype=np.int64)
+        w = int(np.bincount(widths).argmax())
+        fixed = float((col.fullmatch(r"\d+") & (widths == w)).mean()) if 4 <= w <= 8 else 0.0
         if fixed > share and (col.dtype == "str" or is_hinted):
-            lo_zero = float(vals.str.startswith("0").mean())
+            lo_zero = float(np.mean([t.startswith("0") for t in col.texts()]))
             if is_hinted or (fixed >= 0.9 and (lo_zero > 0 or vals.nunique() < 0.9 * len(vals))):
                 best, share = f"fixed-width {w}-digit text (ZIP / PLZ / CEP style)", fixed
         if best is None or share < (0.5 if is_hinted else 0.9):
@@ -128,7 +127,7 @@ class AgeDetector:
         vals = col.distinct()
         if len(vals) < 10 or col.dtype == "float":
             return None
-        ints = vals.str.fullmatch(r"\d{1,3}").fillna(False).astype(bool)
+        ints = pd.Series(col.fullmatch(r"\d{1,3}"), index=vals.index)
         if ints.mean() < 0.95:
             return None
         x = pd.to_numeric(vals[ints], errors="coerce").to_numpy(dtype=float)

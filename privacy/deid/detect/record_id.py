@@ -44,16 +44,16 @@ class RecordIdDetector:
         if len(vals) < 20 or col.dtype == "float":
             return None
         is_hinted = hinted(self.hints, col.column)
-        code = float(vals.str.fullmatch(_CODE).fillna(False).mean())
+        code = float(col.fullmatch(_CODE).mean())
         if code < 0.9:
             return None
-        if vals.str.fullmatch(r"v?\d+(?:\.\d+){1,3}(?:[-+][\w.]+)?").fillna(False).mean() > 0.5:
+        if col.fullmatch(r"v?\d+(?:\.\d+){1,3}(?:[-+][\w.]+)?").mean() > 0.5:
             return None  # version strings
-        if vals.str.fullmatch(r"[\d\-/.: T]+").fillna(False).mean() > 0.5 and vals.str.contains(r"\d{4}-\d{2}-\d{2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}").mean() > 0.5:
+        if col.fullmatch(r"[\d\-/.: T]+").mean() > 0.5 and col.fullmatch(r".*(?:\d{4}-\d{2}-\d{2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}).*").mean() > 0.5:
             return None  # dates, timestamps
-        if vals.str.fullmatch(_COMMERCE).fillna(False).mean() > 0.5:
+        if col.fullmatch(_COMMERCE).mean() > 0.5:
             return None
-        bare = float(vals.str.fullmatch(r"\d+").fillna(False).mean())
+        bare = float(col.fullmatch(r"\d+").mean())
         if bare > 0.5 and not is_hinted:
             return None
         shapes = vals.map(_shape).value_counts(normalize=True)
