@@ -108,6 +108,8 @@ def scan(df: pd.DataFrame, sample_rows: int = 10000, seed: int = 0, *, row_id: s
         if row_id is not None and column == row_id:
             continue
         raw = sample[column]
+        if _dtype(raw) == "bool":
+            continue  # a yes/no flag names nobody on its own
         try:
             values = as_text(raw)
         except Exception:

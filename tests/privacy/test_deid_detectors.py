@@ -290,19 +290,23 @@ def test_scan_on_clinic_data():
     df = generate_clinic(30_000, seed=9)
     findings = scan(df, sample_rows=5000)
     got = {f.column: f for f in findings}
+    # renamed from the regex scanner: zip -> postcode; quasi-identifiers are reported too
     assert {c: f.pii_type for c, f in got.items()} == {
         "name": "person_name", "email": "email", "phone": "phone", "ssn": "ssn",
-        "date_of_birth": "date_of_birth", "zip": "zip"}
+        "date_of_birth": "date_of_birth", "zip": "postcode", "sex": "sex", "race": "race", "age": "age"}
     assert all(isinstance(f, ColumnFinding) for f in findings)
     assert got["email"].share > 0.95 and got["email"].confidence > 0.9
     assert got["ssn"].is_direct_identifier and not got["zip"].is_direct_identifier
+    assert got["date_of_birth"].is_direct_identifier and got["zip"].kind == "quasi"
     assert all(f.n_sampled <= 5000 for f in findings)
     assert scan(df, sample_rows=5000) == findings  # seeded sample: repeatable
-    # without column-name hints the self-evident formats are still found, with less confidence
+    # without column-name hints the values alone still say it, with less confidence
     renamed = df.rename(columns={c: f"c{i}" for i, c in enumerate(df.columns)})
     found = {f.column: f for f in scan(renamed, sample_rows=5000)}
-    assert {found[f"c{i}"].pii_type for i in (2, 3, 4, 5)} == {"person_name", "email", "phone", "ssn"}
-    assert "c6" not in found and "c7" not in found        # dates / ZIPs need a hint
+    assert {found[f"c{i}"].pii_type for i in (2, 3, 4, 5, 6)} == {"person_name", "email", "phone", "ssn",
+                                                                    "date_of_birth"}
+    assert found["c7"].pii_type == "postcode"             # ZIPs kept as text, with leading zeros
+    assert "c11" not in found                             # visit_date: an event date, not a DOB
     assert found["c3"].confidence < got["email"].confidence
     # findings carry no values
     text = repr(findings)

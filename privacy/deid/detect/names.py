@@ -111,6 +111,8 @@ class NameDetector:
         # rare surnames are missing from any list: a column that is mostly known names and
         # almost entirely name-shaped, with many distinct values, is a name column too
         strong = share >= 0.7 or (share >= 0.5 and shaped >= 0.9 and distinct >= 0.3)
+        if vals.nunique() < 3:
+            return None
         if not (strong or (is_hinted and share >= 0.4)) or (distinct < 0.05 and not is_hinted):
             return None
         share = max(share, min(shaped, 1.0)) if strong and share < 0.7 else share
