@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	# compact names-dataset index for person-name detection (~1 min, once; $$PRIVGOV_CACHE or ~/.cache/privgov)
+	$(PY) -m privacy.deid.detect.name_index
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -27,6 +29,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/crypto.py
 	$(PY) benchmarks/policy.py
 	$(PY) benchmarks/validate.py
+	$(PY) -m pip install -q -c constraints.txt -e '.[bench]'
+	$(PY) benchmarks/pii.py
 
 clean:
 	rm -rf $(VENV) .privgov build *.egg-info .pytest_cache .hypothesis

@@ -126,5 +126,8 @@ def load_index() -> NameIndex:
     return NameIndex(out[0], out[1])
 
 
-if __name__ == "__main__":  # `python -m privacy.deid.detect.name_index` (make install)
-    print(build_index())
+if __name__ == "__main__":  # `python -m privacy.deid.detect.name_index [--force]` (make install)
+    import sys
+
+    p = index_path()
+    print(build_index(p) if "--force" in sys.argv[1:] or not p.exists() else f"{p} (already built)")
