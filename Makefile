@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	# compact names-dataset index for person-name detection (~1 min, once; $$PRIVGOV_CACHE or ~/.cache/privgov)
-	$(PY) -m privacy.deid.detect.name_index
+	$(PY) -m privacy.deid.build_name_index
 	touch $(STAMP)
 
 install: $(STAMP)

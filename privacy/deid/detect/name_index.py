@@ -9,7 +9,7 @@ the demo was circular). ``nameparser`` / ``probablepeople`` only parse structure
 names. Its own loader unpickles ~55 MB of gzip into ~2 GB of dicts (about two minutes), far
 too slow for a scan, so we keep only what detection needs: per name, its best rank in any
 country and the number of countries ranking it, written once as a compressed numpy archive (~10 MB) under
-``$PRIVGOV_CACHE`` (default ``~/.cache/privgov``). ``make install`` builds it; otherwise the
+``$PRIVGOV_CACHE`` (default ``~/.cache/privgov``). ``make install`` builds it (``python -m privacy.deid.build_name_index``); otherwise the
 first scan that needs names builds it (once per machine).
 """
 from __future__ import annotations
@@ -124,10 +124,3 @@ def load_index() -> NameIndex:
     except (OSError, ValueError, KeyError, EOFError) as exc:
         raise InputError(f"{path}: unreadable name index ({type(exc).__name__}); delete it to rebuild") from None
     return NameIndex(out[0], out[1])
-
-
-if __name__ == "__main__":  # `python -m privacy.deid.detect.name_index [--force]` (make install)
-    import sys
-
-    p = index_path()
-    print(build_index(p) if "--force" in sys.argv[1:] or not p.exists() else f"{p} (already built)")
