@@ -35,7 +35,7 @@ PRESIDIO_MAP = {
     "ES_NIF": "es_dni", "ES_NIE": "es_dni", "IT_FISCAL_CODE": "it_codice_fiscale", "IN_AADHAAR": "in_aadhaar",
     "DATE_TIME": "date_of_birth", "PERSON": "person_name",
 }
-PRESIDIO_VALUES_PER_COLUMN = 100
+PRESIDIO_VALUES_PER_COLUMN = 60
 PRESIDIO_MIN_SCORE = 0.3
 
 
@@ -103,7 +103,7 @@ def ours_spans(text: str) -> list[tuple[str, int, int]]:
 
 
 def run(quick: bool) -> dict:
-    rows, reps, n_notes = (150, 1, 200) if quick else (1000, 3, 1000)
+    rows, reps, n_notes = (150, 1, 200) if quick else (600, 2, 800)
     scale_rows, base_rows = (20000, 2000) if quick else (1_000_000, 5000)
     load0 = os.getloadavg()
     t = time.perf_counter()
