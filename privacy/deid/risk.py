@@ -133,7 +133,7 @@ def enforce_no_direct_identifiers(df: pd.DataFrame, direct_identifier_columns: I
     for t in transformed:
         if isinstance(t, str):
             done.add(t)
-        elif isinstance(t, dict) and t.get("action") in ("pseudonymize", "generalize"):
+        elif isinstance(t, dict) and t.get("action") in ("pseudonymize", "generalize", "redact"):
             done.add(str(t.get("column")))
     clear = [c for c in names if c in df.columns and c not in done]
     if clear:
