@@ -116,6 +116,10 @@ def test_dob_told_apart_from_event_dates_by_spread() -> None:
     assert _scan_one(visits) is None
     hinted = _scan_one(dobs, "date_of_birth")
     assert hinted.hinted and hinted.confidence > f.confidence
+    # a DOB part: birth years are a quasi-identifier; recent event years are nothing
+    years = _scan_one([d[:4] for d in dobs])
+    assert years is not None and years.pii_type == "birth_year" and years.kind == "quasi"
+    assert _scan_one([v[:4] for v in visits]) is None
 
 
 def test_record_ids_vs_order_numbers_skus_and_the_declared_row_id() -> None:

@@ -7,7 +7,6 @@ examined values that pass both.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -64,10 +63,3 @@ class ValidatedDetector:
         return Verdict(self.pii_type, self.kind, round(share, 4), confidence(share, is_hinted, self.base),
                        ev, is_hinted)
 
-
-def compile_ok(pattern: str) -> bool:
-    try:
-        re.compile(pattern)
-        return True
-    except re.error:
-        return False

@@ -60,6 +60,8 @@ class PostcodeDetector:
         widths = np.fromiter((len(t) for t in col.texts()), dtype=np.int64)
         w = int(np.bincount(widths).argmax())
         fixed = float((col.fullmatch(r"\d+") & (widths == w)).mean()) if 4 <= w <= 8 else 0.0
+        if w == 4 and col.fullmatch(r"(?:18|19|20)\d{2}").mean() >= 0.95:
+            fixed = 0.0  # years, not postcodes (see BirthYearDetector)
         if fixed > share and (col.dtype == "str" or is_hinted):
             lo_zero = float(np.mean([t.startswith("0") for t in col.texts()]))
             if is_hinted or (fixed >= 0.9 and (lo_zero > 0 or vals.nunique() < 0.9 * len(vals))):
@@ -145,4 +147,32 @@ class AgeDetector:
         return Verdict("age", "quasi", 1.0, confidence(1.0, is_hinted, base), ev, is_hinted)
 
 
-DETECTORS = [PostcodeDetector(), SexDetector(), RaceDetector(), AgeDetector()]
+class BirthYearDetector:
+    """A DOB part: four-digit years whose implied ages look like a population (median 15-80,
+    IQR >= 8), told apart from event years (recent, narrow) the same way as full dates."""
+
+    name = "birth_year"
+    pii_types = ("birth_year",)
+    kind = "quasi"
+    description = "birth years (a DOB part; implied ages form a population)"
+    hints = r"_(birth_year|year_of_birth|yob|birthyear|geburtsjahr|annee_naissance|ano_nacimiento)_"
+    strength = 1
+
+    def detect(self, col: ColumnSample) -> Verdict | None:
+        vals = col.distinct()
+        if len(vals) < 10 or col.dtype == "float" or col.fullmatch(r"(?:18|19|20)\d{2}").mean() < 0.95:
+            return None
+        from datetime import date
+
+        ages = date.today().year - pd.to_numeric(vals, errors="coerce").dropna().to_numpy(dtype=float)
+        is_hinted = hinted(self.hints, col.column)
+        med = float(np.median(ages))
+        iqr = float(np.percentile(ages, 75) - np.percentile(ages, 25))
+        if ages.min() < 0 or ages.max() > 120 or not ((15 <= med <= 80 and iqr >= 8) or is_hinted):
+            return None
+        ev = f"{len(vals)} sampled years; implied ages median {med:.0f}, IQR {iqr:.0f}" + (
+            "; column name hints it" if is_hinted else "")
+        return Verdict("birth_year", "quasi", 1.0, confidence(1.0, is_hinted, 0.7), ev, is_hinted)
+
+
+DETECTORS = [PostcodeDetector(), SexDetector(), RaceDetector(), AgeDetector(), BirthYearDetector()]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable
 
 from privacy.deid.detect.base import ColumnSample, Verdict
 from privacy.deid.detect.dates import parse_dates
@@ -113,14 +113,6 @@ class FreeTextDetector:
         top = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:5])
         ev = f"{share:.0%} of {len(vals)} sampled texts contain PII spans ({top})"
         return Verdict("free_text", "free_text", round(share, 4), round(min(1.0, 0.5 + share), 4), ev, False)
-
-
-def count_spans(texts: Iterable[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for t in texts:
-        for sp in find_spans(t):
-            out[sp.pii_type] = out.get(sp.pii_type, 0) + 1
-    return out
 
 
 DETECTORS = [FreeTextDetector()]
