@@ -211,6 +211,22 @@ def test_bound_privacy_unit_missing_from_the_data_is_named(workspace, tmp_path) 
     assert res.returncode == 2 and "no_such_col" in error_line(res)
 
 
+def test_pipeline_may_restate_the_row_unit_it_is_bound_with(workspace, tmp_path) -> None:
+    """`privacy_unit: row` in a pipeline agrees with a policy that declares `unit: row`."""
+    from tests.conftest import REPO, bind_examples, policy_with_privacy
+
+    ws, tokens = workspace
+    policy = policy_with_privacy(REPO / "policies" / "examples" / "clinic.yaml", tmp_path / "p.yaml",
+                                 {"unit": "row", "statement": "each row is a distinct person in this test"})
+    bind_examples(ws, {"clinic-rows": (policy, ["phi"], None)})
+    res = cli("run", str(small_spec(tmp_path, dataset="clinic-rows", privacy_unit="row", training=None, policy=None)),
+              "--workspace", str(ws.root), "--token", tokens["demo"])
+    assert res.returncode == 0, res.stderr
+    res = cli("run", str(small_spec(tmp_path, dataset="clinic-rows", privacy_unit="patient_id", training=None,
+                                    policy=None)), "--workspace", str(ws.root), "--token", tokens["demo"])
+    assert res.returncode == 3 and "patient_id" in error_line(res)
+
+
 def test_missing_and_locked_workspace(workspace, tmp_path) -> None:
     ws, tokens = workspace
     res = cli("run", str(small_spec(tmp_path)), "--workspace", str(tmp_path / "nowhere"), "--token", tokens["demo"])
