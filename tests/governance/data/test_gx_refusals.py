@@ -226,3 +226,30 @@ def test_gx_round_trip_and_data_docs(capsys, tmp_path, clinic_csv) -> None:
     assert "expect_column_values_to_be_between raised an exception" in plain
     for col in ("email", "name", "ssn"):
         assert not any(v in html for v in values[col].dropna().head(200)), col
+
+
+def test_pipeline_stops_with_exit_2_when_an_expectation_could_not_run(workspace, tmp_path) -> None:
+    """A governed run records the validation (evidence, status error) and stops before storing."""
+    from governance.run.runner import run_pipeline
+    from governance.run.spec import load_pipeline
+    from governance.storage.store import DatasetVersion, ValidationRecord
+    from tests.conftest import REPO
+    from tests.governance.run.test_runner import small_spec
+
+    suite = json.loads((REPO / "examples" / "clinic" / "suite.json").read_text())
+    suite["expectations"].append({"type": "expect_column_values_to_be_between",
+                                  "kwargs": {"column": "sex", "min_value": 0}, "severity": "warning"})
+    n = len(suite["expectations"]) - 1
+    path = tmp_path / "suite.json"
+    path.write_text(json.dumps(suite))
+    ws, tokens = workspace
+    spec = load_pipeline(small_spec(tmp_path, **{"quality.suite": str(path)}))
+    with pytest.raises(InputError, match=re.escape(f"expectations[{n}] (expect_column_values_to_be_between) "
+                                                   "could not run (MetricResolutionError)")) as exc:
+        run_pipeline(ws, spec, tokens["demo"])
+    assert exc.value.exit_code == 2
+    with ws.session() as s:
+        recs = s.query(ValidationRecord).all()
+        assert [(r.stage, r.success, r.result_json["status"]) for r in recs] == [("raw", False, "error")]
+        assert recs[0].result_json["results"][n]["severity"] == "warning"
+        assert s.query(DatasetVersion).count() == 0
