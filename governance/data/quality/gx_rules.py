@@ -6,8 +6,9 @@ than none. The fast engine used to report success for arguments GX refuses
 types; the GX engine reported a refused expectation as "failed, 0 rows". Both
 engines now run only suites that GX itself accepts: each expectation is
 instantiated as its GX 1.x class (pydantic validation of every kwarg, the
-class's own root validators, ``severity``), and the few argument checks GX
-makes only when a metric runs (``min_value > max_value``) are made here too.
+class's own root validators, ``severity``), and the argument check GX makes
+only when its metric runs (``min_value > max_value`` on
+``expect_column_values_to_be_between``) is made here too.
 
 GX costs seconds to import, so it is imported inside :func:`check_with_gx`,
 never at module import (``privgov --help`` is tested for that). A suite that
@@ -23,18 +24,11 @@ from typing import Any
 
 from governance.errors import InputError
 from governance.data.quality.suite_model import SEVERITIES
-# Types whose bounds must form a non-empty range. GX's column_values.between metric
-# raises on min > max; for the others GX would report a gate that can never pass.
-_RANGE_TYPES = frozenset({
-    "expect_column_values_to_be_between", "expect_column_value_lengths_to_be_between",
-    "expect_column_mean_to_be_between", "expect_column_min_to_be_between",
-    "expect_column_max_to_be_between", "expect_column_median_to_be_between",
-    "expect_column_sum_to_be_between", "expect_column_stdev_to_be_between",
-    "expect_column_unique_value_count_to_be_between",
-    "expect_column_proportion_of_unique_values_to_be_between",
-    "expect_column_proportion_of_non_null_values_to_be_between",
-    "expect_table_row_count_to_be_between", "expect_table_column_count_to_be_between",
-})
+# Types where GX accepts min_value > max_value at construction and then raises when the
+# metric runs (``column_values.between``). Elsewhere GX answers "fail" (every row, for
+# value lengths; the statistic, for mean/min/max), and so does the fast engine: a loud
+# failure, not a refusal, so privgov gives GX's answer there.
+_RANGE_TYPES = frozenset({"expect_column_values_to_be_between"})
 _CHECKED: set[str] = set()
 
 
@@ -56,11 +50,30 @@ def check_with_gx(suite: dict[str, Any], source: str) -> None:
     for i, exp in enumerate(suite["expectations"]):
         at = f"{source}: expectations[{i}]"
         try:
-            ExpectationConfiguration(type=exp["type"], kwargs=dict(exp["kwargs"]),
-                                     severity=exp.get("severity", "critical")).to_domain_obj()
+            obj = ExpectationConfiguration(type=exp["type"], kwargs=dict(exp["kwargs"]),
+                                           severity=exp.get("severity", "critical")).to_domain_obj()
         except Exception as exc:  # pydantic (v1 API inside GX), GX config errors, ValueError
             raise InputError(_gx_message(at, exp["type"], exc)) from None
+        _refuse_coerced(at, exp, obj.configuration.kwargs)
     _CHECKED.add(digest)
+
+
+def _refuse_coerced(at: str, exp: dict[str, Any], seen: dict[str, Any]) -> None:
+    """Refuse a kwarg GX would read as another value (pydantic coercion).
+
+    Why: GX's classes coerce quietly - a length bound of 1.5 becomes 1 - so GX and
+    the fast engine would validate different suites. 4 read as 4.0 is the same value."""
+    for key, mine in exp["kwargs"].items():
+        if key in seen and not _same(mine, seen[key]):
+            raise InputError(f"{at}.kwargs.{key}: GX reads {_short(repr(mine))} as {_short(repr(seen[key]))} "
+                             f"for {exp['type']}; expected a value GX takes as written (a whole number for a length)")
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # an exotic object whose == does not return a bool
+        return False
 
 
 def _check_range(exp: dict[str, Any], at: str) -> None:

@@ -65,18 +65,19 @@ def test_refused_at_load_in_one_line(etype, kwargs, key, how, tmp_path) -> None:
 
 
 def test_gx_itself_refuses_what_we_refuse() -> None:
-    """Our refusals are GX's: its expectation class refuses the arguments, or (for a range
-    with min > max) GX accepts them and then cannot run the expectation."""
+    """Our refusals are GX's: its expectation class refuses the arguments, or reads them as
+    other values, or (a range with min > max) GX accepts them and then cannot run."""
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     at_run = []
     for etype, kwargs, _, how in REFUSED:
         try:
-            ExpectationConfiguration(type=etype, kwargs=dict(kwargs)).to_domain_obj()
-            constructed = True
+            obj = ExpectationConfiguration(type=etype, kwargs=dict(kwargs)).to_domain_obj()
         except Exception:
-            constructed = False
-        assert constructed == (how != "construct"), (etype, kwargs)
+            obj = None
+        assert (obj is None) == (how == "construct"), (etype, kwargs)
+        if how == "coerced":
+            assert any(obj.configuration.kwargs[k] != v for k, v in kwargs.items()), (etype, kwargs)
         if how == "run":
             at_run.append((len(at_run), {"type": etype, "kwargs": kwargs}))
     assert at_run
