@@ -17,12 +17,17 @@ def frame() -> pd.DataFrame:
         "w": pd.array(["a", "bb", "ccc", "dd", "e"], dtype="str"),
         "dup": np.array([1, 1, 2, 3, 3], dtype=np.int64),
         "g": pd.array(["p", "p", "q", "r", "r"], dtype="str"),
+        "y": pd.Series([1, 2, 3, 4, "abc"], dtype=object),  # mixed types, as in GX's own cases
+        "b": np.array([False, True, False, True, True]),
+        "ts": pd.to_datetime(["2016-01-01T12:34:56", "2016-01-02T00:00:00", None, "2016-02-02T09:33:21",
+                              "2017-02-01T00:01:02"]).astype("datetime64[ns]"),
     })
 
 
 ALL = [100, 101, 102, 103, 104]
 
-# (type, kwargs, "pass" | "fail", failing row ids)
+# (type, kwargs, "pass" | "fail" | "error", failing row ids); "error": GX cannot run it on
+# this column (numbers compared with strings), so neither engine may pass or fail it
 ORDINARY: list[tuple[str, dict, str, list[int]]] = [
     ("expect_column_values_to_not_be_null", {"column": "x"}, "fail", [103]),
     ("expect_column_values_to_not_be_null", {"column": "x", "mostly": 0.8}, "pass", [103]),
@@ -35,6 +40,13 @@ ORDINARY: list[tuple[str, dict, str, list[int]]] = [
     ("expect_column_values_to_be_between", {"column": "n", "max_value": 3, "mostly": 0.6}, "pass", [103, 104]),
     ("expect_column_values_to_be_between", {"column": "x", "min_value": 2, "max_value": 2}, "fail", [100, 102, 104]),
     ("expect_column_values_to_be_between", {"column": "x", "min_value": 1.5, "max_value": 4.5}, "fail", [100, 104]),
+    # `mostly` counts non-null values only: 3 of 4 in range
+    ("expect_column_values_to_be_between", {"column": "x", "min_value": 1, "max_value": 4, "mostly": 0.75}, "pass",
+     [104]),
+    ("expect_column_values_to_be_between", {"column": "x", "min_value": 1, "max_value": 4, "mostly": 0.76}, "fail",
+     [104]),
+    ("expect_column_values_to_be_between", {"column": "y", "min_value": 0, "max_value": 10}, "error", []),
+    ("expect_column_values_to_be_between", {"column": "z", "min_value": 0}, "error", []),
     ("expect_column_values_to_be_in_set", {"column": "z", "value_set": ["hello", "jello", "mello"]}, "pass", []),
     ("expect_column_values_to_be_in_set", {"column": "z", "value_set": ["hello", "jello"]}, "fail", [102]),
     ("expect_column_values_to_be_in_set", {"column": "n", "value_set": []}, "fail", ALL),
@@ -82,7 +94,19 @@ ORDINARY: list[tuple[str, dict, str, list[int]]] = [
     ("expect_column_to_exist", {"column": "x", "column_index": 0}, "pass", []),
     ("expect_column_values_to_be_of_type", {"column": "n", "type_": "int64"}, "pass", []),
     ("expect_column_values_to_be_of_type", {"column": "x", "type_": "int64"}, "fail", []),
+    ("expect_column_values_to_be_of_type", {"column": "n", "type_": "int"}, "pass", []),
+    ("expect_column_values_to_be_of_type", {"column": "x", "type_": "float"}, "pass", []),
+    ("expect_column_values_to_be_of_type", {"column": "n", "type_": "string"}, "fail", []),
+    ("expect_column_values_to_be_of_type", {"column": "b", "type_": "bool"}, "pass", []),
+    ("expect_column_values_to_be_of_type", {"column": "ts", "type_": "datetime64"}, "pass", []),
+    ("expect_column_values_to_be_of_type", {"column": "ts", "type_": "int"}, "fail", []),
     ("expect_column_values_to_be_in_type_list", {"column": "n", "type_list": ["int64", "float64"]}, "pass", []),
+    ("expect_column_values_to_be_in_type_list", {"column": "n", "type_list": ["int", "str"]}, "pass", []),
+    ("expect_column_values_to_be_in_type_list", {"column": "b", "type_list": ["bool"]}, "pass", []),
+    # the dtype itself must be listed: datetime64[ns] is not the generic datetime64 (GX 1.x)
+    ("expect_column_values_to_be_in_type_list", {"column": "ts", "type_list": ["datetime64", "int"]}, "fail", []),
+    ("expect_column_values_to_be_in_type_list", {"column": "ts", "type_list": ["datetime64[ns]"]}, "pass", []),
+    ("expect_column_values_to_be_in_type_list", {"column": "x", "type_list": ["int", "str"]}, "fail", []),
     ("expect_column_values_to_be_in_type_list", {"column": "x", "type_list": ["int64"]}, "fail", []),
 ]
 

@@ -38,7 +38,8 @@ def test_ordinary_cases_agree_with_gx(ordinary) -> None:
     f, g = ordinary
     for (etype, kwargs, want, ids), rf, rg in zip(ORDINARY, f.results, g.results):
         case = (rf.index, etype, kwargs)
-        assert rf.engine == "fast" and rg.engine == "gx", case  # really two engines
+        # really two engines (the fast one hands what it cannot reproduce to GX)
+        assert (rf.engine, rg.engine) == ("gx" if want == "error" else "fast", "gx"), case
         assert rg.status == want, case  # GX itself gives the table's answer
         assert rf.status == rg.status, case
         if etype in _ROWWISE:
