@@ -217,7 +217,8 @@ def check_suite_shape(data: Any, source: str, known_types: Collection[str]) -> d
         severity = exp.get("severity")
         if severity is not None:
             if severity not in SEVERITIES:
-                raise InputError(f"{at}.severity: expected one of {', '.join(SEVERITIES)}, got {_short(repr(severity))}")
+                raise InputError(f"{at}.severity: expected one of {', '.join(SEVERITIES)}, "
+                                 f"got {_short(repr(severity))}")
             item["severity"] = severity
         if (meta := _optional_meta(exp, f"{at}.meta")) is not None:
             item["meta"] = meta

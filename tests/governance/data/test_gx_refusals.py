@@ -92,7 +92,8 @@ def test_could_not_run_is_an_error_for_both_engines() -> None:
     """GX stores a per-metric exception (numbers compared with strings); that is neither
     a pass nor "failed, 0 rows" - for the GX engine and for the fast engine's fallback."""
     suite = {"name": "e", "expectations": [
-        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "z", "min_value": 0}, "severity": "warning"},
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "z", "min_value": 0},
+         "severity": "warning"},
         {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "x"}, "severity": "info"},
         {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "n"}}]}
     for engine in ("fast", "gx"):
@@ -140,7 +141,8 @@ def test_severity_is_checked_and_kept_on_import_and_export(tmp_path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"name": "b", "expectations": [
         {"type": "expect_column_to_exist", "kwargs": {"column": "x"}, "severity": "high"}]}))
-    with pytest.raises(InputError, match=r"bad\.json: expectations\[0\]\.severity: expected one of critical, warning, info"):
+    with pytest.raises(InputError,
+                       match=r"bad\.json: expectations\[0\]\.severity: expected one of critical, warning, info"):
         load_suite(bad)
 
 
@@ -163,7 +165,8 @@ def clinic_csv(tmp_path_factory) -> Path:
 def test_cli_refused_suite_exits_2_in_one_line(capsys, tmp_path, clinic_csv) -> None:
     p = tmp_path / "refused.json"
     p.write_text(json.dumps({"name": "r", "expectations": [
-        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "age", "min_value": 120, "max_value": 0}}]}))
+        {"type": "expect_column_values_to_be_between",
+         "kwargs": {"column": "age", "min_value": 120, "max_value": 0}}]}))
     code, out, err = _cli(capsys, "quality", "validate", str(clinic_csv), "--suite", str(p), "--format", "json")
     assert code == 2 and out == ""
     lines = err.strip().splitlines()
