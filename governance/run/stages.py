@@ -76,7 +76,12 @@ def validate(ctx: RunContext, df: pd.DataFrame, stage: str) -> Validation:
         s.flush()
         record_id = int(rec.id)
     ctx.record("validate", purpose=spec.ingest_purpose,
-               details={"stage": stage, "success": bool(result.success), "failing_rows": failing})
+               details={"stage": stage, "success": bool(result.success), "failing_rows": failing,
+                        "errors": len(result.errors)})
+    if result.errors:  # could not run: neither pass nor fail, so the run stops (exit 2)
+        raise InputError(f"suite {spec.quality.suite}: " + "; ".join(
+            f"expectations[{r.index}] ({r.type}) could not run ({r.error})" for r in result.errors[:3])
+            + "; expected every expectation to run")
     return Validation(stage=stage, result=result, failing_rows=failing, record_id=record_id)
 
 
