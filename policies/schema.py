@@ -48,6 +48,7 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from policies.processing import ProcessingRecord
 from privacy.errors import InputError
 
 ACTIONS: tuple[str, ...] = ("read", "read_masked", "read_quarantine", "train", "predict", "validate", "erase", "admin",
@@ -220,6 +221,8 @@ class Policy(_Strict):
     deny: list[DenyRule] = Field(default_factory=list)
     budgets: Budgets = Field(default_factory=Budgets)
     privacy: PrivacySection | None = None
+    # Art. 30 record of processing (policies/processing.py); optional, flagged by the report when absent.
+    processing: ProcessingRecord | None = None
 
     _compiled: Any = PrivateAttr(default=None)
     _warnings: list[str] = PrivateAttr(default_factory=list)
