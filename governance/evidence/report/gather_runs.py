@@ -17,12 +17,11 @@ from governance.evidence.report.gather_data import datasets_in
 from governance.evidence.report.scope import Scope
 from governance.storage.store import Run
 from privacy.errors import PrivgovError
+from training.model_card import TYPE_ONLY_FIELDS  # cards stored before it applied still carry them
 
 if TYPE_CHECKING:  # pragma: no cover
     from privacy.ledger import BudgetLedger, BudgetStatus
 
-# Hyper-parameters in the card's `model` section that exist only for some model types.
-TYPE_ONLY_FIELDS: dict[str, tuple[str, ...]] = {"hidden": ("mlp",)}
 # Card sections the report renders as key/value tables, in this order (features are summarised).
 CARD_SECTIONS = ("model", "privacy", "data", "metrics", "fairness", "training", "budget")
 _FAIR_FIGURES = ("accuracy", "recall", "positive_rate")

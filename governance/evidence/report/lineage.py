@@ -39,6 +39,7 @@ class Edge:
     y1: int
     x2: int
     y2: int
+    path: str  # SVG path data (numbers only)
     relation: str
     erased: bool
 
@@ -108,7 +109,13 @@ def _layout(nodes: list[Node], links: list[tuple[str, str, str]]) -> LineageGrap
         if a in at and b in at and (a, b) not in seen:
             seen.add((a, b))
             s, t = at[a], at[b]
-            graph.edges.append(Edge(s.x + NODE_W, s.y + NODE_H // 2, t.x, t.y + NODE_H // 2, rel, s.erased or t.erased))
+            if s.column == t.column:  # e.g. a version and its quarantine: drawn down the column's left side
+                x1, y1, x2, y2 = s.x + 12, s.y + NODE_H, t.x + 12, t.y
+                d = f"M{x1},{y1} C{x1 - 20},{y1 + 10} {x2 - 20},{y2 - 10} {x2},{y2}"
+            else:
+                x1, y1, x2, y2 = s.x + NODE_W, s.y + NODE_H // 2, t.x, t.y + NODE_H // 2
+                d = f"M{x1},{y1} C{x1 + 30},{y1} {x2 - 30},{y2} {x2},{y2}"
+            graph.edges.append(Edge(x1, y1, x2, y2, d, rel, s.erased or t.erased))
     graph.width = 20 + len(COLUMNS) * NODE_W + (len(COLUMNS) - 1) * COL_GAP
     graph.height = TOP + max(1, max(per_col)) * (NODE_H + ROW_GAP) + 6
     graph.columns = [(10 + i * (NODE_W + COL_GAP) + NODE_W // 2, title) for i, title in enumerate(COLUMNS)]

@@ -23,7 +23,7 @@ PII_FINDINGS = [
 
 @pytest.fixture(scope="session")
 def governed(tmp_path_factory):
-    """(ws, tmp, run uids): a workspace that has been through the whole lifecycle."""
+    """(ws, tmp, run uids, tokens): a workspace that has been through the whole lifecycle."""
     from governance.data.splitting import split_for_training
     from governance.run.models import audit_model, predict
     from governance.run.runner import run_pipeline
@@ -64,7 +64,7 @@ def governed(tmp_path_factory):
                         version=first.version, details={"affected_runs": len(rep.affected_runs)})
         ws.audit.checkpoint(s)
     catalog.finalize_erasure(ws, rep)
-    return ws, tmp, uids
+    return ws, tmp, uids, tokens
 
 
 @pytest.fixture(scope="session")
@@ -72,5 +72,5 @@ def governed_report(governed) -> Path:
     """The report of the governed workspace, written as `privgov report` writes it."""
     from governance.evidence.report import write_report
 
-    ws, tmp, _ = governed
+    ws, tmp = governed[0], governed[1]
     return write_report(ws, tmp / "report.html")
