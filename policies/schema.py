@@ -36,6 +36,15 @@ The format (``version: 1``)::
       max_rows_per_unit: 25                       # the bound the trainer uses for that person's rows
     # or, when every row is a different person:
     # privacy: {unit: row, statement: "each row is a distinct person (one census record per adult)"}
+    processing:                                   # GDPR Art. 30 record (policies/processing.py); optional,
+      controller: "Example Clinic, dpo@clinic.example"   # but the report flags every field left out
+      purposes: [readmission-model]
+      legal_basis: "Art. 6(1)(e); Art. 9(2)(h)"
+      data_categories: [visit records, demographics]
+      data_subjects: [patients]
+      recipients: [internal ML team]
+      retention: "10 years after the last visit"
+      safeguards: [encryption at rest, pseudonymization, differential privacy]
 """
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ parameter, as stored by the run that produced the version.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,14 +174,15 @@ def _pairs(d: dict[str, Any], keys: tuple[str, ...] | None, skip: tuple[str, ...
     return ", ".join(f"{k}={_short(v)}" for k, v in items)
 
 
-def _short(v: Any) -> str:
+def _short(v: Any, inner: bool = False) -> str:
+    """A declared parameter in words; strings inside lists and maps are quoted so `""` stays visible."""
     if isinstance(v, float):
         return f"{v:g}"
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_short(x) for x in v[:12]) + (", …" if len(v) > 12 else "") + "]"
+        return "[" + ", ".join(_short(x, True) for x in v[:12]) + (", …" if len(v) > 12 else "") + "]"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{k}: {_short(x)}" for k, x in list(v.items())[:12]) + "}"
-    return str(v)
+        return "{" + ", ".join(f"{k}: {_short(x, True)}" for k, x in list(v.items())[:12]) + "}"
+    return json.dumps(v, ensure_ascii=False) if inner and isinstance(v, str) else str(v)
 
 
 def deid_rows(session: Session, scope: Scope) -> list[DeidRow]:

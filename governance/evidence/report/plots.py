@@ -82,6 +82,9 @@ def quality_plot(records: list[QualityRecord]) -> Plot | None:
     for label, pts in series.items():
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
     ax.set_ylim(-0.05, 1.05)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("validation # (chronological)")
     ax.set_ylabel("expectations passed")
     ax.set_title("Validation pass rate")
