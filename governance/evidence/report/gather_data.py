@@ -104,7 +104,7 @@ def datasets_in(session: Session, scope: Scope) -> list[Dataset]:
 
 def versions_in(session: Session, scope: Scope) -> list[tuple[Dataset, DatasetVersion]]:
     """Every version of the datasets in scope created since `scope.since`, oldest first."""
-    out = []
+    out: list[tuple[Dataset, DatasetVersion]] = []
     for ds in datasets_in(session, scope):
         rows = (session.query(DatasetVersion).filter(DatasetVersion.dataset_id == ds.id)
                 .order_by(DatasetVersion.version).all())
@@ -133,7 +133,7 @@ def quality_records(session: Session, scope: Scope) -> list[QualityRecord]:
         if not (scope.has_dataset(rec.dataset_name) and scope.is_after(rec.created_at)):
             continue
         res = rec.result_json or {}
-        exps = []
+        exps: list[ExpectationRow] = []
         for r in res.get("results") or []:
             if not isinstance(r, dict):
                 continue

@@ -146,7 +146,7 @@ def fairness(runs: list[Run]) -> list[Fairness]:
                     shown = [_figure(gm.get(k)) for k in _FAIR_FIGURES]
                     n = gm.get("n")
                     groups.append(GroupRow(attribute=str(col), group=str(group),
-                                           n=f"{int(n)}" if _num(n) is not None else str(n or ""),
+                                           n=f"{int(count)}" if (count := _num(n)) is not None else str(n or ""),
                                            figures=shown, suppressed=isinstance(n, str)))
         if groups:
             out.append(Fairness(run_uid=r.run_uid, min_group_size=min_size, groups=groups, differences=diffs))
@@ -255,8 +255,10 @@ def dataset_budgets(session: Session, ledger: "BudgetLedger", scope: Scope) -> l
         if not (st.runs or st.epsilon_cap):
             continue
         item, used = DatasetBudget(dataset=ds.name, status=st), 0.0
-        for r in sorted((r for r in st.runs if r.committed_at is not None), key=lambda r: r.committed_at):
-            used += (r.rdp_charge or 0.0) / max(st.rdp_budget, 1e-12)
-            item.points.append((r.committed_at, used))
+        committed = sorted(((r.committed_at, r.rdp_charge or 0.0) for r in st.runs if r.committed_at is not None),
+                           key=lambda p: p[0])
+        for when, charge in committed:
+            used += charge / max(st.rdp_budget, 1e-12)
+            item.points.append((when, used))
         out.append(item)
     return out

@@ -85,10 +85,10 @@ def lineage_graph(session: Session, scope: Scope) -> LineageGraph:
             links.append((key, model, "model"))
             by_uid[r.run_uid] = model
     calls: dict[str, list[int]] = {}
-    for e in session.query(AuditEvent).filter(AuditEvent.action == "predict").order_by(AuditEvent.seq):
-        uid = str((e.details or {}).get("run_uid", ""))
-        if uid in by_uid and scope.is_after(e.ts):
-            calls.setdefault(uid, []).append(int((e.details or {}).get("rows") or 0))
+    for ev in session.query(AuditEvent).filter(AuditEvent.action == "predict").order_by(AuditEvent.seq):
+        uid = str((ev.details or {}).get("run_uid", ""))
+        if uid in by_uid and scope.is_after(ev.ts):
+            calls.setdefault(uid, []).append(int((ev.details or {}).get("rows") or 0))
     for uid, rows in calls.items():
         key = f"p:{uid}"
         nodes[key] = Node(key, 4, f"predictions {uid[:12]}", f"{len(rows)} call(s), {sum(rows):,} rows")
