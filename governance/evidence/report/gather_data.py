@@ -23,6 +23,16 @@ _DEID_KEYS = ("stage", "step", "column", "action", "method") + _DEID_COUNTS
 
 
 @dataclass(frozen=True)
+class DatasetRow:
+    name: str
+    privacy_unit: str
+    tags: str
+    versions: int
+    lineage_id: str
+    policy_hash: str | None
+
+
+@dataclass(frozen=True)
 class VersionRow:
     dataset: str
     version: int
@@ -110,6 +120,14 @@ def versions_in(session: Session, scope: Scope) -> list[tuple[Dataset, DatasetVe
                 .order_by(DatasetVersion.version).all())
         out.extend((ds, v) for v in rows if scope.is_after(v.created_at))
     return out
+
+
+def dataset_rows(session: Session, scope: Scope) -> list[DatasetRow]:
+    """Each dataset in scope: who epsilon protects there, its tags, its lineage and the policy bound to it."""
+    return [DatasetRow(name=ds.name, privacy_unit=ds.privacy_unit or "row", tags=", ".join(ds.tags or []),
+                       versions=session.query(DatasetVersion).filter(DatasetVersion.dataset_id == ds.id).count(),
+                       lineage_id=ds.lineage_id, policy_hash=ds.policy_hash)
+            for ds in datasets_in(session, scope)]
 
 
 def version_rows(session: Session, scope: Scope) -> list[VersionRow]:

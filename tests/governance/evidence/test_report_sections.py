@@ -91,6 +91,9 @@ def test_lineage_runs_from_the_source_to_predictions_with_the_erasure_marked(gov
     assert "clinic-visits v1" in erased and f"run {uids[0][:12]}" in erased and f"model {uids[0][:12]}" in erased
     assert f"model {uids[1][:12]}" not in erased
     assert {"ingested", "trained", "model", "predicted"} <= {e.relation for e in g.edges}
+    ds = {d.name: d for d in full.datasets}
+    assert ds["clinic-visits"].privacy_unit == "patient_id" and ds["clinic-visits"].tags == "phi"
+    assert ds["clinic-visits"].versions == len(full.versions) == 4 and ds[HOSTILE].policy_hash is None
     # drawn left to right between columns, downwards inside one (a version to its quarantine)
     assert all(e.x2 > e.x1 or (e.x2 == e.x1 and e.y2 > e.y1) for e in g.edges)
     assert any(e.relation == "quarantine" and e.x2 == e.x1 for e in g.edges)
