@@ -135,6 +135,9 @@ class TrainingSpec(_Strict):
             unknown = sorted(map(str, set(v) - allowed))
             if unknown:
                 raise ValueError(f"unknown option(s) {', '.join(unknown)}; expected any of {', '.join(sorted(allowed))}")
+            if v.get("sampler", "poisson") != "poisson":
+                raise ValueError(f"sampler {str(v['sampler'])[:40]!r}: a governed run is accounted with Poisson "
+                                 "sampling only (shuffled batches are not covered by the accountant)")
         return v
 
     @field_validator("epsilon")
