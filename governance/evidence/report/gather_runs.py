@@ -225,22 +225,31 @@ def audit_rows(runs: list[Run]) -> list[AuditRow]:
     return out
 
 
+def _budget_row(uid: str, dataset: str, b: dict[str, Any]) -> BudgetRow:
+    return BudgetRow(uid, dataset, _f(b.get("ledger_epsilon_before"), ".4f"), _f(b.get("ledger_epsilon_after"), ".4f"),
+                     _f(b.get("run_epsilon"), ".4f"), _f(b.get("run_delta"), "g"), _f(b.get("composition_order"), "g"),
+                     _f(b.get("ledger_delta"), "g"))
+
+
 def budget_rows(runs: list[Run]) -> list[BudgetRow]:
-    """Each trained run's budget lines from its card: ledger before/after, its own (ε, δ), the order."""
+    """Budget lines from each card: the training run's and its audit retrainings' (each charged as its own run):
+    ledger before/after, the run's own (ε, δ), the order."""
     rows = []
     for r in runs:
         card = r.model_card_json or {}
         if not card:
             continue
         b = card.get("budget") or {}
-        if not b:
+        if b:
+            rows.append(_budget_row(r.run_uid, r.dataset_name, b))
+        else:
             rows.append(BudgetRow(r.run_uid, r.dataset_name, "not recorded", "not recorded", _f(r.epsilon, ".4f"),
                                   _f(r.delta, "g"), "", ""))
-            continue
-        rows.append(BudgetRow(r.run_uid, r.dataset_name, _f(b.get("ledger_epsilon_before"), ".4f"),
-                              _f(b.get("ledger_epsilon_after"), ".4f"), _f(b.get("run_epsilon"), ".4f"),
-                              _f(b.get("run_delta"), "g"), _f(b.get("composition_order"), "g"),
-                              _f(b.get("ledger_delta"), "g")))
+        for key in ("one_run", "whitebox"):
+            audit = (card.get("audit") or {}).get(key)
+            if isinstance(audit, dict) and isinstance(audit.get("budget"), dict):
+                rows.append(_budget_row(str(audit.get("audit_run_uid") or f"{r.run_uid} (audit)"), r.dataset_name,
+                                        audit["budget"]))
     return rows
 
 

@@ -153,7 +153,10 @@ def test_budget_over_time_follows_the_ledger(governed, full) -> None:
     assert shares == sorted(shares) and shares[-1] == pytest.approx(st.rdp_spent / st.rdp_budget)
     assert [p[0] for p in b.points] == sorted(p[0] for p in b.points)
     assert {"budget", "quality"} <= set(full.plots)
-    assert len(full.budget_runs) == 2 and all(r.before != "not recorded" for r in full.budget_runs)
+    # two trainings and the audit's retraining, each with the ledger as it committed
+    assert len(full.budget_runs) == 3 and all(r.before != "not recorded" for r in full.budget_runs)
+    afters = sorted(float(r.after) for r in full.budget_runs)
+    assert afters[-1] == pytest.approx(st.spent, abs=1e-4) and afters == sorted(set(afters))
 
 
 def test_fairness_cards_and_audits(governed, full) -> None:
