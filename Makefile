@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(VENV)/bin/privgov demo
 
 test: $(STAMP)
+	scripts/system-deps.sh
 	$(PY) -m pytest -q -n 2 --timeout 600
 
 bench: $(STAMP)

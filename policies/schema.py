@@ -36,6 +36,15 @@ The format (``version: 1``)::
       max_rows_per_unit: 25                       # the bound the trainer uses for that person's rows
     # or, when every row is a different person:
     # privacy: {unit: row, statement: "each row is a distinct person (one census record per adult)"}
+    processing:                                   # GDPR Art. 30 record (policies/processing.py); optional,
+      controller: "Example Clinic, dpo@clinic.example"   # but the report flags every field left out
+      purposes: [readmission-model]
+      legal_basis: "Art. 6(1)(e); Art. 9(2)(h)"
+      data_categories: [visit records, demographics]
+      data_subjects: [patients]
+      recipients: [internal ML team]
+      retention: "10 years after the last visit"
+      safeguards: [encryption at rest, pseudonymization, differential privacy]
 """
 from __future__ import annotations
 
@@ -48,6 +57,7 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from policies.processing import ProcessingRecord
 from privacy.errors import InputError
 
 ACTIONS: tuple[str, ...] = ("read", "read_masked", "read_quarantine", "train", "predict", "validate", "erase", "admin",
@@ -220,6 +230,8 @@ class Policy(_Strict):
     deny: list[DenyRule] = Field(default_factory=list)
     budgets: Budgets = Field(default_factory=Budgets)
     privacy: PrivacySection | None = None
+    # Art. 30 record of processing (policies/processing.py); optional, flagged by the report when absent.
+    processing: ProcessingRecord | None = None
 
     _compiled: Any = PrivateAttr(default=None)
     _warnings: list[str] = PrivateAttr(default_factory=list)
