@@ -124,11 +124,11 @@ class SuppressRareSpec(_Spec):
 
 Spec = Union[DropSpec, KeepSpec, PseudonymizeSpec, AgeBandSpec, ZipPrefixSpec, DateTruncateSpec,
              RoundSpec, SuppressRareSpec]
-_ACTIONS: dict[str, type[BaseModel]] = {
+_ACTIONS: dict[str, type[Spec]] = {
     "drop": DropSpec, "keep": KeepSpec, "pseudonymize": PseudonymizeSpec,
     "suppress_rare": SuppressRareSpec,
 }
-_METHODS: dict[str, type[BaseModel]] = {
+_METHODS: dict[str, type[Spec]] = {
     "age_band": AgeBandSpec, "zip_prefix": ZipPrefixSpec, "date_truncate": DateTruncateSpec,
     "round": RoundSpec,
 }
@@ -150,7 +150,8 @@ def _shown(value: Any) -> str:
 
 def parse_step(raw: Any) -> Spec:
     """Validate one step mapping into its typed spec; raises :class:`StepProblem`."""
-    if isinstance(raw, BaseModel) and type(raw) in (*_ACTIONS.values(), *_METHODS.values()):
+    if isinstance(raw, (DropSpec, KeepSpec, PseudonymizeSpec, AgeBandSpec, ZipPrefixSpec, DateTruncateSpec,
+                        RoundSpec, SuppressRareSpec)):
         return raw  # already parsed
     if not isinstance(raw, dict):
         raise StepProblem(None, f"expected a mapping with keys column/action, got {type(raw).__name__}")
@@ -203,7 +204,7 @@ def _canon_text(v: Any) -> str:
     if isinstance(v, (float, np.floating)) and float(v).is_integer():
         return str(int(v))
     if isinstance(v, pd.Timestamp):
-        return v.isoformat()
+        return str(v.isoformat())
     return str(v)
 
 
@@ -342,14 +343,14 @@ def _n_changed(before: pd.Series, after: pd.Series) -> int:
     return int((~(bn & an)).sum())
 
 
-def apply_deid(df: pd.DataFrame, specs: list[dict], key_for_domain: Callable[[str], bytes],
-               ) -> tuple[pd.DataFrame, list[dict]]:
+def apply_deid(df: pd.DataFrame, specs: list[dict[str, Any]], key_for_domain: Callable[[str], bytes],
+               ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Run the spec steps in order on a copy of ``df``; return (new frame, per-step report)."""
     if not isinstance(df, pd.DataFrame):
         raise InputError(f"apply_deid: expected a pandas DataFrame, got {type(df).__name__}")
     parsed = parse_specs(specs)
     out = df.copy()
-    report: list[dict] = []
+    report: list[dict[str, Any]] = []
     for i, spec in enumerate(parsed):
         col = spec.column
         if col not in out.columns:
@@ -398,7 +399,7 @@ def apply_deid(df: pd.DataFrame, specs: list[dict], key_for_domain: Callable[[st
     return out, report
 
 
-def transformed_columns(report: Iterable[dict]) -> set[str]:
+def transformed_columns(report: Iterable[dict[str, Any]]) -> set[str]:
     """Columns no longer in clear after ``apply_deid``: pseudonymized or generalized (and not
     overwritten later by a ``keep``-only history). Dropped columns are simply absent."""
     done: set[str] = set()
