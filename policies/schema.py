@@ -117,9 +117,10 @@ class Condition(_Strict):
 class _Rule(_Strict):
     id: str = Field(description="Unique rule id (letters, digits, `.`, `_`, `-`; max 100); decisions and audit "
                     "events name it.")
-    description: str | None = Field(default=None, description="Free text for reviewers.")
-    datasets: list[str] = Field(default_factory=list, examples=[["clinic-*"]], description="Dataset names or globs (`clinic-*`, `*`) the "
-                                "rule covers; give `datasets` and/or `tags`.")
+    description: str | None = Field(default=None, examples=["Contractors never see patient records."],
+                                     description="Free text for reviewers.")
+    datasets: list[str] = Field(default_factory=list, examples=[["clinic-*"]], description=(
+        "Dataset names or globs (`clinic-*`, `*`) the rule covers; give `datasets` and/or `tags`."))
     tags: list[str] = Field(default_factory=list, description="Dataset tags (set when the policy is bound); the "
                             "rule covers a dataset carrying any one of them.")
 

@@ -67,6 +67,7 @@ ALLOWED_INSIDE = {
     "demo": ("data", "storage", "access", "run.spec", "workspace"),
     "cli": EVERYTHING,
     "workspace": ("storage", "evidence"),
+    "docs_gen": ("run.spec",),
     "errors": (),
     "yaml_source": (),
     "__init__": (),
