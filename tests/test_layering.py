@@ -68,6 +68,7 @@ ALLOWED_INSIDE = {
     "cli": EVERYTHING,
     "workspace": ("storage", "evidence"),
     "docs_gen": ("run.spec",),
+    "api": ("workspace", "run", "access", "evidence", "storage"),
     "errors": (),
     "yaml_source": (),
     "__init__": (),
