@@ -11,12 +11,13 @@ Usage: ``python -m governance.docs_gen [--out DIR]`` (``make docs``).
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 from typing import Any
 
 from governance.run.spec import PipelineSpec
-from policies.docs_gen import policy_reference, render
+from policies.docs_gen import GENERATED_NOTE, policy_reference, render
 from policies.schema import load_yaml_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,9 +46,94 @@ def pipeline_reference() -> str:
     return render("Pipeline file reference", PIPELINE_INTRO, PipelineSpec, pipeline_documents())
 
 
+API_INTRO = """
+`privgov.api` (the same objects as `governance.api`) is the typed Python surface for
+orchestrators and notebooks: open a workspace, run a pipeline, read a version with a
+token, check a decision and verify the audit log. Each function wraps the code path the
+`privgov` CLI uses - the same token check, the one authorization path under the
+dataset's bound policy, the same audit events - so nothing here bypasses a check. The
+package ships a `py.typed` marker. Importing it loads neither pandas nor SQLAlchemy.
+
+```python
+from privgov import api
+
+ws = api.open_workspace("/srv/privgov")                 # or $PRIVGOV_WORKSPACE, ./.privgov
+check = api.check_decision(ws, "train", "clinic-visits", purpose="readmission-model")
+if check.allowed:                                       # the question itself is audited
+    summary = api.run_pipeline(ws, "examples/clinic/pipeline.yaml")
+    print(summary.run_uid, summary.version, summary.epsilon_spent)
+masked = api.read_version(ws, "clinic-visits", purpose="quality-review", token=analyst_token)
+assert api.verify_audit(ws, trusted_key=open("signing.pub").read()).ok
+```
+
+`token=None` means `$PRIVGOV_TOKEN`. Failures raise the exceptions below; their
+`exit_code` is the one the CLI exits with. Orchestrator examples calling this API:
+`examples/airflow/privgov_clinic_dag.py`, `examples/dagster/privgov_clinic_assets.py`
+(`pip install 'privgov[airflow]'` or `'privgov[dagster]'`).
+"""
+
+
+def _doc(obj: Any) -> str:
+    return inspect.cleandoc(obj.__doc__ or "").strip()
+
+
+def _unquote(annotation: Any) -> str:
+    text = annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+    return text.replace("'", "").replace('"', "")
+
+
+def _signature(fn: Any) -> str:
+    """``name(a: T, *, b: U = None) -> R`` with the string annotations written as types."""
+    sig = inspect.signature(fn)
+    params: list[str] = []
+    star_done = False
+    for p in sig.parameters.values():
+        if p.kind is p.KEYWORD_ONLY and not star_done:
+            params.append("*")
+            star_done = True
+        text = p.name if p.annotation is p.empty else f"{p.name}: {_unquote(p.annotation)}"
+        params.append(text if p.default is p.empty else f"{text} = {p.default!r}")
+    return f"{fn.__name__}({', '.join(params)}) -> {_unquote(sig.return_annotation)}"
+
+
+def _code_cell(text: str) -> str:
+    return "`" + text.replace("|", "\\|") + "`"
+
+
+def api_reference() -> str:
+    """``docs/api.md``: every name in ``governance.api.__all__`` with its signature and docstring."""
+    import dataclasses
+
+    from governance import api
+
+    out = ["# Python API reference", "", GENERATED_NOTE, "", API_INTRO.strip(), ""]
+    functions = [n for n in api.__all__ if inspect.isfunction(getattr(api, n))]
+    classes = [n for n in api.__all__ if inspect.isclass(getattr(api, n))
+               and not issubclass(getattr(api, n), BaseException)]
+    errors = [n for n in api.__all__ if inspect.isclass(getattr(api, n)) and issubclass(getattr(api, n), BaseException)]
+    out += ["## Functions", ""]
+    for name in functions:
+        fn = getattr(api, name)
+        out += [f"### `{name}`", "", "```python", _signature(fn), "```", "", _doc(fn), ""]
+    out += ["## Types", ""]
+    for name in classes:
+        cls = getattr(api, name)
+        out += [f"### `{name}` (`{cls.__module__}`)", "", _doc(cls), ""]
+        if dataclasses.is_dataclass(cls):
+            out += ["| field | type |", "|---|---|"]
+            out += [f"| `{f.name}` | {_code_cell(_unquote(f.type))} |" for f in dataclasses.fields(cls)]
+            out.append("")
+    out += ["## Errors", "", "| exception | exit code | meaning |", "|---|---|---|"]
+    for name in errors:
+        exc = getattr(api, name)
+        out.append(f"| `{name}` | {exc.exit_code} | {' '.join(_doc(exc).split()) or '-'} |")
+    out.append("")
+    return "\n".join(out)
+
+
 def pages() -> dict[str, str]:
     """File name -> generated Markdown."""
-    return {"pipeline.md": pipeline_reference(), "policy.md": policy_reference()}
+    return {"pipeline.md": pipeline_reference(), "policy.md": policy_reference(), "api.md": api_reference()}
 
 
 def write_pages(out_dir: Path) -> list[Path]:

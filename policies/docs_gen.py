@@ -30,7 +30,7 @@ from pydantic_core import PydanticUndefined
 from policies.schema import Policy, load_yaml_file
 
 POLICY_EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
-GENERATED_NOTE = "<!-- Generated from the pydantic models by `make docs`; do not edit by hand. -->"
+GENERATED_NOTE = "<!-- Generated from the code by `make docs` (python -m governance.docs_gen); do not edit by hand. -->"
 UNDOCUMENTED = "(undocumented)"
 _CONSTRAINTS = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="),
                 ("min_length", "min length"), ("max_length", "max length"), ("pattern", "pattern"))
