@@ -14,10 +14,10 @@ import argparse
 import inspect
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from governance.run.spec import PipelineSpec
-from policies.docs_gen import GENERATED_NOTE, policy_reference, render
+from policies.docs_gen import GENERATED_NOTE, Variant, policy_reference, render, variants
 from policies.schema import load_yaml_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,9 +41,31 @@ def pipeline_documents() -> list[Any]:
     return [load_yaml_file(p, "pipeline file").data for p in sorted(EXAMPLE_PIPELINES.glob("*/pipeline.yaml"))]
 
 
+def _step_kinds() -> str:
+    """The parameters of every cleaning step and de-identification step a pipeline may declare."""
+    from governance.data.cleaning import step_classes
+    from privacy.deid.transforms import Spec
+
+    documents = pipeline_documents()
+    cleaning = [Variant({"step": name}, cls.Params, cls) for name, cls in step_classes().items()]
+    deid = []
+    for model in get_args(Spec):
+        tag = {k: get_args(model.model_fields[k].annotation)[0] for k in ("action", "method")
+               if k in model.model_fields}
+        deid.append(Variant(tag, model))
+    return "\n".join([
+        variants("Cleaning steps", "Each item of `cleaning` is `{step: NAME, ...parameters}`; a step records "
+                 "how many rows and values it changed and which row ids it dropped, never values.",
+                 "cleaning", cleaning, documents),
+        variants("De-identification steps", "Each item of `deid.steps` is `{column: NAME, action: ...}`; "
+                 "`generalize` takes a `method`. Steps act on each row alone unless noted (`suppress_rare` "
+                 "counts values).", "deid.steps", deid, documents),
+    ])
+
+
 def pipeline_reference() -> str:
     """``docs/pipeline.md``."""
-    return render("Pipeline file reference", PIPELINE_INTRO, PipelineSpec, pipeline_documents())
+    return render("Pipeline file reference", PIPELINE_INTRO, PipelineSpec, pipeline_documents(), _step_kinds())
 
 
 API_INTRO = """

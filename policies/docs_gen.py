@@ -229,24 +229,63 @@ def _cell(text: str) -> str:
     return f"`{text}`" if text else ""
 
 
-def render(title: str, intro: str, model: type[BaseModel], documents: Sequence[Any] = ()) -> str:
-    """The Markdown reference page for ``model``: one table per (nested) model, fields by dotted path."""
+def _table(section: ModelSection) -> list[str]:
+    out = ["| field | type | default | description | example |", "|---|---|---|---|---|"]
+    for f in section.fields:
+        desc = f.description + (f" ({f.constraints})" if f.constraints else "")
+        example = _cell(_one_line(f.example)) or ", ".join(f"see `{n}`" for n in f.nested)
+        default = "**required**" if f.required else _cell(_one_line(f.default))
+        out.append(f"| `{f.path}` | {_one_line(f.type)} | {default} | {desc} | {example} |")
+    return out + [""]
+
+
+def _docstring(model: type[Any]) -> list[str]:
+    doc = model.__doc__
+    if not doc or doc is BaseModel.__doc__:
+        return []
+    return [" ".join(doc.split()), ""]
+
+
+def render(title: str, intro: str, model: type[BaseModel], documents: Sequence[Any] = (), extra: str = "") -> str:
+    """The Markdown reference page for ``model``: one table per (nested) model, fields by dotted path;
+    ``extra`` (e.g. :func:`variants`) is appended."""
     out = [f"# {title}", "", GENERATED_NOTE, "", intro.strip(), ""]
     for section in sections(model, documents):
         heading = f"`{section.path}`" if section.path else "Top level"
-        out += [f"## {heading} ({section.model.__name__})", ""]
-        if section.model.__doc__ and section.model.__doc__ is not BaseModel.__doc__:
-            out += [" ".join(section.model.__doc__.split()), ""]
+        out += [f"## {heading} ({section.model.__name__})", "", *_docstring(section.model)]
         if section.also:
             out += ["Also written as " + ", ".join(f"`{a}`" for a in section.also)
                     + " (the same fields under that path).", ""]
-        out += ["| field | type | default | description | example |", "|---|---|---|---|---|"]
-        for f in section.fields:
-            desc = f.description + (f" ({f.constraints})" if f.constraints else "")
-            example = _cell(_one_line(f.example)) or ", ".join(f"see `{n}`" for n in f.nested)
-            default = "**required**" if f.required else _cell(_one_line(f.default))
-            out.append(f"| `{f.path}` | {_one_line(f.type)} | {default} | {desc} | {example} |")
-        out.append("")
+        out += _table(section)
+    return "\n".join(out) + (f"\n{extra}" if extra else "")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One kind of item in a list of tagged mappings (``{step: NAME, ...}``, ``{action: drop, ...}``)."""
+
+    tag: dict[str, str]           # the keys that select this kind, e.g. {"step": "impute"}
+    model: type[BaseModel]        # its parameters
+    doc_from: type[Any] | None = None  # where the description comes from, when not the model
+
+
+def variants(heading: str, intro: str, path: str, kinds: Sequence[Variant], documents: Sequence[Any] = ()) -> str:
+    """A section documenting each kind of item of the list at ``path``, with examples taken only
+    from items of that kind in ``documents``."""
+    out = [f"## {heading}", "", intro.strip(), ""]
+    keys = _path_keys(path)
+    for kind in kinds:
+        label = ", ".join(f"{k}: {v}" for k, v in kind.tag.items())
+        lists = [found for doc in documents if isinstance(found := _lookup(doc, keys), list)]
+        matching = [item for items in lists for item in items
+                    if isinstance(item, dict) and all(item.get(k) == v for k, v in kind.tag.items())]
+        docs = [_wrap(keys, matching)] if matching else []
+        out += [f"### `{label}`", "", *_docstring(kind.doc_from or kind.model)]
+        rows = sections(kind.model, docs, f"{path}[]")
+        for section in rows:
+            if section.path != f"{path}[]":
+                out += [f"`{section.path}`:", ""]
+            out += _table(section)
     return "\n".join(out)
 
 

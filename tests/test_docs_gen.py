@@ -99,3 +99,23 @@ def test_policy_page_renders_without_importing_governance() -> None:
             "print(len(text) > 1000, sorted(m for m in sys.modules if m.split('.')[0] == 'governance'))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert out.strip() == "True []", out
+
+
+def test_every_cleaning_and_deid_step_kind_is_documented_with_its_parameters() -> None:
+    from typing import get_args
+
+    from governance.data.cleaning import step_classes
+    from privacy.deid.transforms import Spec
+
+    page = pages()["pipeline.md"]
+    assert UNDOCUMENTED not in page, "a step parameter lacks Field(description=...)"
+    for name, cls in step_classes().items():
+        assert f"### `step: {name}`" in page, name
+        for param in cls.Params.model_fields:
+            assert f"| `cleaning[].{param}` |" in page, (name, param)
+    for model in get_args(Spec):
+        tag = ", ".join(f"{k}: {get_args(model.model_fields[k].annotation)[0]}" for k in ("action", "method")
+                        if k in model.model_fields)
+        assert f"### `{tag}`" in page, tag
+        for param in model.model_fields:
+            assert f"| `deid.steps[].{param}` |" in page, (tag, param)
