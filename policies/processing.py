@@ -29,7 +29,8 @@ class ProcessingRecord(BaseModel):
     recipients: list[str] = Field(default_factory=list, description="Recipients the data is disclosed to.")
     retention: str | None = Field(default=None, max_length=500, description="Time limit for erasure.")
     safeguards: list[str] = Field(default_factory=list, description="Technical and organisational measures.")
-    transfers: str | None = Field(default=None, max_length=500, description="Transfers to third countries, if any.")
+    transfers: str | None = Field(default=None, max_length=500, description="Transfers to third countries, if any.",
+                                  examples=["none: processed and stored in the EU only"])
 
 
 def missing_fields(record: ProcessingRecord | None) -> list[str]:

@@ -13,6 +13,7 @@ a ``phone`` column full of malformed entries is still a phone column).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -32,7 +33,7 @@ class ColumnFinding:
     n_sampled: int = 0        # non-null values examined
     hinted: bool = False      # the column name carries a hint for the type
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
