@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export GX_ANALYTICS_ENABLED := False
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,12 @@ demo: $(STAMP)
 	$(VENV)/bin/privgov demo
 
 test: $(STAMP)
+	scripts/system-deps.sh
 	$(PY) -m pytest -q -n 2 --timeout 600
+
+# Reference pages generated from the pydantic models (tests/test_docs_gen.py checks they are current).
+docs: $(STAMP)
+	$(PY) -m governance.docs_gen
 
 bench: $(STAMP)
 	$(PY) benchmarks/crypto.py

@@ -69,6 +69,8 @@ def _private_opener(path: str, flags: int) -> int:
 
 
 class Workspace:
+    """An open workspace: its database, keyring, object store, audit log and budget ledger."""
+
     def __init__(self, root: Path, config: dict) -> None:
         self.root = root
         self.config = config

@@ -156,7 +156,7 @@ def canonical_row_filter(rf: Condition | list[Condition] | None) -> str | None:
 def compile_policy(policy: Policy) -> CompiledPolicy:
     """Index the policy by (action, role); cached on the policy object."""
     cached = policy._compiled
-    if cached is not None:
+    if isinstance(cached, CompiledPolicy):
         return cached
     grants: dict[tuple[str, str], list[_CGrant]] = {}
     for order, g in enumerate(policy.grants):
@@ -169,11 +169,11 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
     for d in policy.deny:
         cd = _compile_deny(d)
         actions = ACTIONS if "*" in d.actions else tuple(dict.fromkeys(d.actions))
-        for action in actions:
+        for denied in actions:
             for role in dict.fromkeys(d.roles):
-                deny_roles.setdefault((action, role), []).append(cd)
+                deny_roles.setdefault((denied, role), []).append(cd)
             for name in dict.fromkeys(d.principals):
-                deny_principals.setdefault((action, name), []).append(cd)
+                deny_principals.setdefault((denied, name), []).append(cd)
     budgets = sorted(policy.budgets.datasets.items(), key=lambda kv: _is_glob(kv[0]))  # stable: exact first
     compiled = CompiledPolicy(
         grants={k: tuple(v) for k, v in grants.items()},
@@ -188,7 +188,8 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
 
 def _compile_grant(g: Grant, order: int) -> _CGrant:
     return _CGrant(
-        id=g.id, order=order, purposes=frozenset(g.purposes), expires=g.expires,
+        id=g.id, order=order, purposes=frozenset(g.purposes),
+        expires=None if g.expires is None else _utc_naive(g.expires),
         target=_Target(g.datasets, g.tags), masks=dict(g.masks),
         row_filter=canonical_row_filter(g.row_filter), epsilon_cap=g.epsilon_cap, delta_cap=g.delta_cap,
     )
@@ -242,7 +243,7 @@ def decide(request: Request, policy: Policy) -> Decision:
     best: _CGrant | None = None
     best_role = ""
     wrong_purpose: list[str] = []
-    expired: list[_CGrant] = []
+    expired: list[tuple[_CGrant, dt.datetime]] = []
     for role in roles:
         for g in cp.grants.get((action, role), ()):
             if best is not None and g.order >= best.order:
@@ -253,14 +254,14 @@ def decide(request: Request, policy: Policy) -> Decision:
                 wrong_purpose.append(g.id)
                 continue
             if g.expires is not None and now >= g.expires:
-                expired.append(g)
+                expired.append((g, g.expires))
                 continue
             best, best_role = g, role
             break
     if best is None:
         if expired:
-            g = expired[0]
-            return _deny(f"grant {g.id!r} expired at {g.expires.isoformat()}", g.id)
+            g, when = expired[0]
+            return _deny(f"grant {g.id!r} expired at {when.isoformat()}", g.id)
         if wrong_purpose:
             return _deny(f"purpose {purpose!r} is not allowed for {action} on {dataset!r} "
                          f"by grant(s) {', '.join(sorted(set(wrong_purpose)))}", wrong_purpose[0])

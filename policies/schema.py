@@ -36,11 +36,21 @@ The format (``version: 1``)::
       max_rows_per_unit: 25                       # the bound the trainer uses for that person's rows
     # or, when every row is a different person:
     # privacy: {unit: row, statement: "each row is a distinct person (one census record per adult)"}
+    processing:                                   # GDPR Art. 30 record (policies/processing.py); optional,
+      controller: "Example Clinic, dpo@clinic.example"   # but the report flags every field left out
+      purposes: [readmission-model]
+      legal_basis: "Art. 6(1)(e); Art. 9(2)(h)"
+      data_categories: [visit records, demographics]
+      data_subjects: [patients]
+      recipients: [internal ML team]
+      retention: "10 years after the last visit"
+      safeguards: [encryption at rest, pseudonymization, differential privacy]
 """
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -48,6 +58,7 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from policies.processing import ProcessingRecord
 from privacy.errors import InputError
 
 ACTIONS: tuple[str, ...] = ("read", "read_masked", "read_quarantine", "train", "predict", "validate", "erase", "admin",
@@ -79,20 +90,26 @@ class _Strict(BaseModel):
 class Budget(_Strict):
     """An (ε, δ) cap. YAML reads ``1e-5`` as a string; pydantic parses it."""
 
-    epsilon: float = Field(gt=0)
-    delta: float = Field(ge=0, lt=1)
+    epsilon: float = Field(gt=0, description="Epsilon of the cap: a dataset's total over all its runs (composed "
+                           "by the ledger's filter), or a principal's limit per run.")
+    delta: float = Field(ge=0, lt=1, description="Delta of the cap (`1.0e-5`; YAML reads `1e-5` as a string, "
+                         "which is parsed too).")
     # Fraction of (epsilon, delta) set aside, when the cap is bound, for runs the
     # ledger can only charge by basic composition (group-bounded training). The
     # rest is the Renyi filter's. Fixed in advance: see privacy/filter.py.
-    basic_share: float = Field(default=0.0, ge=0, lt=1)
+    basic_share: float = Field(default=0.0, ge=0, lt=1, examples=[0.2], description=(
+        "Fraction of (epsilon, delta) set aside, when the cap is bound, for group-bounded training runs "
+        "that the ledger can only charge by basic composition; fixed in advance."))
 
 
 class Condition(_Strict):
     """One row-filter condition: ``{column, op, value}``. Data, never code."""
 
-    column: str = Field(min_length=1, max_length=200)
-    op: FilterOp
-    value: Scalar | list[Scalar] | None = None
+    column: str = Field(min_length=1, max_length=200, description="Column the condition reads; a filter on a "
+                        "column the version lacks denies (fail closed).")
+    op: FilterOp = Field(description="Comparison; `in`/`not_in` take a non-empty list, `is_null`/`not_null` no value.")
+    value: Scalar | list[Scalar] | None = Field(default=None, description="The value compared with (a list for "
+                                                "`in`/`not_in`, nothing for the null tests).")
 
     @model_validator(mode="after")
     def _value_fits_op(self) -> "Condition":
@@ -108,10 +125,14 @@ class Condition(_Strict):
 
 
 class _Rule(_Strict):
-    id: str
-    description: str | None = None
-    datasets: list[str] = Field(default_factory=list)
-    tags: list[str] = Field(default_factory=list)
+    id: str = Field(description="Unique rule id (letters, digits, `.`, `_`, `-`; max 100); decisions and audit "
+                    "events name it.")
+    description: str | None = Field(default=None, examples=["Contractors never see patient records."],
+                                     description="Free text for reviewers.")
+    datasets: list[str] = Field(default_factory=list, examples=[["clinic-*"]], description=(
+        "Dataset names or globs (`clinic-*`, `*`) the rule covers; give `datasets` and/or `tags`."))
+    tags: list[str] = Field(default_factory=list, description="Dataset tags (set when the policy is bound); the "
+                            "rule covers a dataset carrying any one of them.")
 
     @field_validator("id")
     @classmethod
@@ -124,14 +145,20 @@ class _Rule(_Strict):
 class Grant(_Rule):
     """An allow rule: these roles may do these actions for these purposes."""
 
-    roles: list[str] = Field(min_length=1)
-    actions: list[Action] = Field(min_length=1)
-    purposes: list[str] = Field(min_length=1)
-    expires: dt.datetime | dt.date | None = None
-    masks: dict[str, MaskKind] = Field(default_factory=dict)
-    row_filter: Condition | list[Condition] | None = None
-    epsilon_cap: float | None = Field(default=None, gt=0)
-    delta_cap: float | None = Field(default=None, ge=0, lt=1)
+    roles: list[str] = Field(min_length=1, description="Roles (declared in `roles`) the grant allows; `*` is "
+                             "refused here.")
+    actions: list[Action] = Field(min_length=1, description="Actions allowed.")
+    purposes: list[str] = Field(min_length=1, description="Purposes the caller must declare; no purpose, no access.")
+    expires: dt.datetime | dt.date | None = Field(default=None, examples=["2027-12-31"], description=(
+        "After this instant (a date means midnight UTC) the grant no longer allows anything."))
+    masks: dict[str, MaskKind] = Field(default_factory=dict, description="Column -> mask applied to every "
+                                       "release under this grant: `drop`, `hash` (keyed HMAC) or `partial`.")
+    row_filter: Condition | list[Condition] | None = Field(default=None, description="Rows released: one "
+                                                           "condition, or a list that must all hold (AND).")
+    epsilon_cap: float | None = Field(default=None, gt=0, description="Largest epsilon one run under this grant "
+                                      "may spend; give with `delta_cap`.")
+    delta_cap: float | None = Field(default=None, ge=0, lt=1, description="Largest delta one run under this grant "
+                                    "may spend; give with `epsilon_cap`.")
 
     @field_validator("expires")
     @classmethod
@@ -148,11 +175,14 @@ class Grant(_Rule):
 class DenyRule(_Rule):
     """An explicit deny; beats every allow. Empty ``purposes`` means any purpose."""
 
-    roles: list[str] = Field(default_factory=list)
-    principals: list[str] = Field(default_factory=list)
-    actions: list[Action | Literal["*"]] = Field(min_length=1)
-    purposes: list[str] = Field(default_factory=list)
-    reason: str | None = None
+    roles: list[str] = Field(default_factory=list, description="Roles denied (`*`: everyone); give `roles` "
+                             "and/or `principals`.")
+    principals: list[str] = Field(default_factory=list, examples=[["mallory"]], description="Principal names "
+                                  "denied, whatever their roles.")
+    actions: list[Action | Literal["*"]] = Field(min_length=1, description="Actions denied; `*` denies all.")
+    purposes: list[str] = Field(default_factory=list, examples=[["marketing"]], description="Purposes the deny "
+                                "applies to; empty means any purpose.")
+    reason: str | None = Field(default=None, description="Why; shown in the denial's audit record.")
 
     @model_validator(mode="after")
     def _has_subject_and_target(self) -> "DenyRule":
@@ -164,8 +194,12 @@ class DenyRule(_Rule):
 
 
 class Budgets(_Strict):
-    datasets: dict[str, Budget] = Field(default_factory=dict)  # name or glob
-    principals: dict[str, Budget] = Field(default_factory=dict)
+    datasets: dict[str, Budget] = Field(default_factory=dict, description="Dataset name or glob -> the (epsilon, "
+                                        "delta) cap of its lineage, set when the policy is bound (exact names "
+                                        "before globs).")
+    principals: dict[str, Budget] = Field(default_factory=dict, examples=[{"alice": {"epsilon": 1.0, "delta": 1e-6}}],
+                                          description="Principal name -> the largest (epsilon, delta) one of "
+                                          "their runs may spend.")
 
 
 ROW_UNIT = "row"
@@ -182,9 +216,13 @@ class PrivacySection(_Strict):
     ``statement`` saying why each row is a distinct person: the claim is then on
     record, reviewable, beside the budget it justifies."""
 
-    unit: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
-    max_rows_per_unit: int | None = Field(default=None, ge=1, le=1_000_000)
-    statement: str | None = Field(default=None, max_length=1000)
+    unit: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", description=(
+        "The column naming one person (epsilon is per value of it), or `row` when every row is a distinct person."))
+    max_rows_per_unit: int | None = Field(default=None, ge=1, le=1_000_000, description=(
+        "Declared bound on one unit's rows; required for a column unit (rows beyond it are not trained on under "
+        "group bounding), 1 or absent for `row`."))
+    statement: str | None = Field(default=None, max_length=1000, description=(
+        "Why each row is a distinct person; required with `unit: row`, kept on record beside the budget."))
 
     @model_validator(mode="after")
     def _unit_has_its_bound(self) -> "PrivacySection":
@@ -212,14 +250,23 @@ class PrivacySection(_Strict):
 class Policy(_Strict):
     """A whole policy file. Treat as immutable: the engine caches a compiled index."""
 
-    version: Literal[1] = 1
-    name: str
-    description: str | None = None
-    roles: list[str] = Field(min_length=1)
-    grants: list[Grant] = Field(default_factory=list)
-    deny: list[DenyRule] = Field(default_factory=list)
-    budgets: Budgets = Field(default_factory=Budgets)
-    privacy: PrivacySection | None = None
+    version: Literal[1] = Field(default=1, description="Format version of the policy file.")
+    name: str = Field(description="Policy name, shown in decisions, bindings and the report.")
+    description: str | None = Field(default=None, description="Free text for reviewers.")
+    roles: list[str] = Field(min_length=1, description="Every role the rules may name; principals get roles in "
+                             "the identity store (`privgov principal add`), not here.")
+    grants: list[Grant] = Field(default_factory=list, description="Allow rules; the first matching grant in file "
+                                "order decides (deny by default).")
+    deny: list[DenyRule] = Field(default_factory=list, description="Explicit denies; a matching deny beats every "
+                                 "grant.")
+    budgets: Budgets = Field(default_factory=Budgets, description="Privacy budget caps per dataset and per "
+                             "principal.")
+    privacy: PrivacySection | None = Field(default=None, description="Who epsilon protects; required when any "
+                                           "grant allows `train` (`policy bind` refuses otherwise).")
+    processing: ProcessingRecord | None = Field(default=None, description="GDPR Art. 30 record of processing "
+                                                "(controller, purposes, legal basis, categories, recipients, "
+                                                "retention, safeguards); optional, and the report flags it when "
+                                                "absent or incomplete.")
 
     _compiled: Any = PrivateAttr(default=None)
     _warnings: list[str] = PrivateAttr(default_factory=list)
@@ -481,7 +528,8 @@ def check_policy(policy: Policy, now: dt.datetime | None = None) -> list[PolicyI
         issues.append(PolicyIssue("error", "duplicate-role", "roles lists a role twice", ("roles",)))
 
     seen: dict[str, tuple[Any, ...]] = {}
-    for kind, rules in (("grants", policy.grants), ("deny", policy.deny)):
+    rule_lists: tuple[tuple[str, Sequence[Grant | DenyRule]], ...] = (("grants", policy.grants), ("deny", policy.deny))
+    for kind, rules in rule_lists:
         for i, rule in enumerate(rules):
             if rule.id in seen:
                 issues.append(PolicyIssue("error", "duplicate-id",

@@ -185,7 +185,8 @@ def _guesses(scores: np.ndarray, included: np.ndarray, k_pos: int, k_neg: int) -
     return k_pos + k_neg, correct
 
 
-def _check_audit_inputs(scores, included) -> tuple[np.ndarray, np.ndarray]:
+def _check_audit_inputs(scores: Sequence[float] | np.ndarray,
+                        included: Sequence[bool] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     s = _as_scores(scores, "scores")
     inc = np.asarray(included).ravel()
     if inc.dtype != bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 
 class PrivgovError(Exception):
+    """Base of every privgov error: one line naming the file or field and what was expected."""
+
     exit_code = 2
 
 

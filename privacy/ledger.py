@@ -60,7 +60,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 # Light (pure math): nothing heavy may be imported under the write lock.
@@ -225,7 +225,7 @@ def _is_lock_error(exc: OperationalError) -> bool:
     return "locked" in msg or "busy" in msg
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException | None) -> str:
     return " ".join(str(exc).split())
 
 
@@ -381,7 +381,7 @@ class BudgetLedger:
         with self.engine.connect() as conn:
             if write and conn.dialect.name == "sqlite":
                 raw = conn.connection.dbapi_connection
-                if getattr(raw, "in_transaction", False):
+                if raw is not None and getattr(raw, "in_transaction", False):
                     raw.commit()  # a stale implicit transaction would block BEGIN
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
@@ -396,7 +396,7 @@ class BudgetLedger:
             return result
 
     @staticmethod
-    def _lock_budget(conn: Connection, lineage_id: str, unit: str):
+    def _lock_budget(conn: Connection, lineage_id: str, unit: str) -> Row[Any] | None:
         """The lineage's budget row, locked (`unit` picks among rows a refused migration left)."""
         rows = conn.execute(
             select(budgets).where(budgets.c.lineage_id == lineage_id).order_by(budgets.c.id).with_for_update()
@@ -404,7 +404,7 @@ class BudgetLedger:
         return next((r for r in rows if r.unit == unit), rows[0] if rows else None)
 
     @staticmethod
-    def _active_entries(conn: Connection, budget_id: int, states=_ACTIVE) -> list[Entry]:
+    def _active_entries(conn: Connection, budget_id: int, states: Sequence[str] = _ACTIVE) -> list[Entry]:
         rows = conn.execute(
             select(ledger_entries).where(
                 ledger_entries.c.budget_id == budget_id, ledger_entries.c.state.in_(states)
@@ -586,7 +586,7 @@ class BudgetLedger:
             )
 
     @staticmethod
-    def _reserved_entry(conn: Connection, run_uid: str, if_missing: str, if_not_reserved: str):
+    def _reserved_entry(conn: Connection, run_uid: str, if_missing: str, if_not_reserved: str) -> Row[Any]:
         """The run's ledger row, which must still be a reservation (inside the caller's write txn)."""
         row = conn.execute(select(ledger_entries).where(ledger_entries.c.run_uid == run_uid)).first()
         if row is None:
@@ -623,7 +623,7 @@ class BudgetLedger:
             brow = conn.execute(select(budgets).where(budgets.c.id == row.budget_id)).one()
             cap = _cap_of(brow)
             before = self._active_entries(conn, brow.id, (COMMITTED,))
-            values: dict = {"state": COMMITTED, "epsilon": eps, "committed_at": _utcnow()}
+            values: dict[str, Any] = {"state": COMMITTED, "epsilon": eps, "committed_at": _utcnow()}
             if o is not None:
                 values.update(orders=orders_json, rdp=rdp_json)
             elif eps > row.target_epsilon:

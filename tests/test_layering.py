@@ -67,6 +67,8 @@ ALLOWED_INSIDE = {
     "demo": ("data", "storage", "access", "run.spec", "workspace"),
     "cli": EVERYTHING,
     "workspace": ("storage", "evidence"),
+    "docs_gen": ("run.spec", "api", "data.cleaning"),
+    "api": ("workspace", "run", "access", "evidence", "storage"),
     "errors": (),
     "yaml_source": (),
     "__init__": (),

@@ -53,14 +53,24 @@ def feature_statistics(encoder: Any) -> str:
             "vocabularies in the model are NOT covered by epsilon")
 
 
+# Hyper-parameters that exist only for some model types (a logistic regression has no hidden layers).
+TYPE_ONLY_FIELDS: dict[str, tuple[str, ...]] = {"hidden": ("mlp",)}
+
+
+def model_section(cfg: Any) -> dict[str, Any]:
+    """The card's `model` lines: the trained type's own hyper-parameters, not another type's defaults."""
+    section = {"name": cfg.model, "hidden": list(cfg.hidden), "optimizer": cfg.optimizer, "lr": cfg.lr,
+               "epochs": cfg.epochs, "expected_batch_size": cfg.batch_size, "amp_bf16": cfg.amp}
+    return {k: v for k, v in section.items() if k not in TYPE_ONLY_FIELDS or cfg.model in TYPE_ONLY_FIELDS[k]}
+
+
 def build_model_card(cfg: Any, plan: Any, result: Any, *, dataset_fingerprint: str | None = None,
                      audit: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Assemble the card from the config, the privacy plan and the result."""
     poisson = cfg.sampler == "poisson"
     declared_n = getattr(cfg, "max_units", None) is not None
     card = {
-        "model": {"name": cfg.model, "hidden": list(cfg.hidden), "optimizer": cfg.optimizer, "lr": cfg.lr,
-                  "epochs": cfg.epochs, "expected_batch_size": cfg.batch_size, "amp_bf16": cfg.amp},
+        "model": model_section(cfg),
         "data": {"dataset_fingerprint": dataset_fingerprint,
                  "dataset_fingerprint_kind": "HMAC-SHA256 of the version under a workspace key (not a hash "
                                              "of the plaintext)" if dataset_fingerprint else None,

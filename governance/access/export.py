@@ -145,10 +145,10 @@ def _deidentify_quarantine(df: "pd.DataFrame", parent_steps: list[dict], key: by
     return out
 
 
-def read_authorized(ws: "Workspace", token: str | None, action: str, name: str, version: int | None,
-                    purpose: str) -> tuple["pd.DataFrame", str]:
-    """A stored version for an in-process check (e.g. `quality validate dataset:NAME@V`), released
-    exactly as `dataset export` would release it to this principal.
+def read_released(ws: "Workspace", token: str | None, action: str, name: str, version: int | None,
+                  purpose: str) -> Released:
+    """A stored version read in process (`quality validate dataset:NAME@V`, the Python API), released
+    exactly as `dataset export` would release it to this principal; the read is audited.
 
     Reading a quarantine version is `read_quarantine` whatever `action` was asked for."""
     identity = authenticate(ws, token, action=action, resource=name, purpose=purpose)
@@ -157,4 +157,11 @@ def read_authorized(ws: "Workspace", token: str | None, action: str, name: str, 
     record_event(ws, principal=identity.name, action="read", decision="info", resource=name,
                  version=released.version, purpose=purpose,
                  details={"rows": int(len(df)), "for": released.auth.action, "kind": released.kind})
-    return df, released.row_id_column
+    return released
+
+
+def read_authorized(ws: "Workspace", token: str | None, action: str, name: str, version: int | None,
+                    purpose: str) -> tuple["pd.DataFrame", str]:
+    """:func:`read_released`'s frame and row-id column."""
+    released = read_released(ws, token, action, name, version, purpose)
+    return released.frame, released.row_id_column

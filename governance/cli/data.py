@@ -49,11 +49,13 @@ def quality_validate(
     fmt: str = typer.Option("text", "--format", help="text | json"),
     engine: str = typer.Option("fast", "--engine", help="fast | gx"),
     row_id: Optional[str] = typer.Option(None, "--row-id", help="Row-id column (assigned if absent)."),
+    gx_out: Optional[Path] = typer.Option(None, "--gx-out", help="Also write a GX ExpectationSuiteValidationResult JSON."),
     purpose: str = typer.Option("pipeline", "--purpose"),
     workspace: Optional[Path] = WorkspaceOpt,
     token: Optional[str] = TokenOpt,
 ) -> None:
-    """Validate and exit 0 (pass), 1 (fail) or 2 (bad input); results carry row ids, never values."""
+    """Validate and exit 0 (pass), 1 (fail) or 2 (bad input, or an expectation could not run);
+    results carry row ids, never values."""
     from governance.data.quality import load_suite, validate
     from privacy.errors import InputError
 
@@ -74,9 +76,19 @@ def quality_validate(
         out.print(f"suite `{result.suite}` on {data}: {'[green]PASSED[/]' if result.success else '[red]FAILED[/]'} "
                   f"({len(result.results) - len(result.failed)}/{len(result.results)} expectations, {result.row_count:,} rows)")
         for r in result.results:
+            if r.status == "error":
+                out.print(f"  [red]![/] {r.type}({r.column or ''}): could not run ({r.error})")
+                continue
             mark = "[green]✓[/]" if r.success else "[red]✗[/]"
             out.print(f"  {mark} {r.type}({r.column or ''}): {r.unexpected_count:,} unexpected"
                       + (f"; first row ids {list(r.failing_row_ids[:5])}" if r.failing_row_ids else ""))
+    if gx_out is not None:
+        from governance.data.quality.gx_export import write_gx_json
+
+        write_gx_json(gx_out, result, st, data_asset_name=Path(data).stem if not data.startswith("dataset:") else data)
+    if result.errors:
+        raise InputError(f"{suite}: " + "; ".join(f"expectations[{r.index}] ({r.type}) could not run ({r.error})"
+                                                  for r in result.errors[:3]) + "; expected every expectation to run")
     raise typer.Exit(0 if result.success else 1)
 
 

@@ -98,6 +98,14 @@ def audit_model(
     print_audit(run_uid, rec)
 
 
+def _print_charge(con, audit: dict) -> None:
+    """The retraining's charge as ledger facts (before/after, its own epsilon), never a difference."""
+    b = audit.get("budget")
+    tail = (f": ledger ε {b['ledger_epsilon_before']:.3f} → {b['ledger_epsilon_after']:.3f} "
+            f"(order α {b['composition_order']:g}); its own ε {b['run_epsilon']:.3f}" if b else "")
+    con.print(f"  the audit retraining was charged to the budget as run {audit['audit_run_uid']}{tail}")
+
+
 def print_audit(run_uid: str, rec: dict) -> None:
     """The audit record in words (also used by `privgov demo`)."""
     con = _console()
@@ -113,7 +121,7 @@ def print_audit(run_uid: str, rec: dict) -> None:
         con.print(f"  one-run canary audit ({one['canaries']} canaries, {one['included']} inserted{chosen}, "
                   f"{one['correct']}/{one['guesses']} guesses right): ε̂ ≥ {one['epsilon_lower_bound']:.3f} at "
                   f"{one['confidence']:.0%} confidence vs ε {one['claimed_epsilon']:.3f} — {verdict}")
-        con.print(f"  the audit retraining was charged to the budget as run {one['audit_run_uid']}")
+        _print_charge(con, one)
     wb = rec.get("whitebox")
     if wb:
         verdict = "[green]consistent with the claim[/]" if wb["passed"] else "[red]EXCEEDS the claim: investigate[/]"
@@ -121,4 +129,4 @@ def print_audit(run_uid: str, rec: dict) -> None:
                   f"k- = {wb['k_neg']} of {wb['candidates']} pre-declared, {wb['correction']}; "
                   f"{wb['correct']}/{wb['guesses']} right): ε̂ ≥ {wb['epsilon_lower_bound']:.3f} at "
                   f"{wb['confidence']:.0%} confidence vs ε {wb['claimed_epsilon']:.3f} — {verdict}")
-        con.print(f"  the audit retraining was charged to the budget as run {wb['audit_run_uid']}")
+        _print_charge(con, wb)

@@ -42,11 +42,21 @@ def init(
 @app.command()
 def report(
     out: Path = typer.Option(Path("reports/privgov-report.html"), "--out", help="HTML file to write."),
+    since: Optional[str] = typer.Option(None, "--since", help="ISO date (or date-time, UTC): only what happened "
+                                        "since then. The audit chain is always verified whole."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Only this dataset (its versions, runs, "
+                                          "budget, policy and decisions)."),
     workspace: Optional[Path] = WorkspaceOpt,
 ) -> None:
-    """Write a self-contained HTML report of datasets, validations, decisions, runs, budgets and audit status."""
-    from governance.evidence.report import write_report
+    """Write a self-contained offline HTML report: audit integrity, Art. 30 record, access review, lineage,
+    data quality, de-identification, keys, budgets, runs, fairness, model cards and empirical audits."""
+    from governance.evidence.report import Scope, parse_time, write_report
+    from governance.storage import catalog
 
+    scope = Scope(dataset=dataset, since=parse_time(since) if since else None)
     ws = _open(workspace)
-    write_report(ws, out)
-    _console().print(f"report written to {out}")
+    if dataset is not None:
+        with ws.session() as s:
+            catalog.find_dataset(s, dataset)  # a misspelt name is an error, not an empty report
+    write_report(ws, out, scope)
+    _console().print(f"report written to {out} ({scope.describe()})", markup=False)

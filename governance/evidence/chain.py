@@ -26,6 +26,9 @@ _CHECKPOINT_DOMAIN = b"privgov-audit-checkpoint/1\n"
 
 @dataclass
 class VerifyReport:
+    """The outcome of verifying an audit log: `ok` only when the chain, signatures and any
+    trusted key and witness all agree; every problem is one line naming its kind."""
+
     ok: bool
     problems: list[str]
     events: int

@@ -255,14 +255,19 @@ def audit_model(ws: Workspace, principal: str, run_uid: str, purpose: str, *, ca
                                  "membership inference only") from None
         orders, rdp = reserved[0].ledger_curve()
         spent = float(reserved[0].epsilon) if whitebox else one["claimed_epsilon"]
-        ws.ledger.commit(run_uid=audit_uid, epsilon=spent, orders=orders, rdp=rdp)
+        from training.model_card import budget_section
+
+        facts = ws.ledger.commit(run_uid=audit_uid, epsilon=spent, orders=orders, rdp=rdp)
         # `claimed_epsilon` is the audit run's own (what the bound is about); it is
         # charged to the ledger and within a hair of the audited model's epsilon.
         if whitebox:
             one = {k: one[k] for k in WHITEBOX_FIELDS}
         else:
             one = {k: v for k, v in one.items() if k not in ("rdp", "rdp_orders")}
-        one.update(audit_run_uid=audit_uid, audited_model_epsilon=claimed)
+        one.update(audit_run_uid=audit_uid, audited_model_epsilon=claimed,
+                   budget=budget_section(epsilon_before=facts.epsilon_before, epsilon_after=facts.epsilon_after,
+                                         run_epsilon=facts.run_epsilon, run_delta=facts.run_delta,
+                                         order=facts.order, delta=facts.delta, composition=facts.composition))
         record["whitebox" if whitebox else "one_run"] = one
     with ws.session() as s:
         row = s.query(Run).filter(Run.run_uid == run_uid).one()

@@ -87,7 +87,7 @@ def _check_binding(ws: Workspace, spec: PipelineSpec, auth: Authorization) -> No
             problem = (f"names policy {path.name} (sha256 {digest[:12]}) but `{ds.name}` is bound to "
                        f"{(ds.policy_hash or '')[:12]}; only the bound policy applies (an admin rebinds with "
                        f"`privgov policy bind {ds.name} FILE`)")
-    if problem is None and spec.privacy_unit is not None and spec.privacy_unit != ds.privacy_unit:
+    if problem is None and spec.privacy_unit is not None and spec.privacy_unit != ds.unit:
         problem = (f"declares privacy unit `{spec.privacy_unit}` but `{ds.name}` is bound with "
                    f"`{ds.unit}`; the unit is set by the admin who binds the policy")
     if problem is None and not set(spec.tags) <= set(ds.tags):

@@ -21,24 +21,33 @@ class _Strict(BaseModel):
 
 
 class CsvOptions(_Strict):
-    names: list[str] | None = None
-    skip_rows: int = 0
-    sep: str | None = None
-    na_values: list[str] | None = None
-    skipinitialspace: bool = False
-    comment: str | None = None  # e.g. '|' skips adult.test's `|1x3 Cross validator` line
+    """How a CSV source is read (pandas `read_csv` options of the same names)."""
+
+    names: list[str] | None = Field(default=None, description="Column names when the file has no header row.")
+    skip_rows: int = Field(default=0, examples=[1], description="Lines skipped at the start of the file.")
+    sep: str | None = Field(default=None, examples=[";"], description="Field separator; default `,` (a tab for "
+                            "`.tsv`/`.tab` files).")
+    na_values: list[str] | None = Field(default=None, description="Extra strings read as missing values.")
+    skipinitialspace: bool = Field(default=False, description="Skip spaces after the separator.")
+    comment: str | None = Field(default=None, description="Lines starting with this character are skipped "
+                                "(`|` skips adult.test's `|1x3 Cross validator` line).")
 
 
 class SourceSpec(_Strict):
     """Either a file (`path`, optional `test_path`) or the built-in generator (`sample`)."""
 
-    path: str | None = None
-    test_path: str | None = None
-    format: Literal["csv", "parquet"] | None = None
-    csv: CsvOptions | None = None
-    sample: Literal["clinic"] | None = None
-    rows: int = Field(default=20000, gt=0, le=10_000_000)  # generated in memory
-    seed: int = Field(default=0, ge=0, lt=2**63)  # numpy refuses negative seeds
+    path: str | None = Field(default=None, description="CSV or Parquet file, relative to the pipeline file; "
+                             "`${VAR}` and `~` are expanded. Give `path` or `sample`.")
+    test_path: str | None = Field(default=None, description="Optional held-out file with the same columns, "
+                                  "used as the test split instead of a random split.")
+    format: Literal["csv", "parquet"] | None = Field(default=None, description="File format; default: "
+                                                     "detected from the file name and first bytes.")
+    csv: CsvOptions | None = Field(default=None, description="CSV reading options.")
+    sample: Literal["clinic"] | None = Field(default=None, description="A built-in synthetic generator instead "
+                                             "of a file. Give `path` or `sample`.")
+    rows: int = Field(default=20000, gt=0, le=10_000_000, description="Rows the `sample` generator makes "
+                      "(in memory).")
+    seed: int = Field(default=0, ge=0, lt=2**63, description="Seed of the `sample` generator.")
 
     @model_validator(mode="after")
     def _one_kind(self) -> "SourceSpec":
@@ -48,12 +57,16 @@ class SourceSpec(_Strict):
 
 
 class QualitySpec(_Strict):
-    suite: str
-    engine: Literal["fast", "gx"] = "fast"
-    # What happens to rows that still fail after cleaning: quarantine them
-    # (encrypted, by row id) or stop the run.
-    on_failure: Literal["quarantine", "fail"] = "quarantine"
-    max_quarantine_share: float = Field(default=0.2, ge=0, le=1)
+    """The quality gate: a Great Expectations suite checked before and after cleaning."""
+
+    suite: str = Field(description="Expectation suite JSON, relative to the pipeline file; its value sets and "
+                       "ranges are also the public declarations training encodes features with.")
+    engine: Literal["fast", "gx"] = Field(default="fast", description="`fast` (privgov's vectorised engine) or "
+                                          "`gx` (Great Expectations itself; slower).")
+    on_failure: Literal["quarantine", "fail"] = Field(default="quarantine", description=(
+        "Rows that still fail after cleaning are quarantined (stored encrypted, by row id) or stop the run."))
+    max_quarantine_share: float = Field(default=0.2, ge=0, le=1, examples=[0.05], description=(
+        "The run stops when a larger share of rows would be quarantined."))
 
 
 def _deid_step(step: dict[str, Any]) -> dict[str, Any]:
@@ -82,14 +95,24 @@ def _cleaning_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class DeidSpec(_Strict):
-    direct_identifiers: list[str] = Field(default_factory=list)
-    steps: list[Annotated[dict[str, Any], AfterValidator(_deid_step)]] = Field(default_factory=list)
-    quasi_identifiers: list[str] = Field(default_factory=list)
-    sensitive: str | None = None
-    require_k: int | None = Field(default=None, ge=1)
-    # k-anonymization = generalization + suppression: rows still in classes
-    # smaller than k are withheld from the release (counted, by row id).
-    suppress_below_k: bool = False
+    """De-identification before anything is stored: declared steps, then the checks."""
+
+    direct_identifiers: list[str] = Field(default_factory=list, description="Columns that identify a person; "
+                                          "the run refuses to store any of them in clear (drop or pseudonymize "
+                                          "each).")
+    steps: list[Annotated[dict[str, Any], AfterValidator(_deid_step)]] = Field(default_factory=list, description=(
+        "Steps in order, each `{column, action}`: `drop`, `keep`, `pseudonymize` (HMAC, `domain`), "
+        "`suppress_rare`, or `generalize` with `method` `age_band`/`zip_prefix`/`date_truncate`/`round`; "
+        "parameters are checked when the pipeline loads (see `privacy/deid/transforms.py`)."))
+    quasi_identifiers: list[str] = Field(default_factory=list, description="Columns that together could "
+                                         "single a person out; the k-anonymity check groups by them.")
+    sensitive: str | None = Field(default=None, examples=["readmitted_30d"], description="The sensitive "
+                                  "attribute, recorded with the spec (no check uses it yet).")
+    require_k: int | None = Field(default=None, ge=1, description="The run stops unless every group of rows "
+                                  "sharing the quasi-identifiers has at least k rows.")
+    suppress_below_k: bool = Field(default=False, examples=[True], description=(
+        "Withhold rows in groups smaller than `require_k` (counted, by row id) instead of stopping; "
+        "count-based, so epsilon then covers only the stored version."))
 
 
 # TrainConfig fields the training block sets itself (see PipelineRunner._train_config).
@@ -101,26 +124,43 @@ _DECLARED_TRAIN_FIELDS = frozenset({
 
 
 class TrainingSpec(_Strict):
-    target: str
-    positive: Any = 1
-    features: list[str] | None = None
-    categorical: list[str] | None = None
-    model: Literal["mlp", "logreg"] = "mlp"
-    hidden: list[Annotated[int, Field(gt=0, le=1_000_000)]] = Field(default_factory=lambda: [64])
-    epsilon: float
-    delta: float = 1e-5
-    epochs: int = Field(default=10, gt=0)
-    batch_size: int = Field(default=512, gt=0)
-    lr: float | None = Field(default=None, gt=0)  # None: the trainer's default for the optimizer
-    optimizer: Literal["adam", "sgd"] | None = None
-    max_grad_norm: float = Field(default=1.0, gt=0)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    seed: int = Field(default=0, ge=0, lt=2**63)
-    sensitive_columns: list[str] = Field(default_factory=list)
-    test_fraction: float = Field(default=0.2, gt=0, lt=1)
-    bounding: Literal["one_row_per_unit", "group"] = "one_row_per_unit"
-    checkpoint_every_epochs: int = Field(default=1, ge=0)  # 0: no checkpoints (a killed run cannot resume)
-    options: dict[str, Any] = Field(default_factory=dict)
+    """Differentially private training on the stored version (needs a `train` grant and a bound budget)."""
+
+    target: str = Field(description="Label column.")
+    positive: Any = Field(default=1, description="Label value counted as the positive class.")
+    features: list[str] | None = Field(default=None, description="Feature columns; default: every column "
+                                       "except the target, the row id and the privacy unit.")
+    categorical: list[str] | None = Field(default=None, description="Features encoded as categories (their "
+                                          "value sets must be declared in the quality suite).")
+    model: Literal["mlp", "logreg"] = Field(default="mlp", description="Model family.")
+    hidden: list[Annotated[int, Field(gt=0, le=1_000_000)]] = Field(default_factory=lambda: [64], description=(
+        "Hidden layer widths of the MLP."))
+    epsilon: float = Field(description="Target epsilon of this run (> 0); reserved in the ledger before any "
+                           "data is decrypted.")
+    delta: float = Field(default=1e-5, description="Target delta of this run, in (0, 1).")
+    epochs: int = Field(default=10, gt=0, description="Passes over the data (Poisson-sampled steps).")
+    batch_size: int = Field(default=512, gt=0, description="Expected batch size; the sample rate is batch_size "
+                            "/ the declared bound on privacy units.")
+    lr: float | None = Field(default=None, gt=0, description="Learning rate; default: the trainer's for the "
+                             "optimizer.")
+    optimizer: Literal["adam", "sgd"] | None = Field(default=None, examples=["adam"], description="Optimizer; "
+                                                     "default: the trainer's (adam).")
+    max_grad_norm: float = Field(default=1.0, gt=0, description="Per-example gradient clipping norm.")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="`auto` uses a GPU when present.")
+    seed: int = Field(default=0, ge=0, lt=2**63, description="Weight initialisation and split seed; the "
+                      "sampling masks and noise never derive from it.")
+    sensitive_columns: list[str] = Field(default_factory=list, description="Columns metrics are broken down by "
+                                         "(groups below the minimum size are suppressed).")
+    test_fraction: float = Field(default=0.2, gt=0, lt=1, description="Share of privacy units held out for "
+                                 "testing when the source has no `test_path`.")
+    bounding: Literal["one_row_per_unit", "group"] = Field(default="one_row_per_unit", examples=["group"], description=(
+        "`one_row_per_unit` samples one row per unit each epoch; `group` trains on up to the policy's "
+        "`max_rows_per_unit` rows and pays group privacy."))
+    checkpoint_every_epochs: int = Field(default=1, ge=0, examples=[5], description=(
+        "Encrypted checkpoint every N epochs (`privgov run --resume`); 0: none, a killed run cannot resume."))
+    options: dict[str, Any] = Field(default_factory=dict, description=(
+        "Further trainer settings by name (e.g. `max_units`, the declared bound on privacy units); unknown "
+        "names and settings declared above are refused."))
 
     @field_validator("options")
     @classmethod
@@ -135,6 +175,9 @@ class TrainingSpec(_Strict):
             unknown = sorted(map(str, set(v) - allowed))
             if unknown:
                 raise ValueError(f"unknown option(s) {', '.join(unknown)}; expected any of {', '.join(sorted(allowed))}")
+            if v.get("sampler", "poisson") != "poisson":
+                raise ValueError(f"sampler {str(v['sampler'])[:40]!r}: a governed run is accounted with Poisson "
+                                 "sampling only (shuffled batches are not covered by the accountant)")
         return v
 
     @field_validator("epsilon")
@@ -153,21 +196,33 @@ class TrainingSpec(_Strict):
 
 
 class PipelineSpec(_Strict):
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")  # named in one-line errors
-    dataset: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-    source: SourceSpec
-    row_id: str = "row_id"
-    privacy_unit: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    quality: QualitySpec | None = None
-    cleaning: Annotated[list[dict[str, Any]], AfterValidator(_cleaning_steps)] = Field(default_factory=list)
-    deid: DeidSpec = Field(default_factory=DeidSpec)
-    policy: str | None = None  # if given, must be the very text an admin bound to the dataset
-    principal: str
-    purpose: str
-    ingest_purpose: str = "pipeline"
-    training: TrainingSpec | None = None
-    report: str | None = None
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
+                      description="Pipeline name, used in one-line errors and the report.")
+    dataset: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", description="Dataset the run writes a "
+                         "new version of; an admin must have bound a policy to it.")
+    source: SourceSpec = Field(description="Where the rows come from.")
+    row_id: str = Field(default="row_id", description="Column assigned at ingest; validation, quarantine and "
+                        "findings refer to rows by it.")
+    privacy_unit: str | None = Field(default=None, description="May only restate the unit the bound policy "
+                                     "declares (a different one is refused).")
+    tags: list[str] = Field(default_factory=list, description="Dataset tags; must be among those the dataset "
+                            "was bound with.")
+    quality: QualitySpec | None = Field(default=None, description="The quality gate; without it nothing is "
+                                        "validated.")
+    cleaning: Annotated[list[dict[str, Any]], AfterValidator(_cleaning_steps)] = Field(
+        default_factory=list, description="Cleaning steps in order, each `{step: NAME, ...}` from the cleaning "
+        "registry (`governance/data/cleaning/steps.py`), checked when the pipeline loads.")
+    deid: DeidSpec = Field(default_factory=DeidSpec, description="De-identification.")
+    policy: str | None = Field(default=None, description="Policy file; if given it must be the very text an "
+                               "admin bound to the dataset (the bound policy is the only one that applies).")
+    principal: str = Field(description="Who the pipeline claims to run as; the token decides, a mismatch is "
+                           "refused and audited.")
+    purpose: str = Field(description="Purpose declared for training (a grant must allow it).")
+    ingest_purpose: str = Field(default="pipeline", description="Purpose declared for ingest and validation.")
+    training: TrainingSpec | None = Field(default=None, description="DP training; without it the run stops "
+                                          "after storing the version.")
+    report: str | None = Field(default=None, description="HTML report written after a successful run "
+                               "(relative to the working directory).")
 
     # set after loading: the directory relative paths are resolved against
     base_dir: Path = Field(default=Path("."), exclude=True)

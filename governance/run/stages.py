@@ -6,6 +6,8 @@ hashes in the audit log, never values; failing rows are named by row id.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import numpy as np
@@ -70,14 +72,24 @@ def validate(ctx: RunContext, df: pd.DataFrame, stage: str) -> Validation:
             dataset_name=spec.dataset, stage=stage, suite_name=str(suite.get("name", "suite")),
             success=bool(result.success), evaluated=len(result.results),
             failed_expectations=sum(1 for r in result.results if not r.success), failing_rows=failing,
-            result_json=result.to_dict(),
+            result_json={**result.to_dict(), "suite_sha256": suite_sha256(suite)},
         )
         s.add(rec)
         s.flush()
         record_id = int(rec.id)
     ctx.record("validate", purpose=spec.ingest_purpose,
-               details={"stage": stage, "success": bool(result.success), "failing_rows": failing})
+               details={"stage": stage, "success": bool(result.success), "failing_rows": failing,
+                        "errors": len(result.errors)})
+    if result.errors:  # could not run: neither pass nor fail, so the run stops (exit 2)
+        raise InputError(f"suite {spec.quality.suite}: " + "; ".join(
+            f"expectations[{r.index}] ({r.type}) could not run ({r.error})" for r in result.errors[:3])
+            + "; expected every expectation to run")
     return Validation(stage=stage, result=result, failing_rows=failing, record_id=record_id)
+
+
+def suite_sha256(suite: dict[str, Any]) -> str:
+    """The hash of the suite as it was applied (canonical JSON), so the report names the exact rules."""
+    return hashlib.sha256(json.dumps(suite, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
 def clean(ctx: RunContext, df: pd.DataFrame) -> Cleaned:

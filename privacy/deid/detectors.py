@@ -301,7 +301,7 @@ def is_valid_zip(value: object) -> bool:
     try:
         s = str(value).strip()
         m = re.fullmatch(r"(\d{5})(?:-\d{4})?", s)
-        return bool(m) and 501 <= int(m.group(1)) <= 99950
+        return m is not None and 501 <= int(m.group(1)) <= 99950
     except Exception:
         return False
 
@@ -357,10 +357,11 @@ class Detector:
     base_confidence: float = 0.9       # confidence of a strong-format match without a hint
 
     def hinted(self, column: object) -> bool:
-        return bool(self.hints) and column is not None and re.search(self.hints, column_tokens(column)) is not None
+        return (self.hints is not None and self.hints != "" and column is not None
+                and re.search(self.hints, column_tokens(column)) is not None)
 
     def vetoed(self, column: object) -> bool:
-        return (bool(self.anti_hints) and column is not None
+        return (self.anti_hints is not None and self.anti_hints != "" and column is not None
                 and re.search(self.anti_hints, column_tokens(column)) is not None
                 and not self.hinted(column))
 
@@ -420,7 +421,7 @@ def _cell_text(v: object) -> object:
 
 
 def _fullmatch(sv: pd.Series, pattern: str) -> np.ndarray:
-    return sv.str.fullmatch(pattern).to_numpy(dtype=bool, na_value=False)
+    return np.asarray(sv.str.fullmatch(pattern).to_numpy(dtype=bool, na_value=False), dtype=bool)
 
 
 def _validated(sv: pd.Series, cand: np.ndarray, validate: Callable[[str], bool]) -> np.ndarray:
@@ -464,7 +465,7 @@ def detectors() -> list[Detector]:
     return [_REGISTRY[n] for n in PRECEDENCE]
 
 
-def detect_values(values: pd.Series | Iterable, column: object = None,
+def detect_values(values: pd.Series | Iterable[object], column: object = None,
                   types: Iterable[str] | None = None) -> pd.Series:
     """Per value, the PII type it is detected as (first match in ``PRECEDENCE``), or None."""
     s = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
@@ -483,7 +484,8 @@ def detect_values(values: pd.Series | Iterable, column: object = None,
 
 
 def detect_value(value: object, column: object = None) -> str | None:
-    return detect_values(pd.Series([value], dtype=object), column).iloc[0]
+    found = detect_values(pd.Series([value], dtype=object), column).iloc[0]
+    return None if found is None else str(found)
 
 
 # ---- built-in detectors, in precedence order --------------------------------------------------

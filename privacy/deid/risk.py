@@ -8,7 +8,7 @@ Null quasi-identifier values form their own value (a missing ZIP is a value an a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -41,7 +41,7 @@ class KAnonReport:
     def sizes_below(self, k_required: int, limit: int = 10) -> list[int]:
         return [int(v) for v in self._sizes[self._sizes < k_required][:limit]]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"k": self.k, "n_classes": self.n_classes, "n_rows": self.n_rows,
                 "quasi_identifiers": list(self.quasi_identifiers),
                 "smallest_class_sizes": list(self.smallest_class_sizes)}
@@ -112,8 +112,8 @@ def require_k(df: pd.DataFrame, quasi_identifiers: Iterable[str], k: int) -> KAn
     return rep
 
 
-def enforce_no_direct_identifiers(df: pd.DataFrame, direct_identifier_columns: Iterable,
-                                  transformed: Iterable = ()) -> None:
+def enforce_no_direct_identifiers(df: pd.DataFrame, direct_identifier_columns: Iterable[object],
+                                  transformed: Iterable[str] = ()) -> None:
     """Raise AccessDenied if a direct-identifier column is still in clear.
 
     ``direct_identifier_columns``: column names, or ``scan`` findings (those with
@@ -128,7 +128,7 @@ def enforce_no_direct_identifiers(df: pd.DataFrame, direct_identifier_columns: I
         if isinstance(item, str):
             names.append(item)
         elif getattr(item, "is_direct_identifier", False):
-            names.append(str(item.column))
+            names.append(str(getattr(item, "column")))
     done: set[str] = set()
     for t in transformed:
         if isinstance(t, str):

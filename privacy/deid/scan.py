@@ -18,7 +18,7 @@ national identifiers carry their own types (``ssn``, ``uk_nino``, ``de_idnr``, `
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 import pandas as pd
 
@@ -41,7 +41,7 @@ class ColumnFinding:
     evidence: str = ""        # why: counts, shares, validators, regions; never values
     kind: str = "direct"      # direct | quasi | record_id | free_text
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

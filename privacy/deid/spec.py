@@ -40,7 +40,7 @@ def step_problem(raw: Any) -> Optional[str]:
     return None
 
 
-def check_deid_steps(steps: Any, source: str, line_of: Any = None, prefix: tuple[Any, ...] = ()) -> list[dict]:
+def check_deid_steps(steps: Any, source: str, line_of: Any = None, prefix: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
     """Validate a step list; raise one-line InputError ``SOURCE[:LINE]: steps[I].KEY: ...``.
 
     ``line_of(loc)`` maps a key path to its line, when the steps came from a file."""
@@ -59,7 +59,7 @@ def check_deid_steps(steps: Any, source: str, line_of: Any = None, prefix: tuple
     return [dict(raw) for raw in steps]
 
 
-def deid_steps_from_yaml(doc: YamlSource) -> list[dict]:
+def deid_steps_from_yaml(doc: YamlSource) -> list[dict[str, Any]]:
     """The validated steps of a parsed spec document (a list, or ``{steps: [...]}``)."""
     data = doc.data
     prefix: tuple[Any, ...] = ()

@@ -66,50 +66,68 @@ HIPAA_RESTRICTED_ZIP3 = frozenset({"036", "059", "063", "102", "203", "556", "69
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    column: Annotated[str, Field(min_length=1)]
+    column: Annotated[str, Field(min_length=1, description="The column the step acts on.")]
 
 
 class DropSpec(_Spec):
-    action: Literal["drop"]
+    """Remove the column."""
+
+    action: Literal["drop"] = Field(description="`drop`.")
 
 
 class KeepSpec(_Spec):
-    action: Literal["keep"]
+    """Leave the column as it is (records an explicit decision)."""
+
+    action: Literal["keep"] = Field(description="`keep`.")
 
 
 class PseudonymizeSpec(_Spec):
-    action: Literal["pseudonymize"]
-    domain: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    length: Annotated[int, Field(ge=8, le=64)] = 16
-    normalize: Literal["none", "strip", "strip_lower"] = "strip"
+    """Keyed HMAC-SHA256 of each value, hex prefix; equal values get equal pseudonyms within a domain."""
+
+    action: Literal["pseudonymize"] = Field(description="`pseudonymize`.")
+    domain: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None, description="Key domain; columns sharing one stay joinable. Default: the column name.")
+    length: Annotated[int, Field(ge=8, le=64, description="Hex characters kept of the HMAC.")] = 16
+    normalize: Literal["none", "strip", "strip_lower"] = Field(
+        default="strip", description="Applied before hashing (`strip_lower` for emails).")
 
 
 class _Generalize(_Spec):
-    action: Literal["generalize"]
+    action: Literal["generalize"] = Field(description="`generalize`, with a `method`.")
 
 
 class AgeBandSpec(_Generalize):
-    method: Literal["age_band"]
-    width: Annotated[int, Field(ge=1, le=130)] = 10
-    top: Annotated[int, Field(ge=1, le=130)] | None = None
+    """Ages to bands of `width` years (`20-29`); values outside 0-130 become null."""
+
+    method: Literal["age_band"] = Field(description="`age_band`.")
+    width: Annotated[int, Field(ge=1, le=130, description="Band width in years.")] = 10
+    top: Annotated[int, Field(ge=1, le=130)] | None = Field(
+        default=None, description="Ages from `top` up become one band `TOP+`.")
 
 
 class ZipPrefixSpec(_Generalize):
-    method: Literal["zip_prefix"]
-    digits: Annotated[int, Field(ge=0, le=5)] = 3
-    pad: bool = True
-    hipaa_restricted: bool = False
+    """ZIP codes to their first digits."""
+
+    method: Literal["zip_prefix"] = Field(description="`zip_prefix`.")
+    digits: Annotated[int, Field(ge=0, le=5, description="Digits kept.")] = 3
+    pad: bool = Field(default=True, description="Pad the dropped digits with `*`.")
+    hipaa_restricted: bool = Field(default=False, description="Map the 17 low-population HIPAA ZIP3s to `000`.")
 
 
 class DateTruncateSpec(_Generalize):
-    method: Literal["date_truncate"]
-    to: Literal["year", "month"] = "year"
+    """Dates to their year (`1985`) or month (`1985-03`)."""
+
+    method: Literal["date_truncate"] = Field(description="`date_truncate`.")
+    to: Literal["year", "month"] = Field(default="year", description="Precision kept.")
 
 
 class RoundSpec(_Generalize):
-    method: Literal["round"]
-    ndigits: Annotated[int, Field(ge=-9, le=9)] = 0
-    base: Annotated[float, Field(gt=0)] | None = None
+    """Numbers rounded to `ndigits` decimals or to a multiple of `base`."""
+
+    method: Literal["round"] = Field(description="`round`.")
+    ndigits: Annotated[int, Field(ge=-9, le=9, description="Decimals kept (negative: tens, hundreds).")] = 0
+    base: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="Round to a multiple of this instead (not with `ndigits`).")
 
     @model_validator(mode="after")
     def _one_of(self) -> "RoundSpec":
@@ -119,20 +137,24 @@ class RoundSpec(_Generalize):
 
 
 class SuppressRareSpec(_Spec):
-    action: Literal["suppress_rare"]
-    k: Annotated[int, Field(ge=2)] = 10
-    other: Annotated[str, Field(max_length=100)] = "other"
+    """Categories seen fewer than `k` times become `other` (counts values: not a per-row step)."""
+
+    action: Literal["suppress_rare"] = Field(description="`suppress_rare`.")
+    k: Annotated[int, Field(ge=2, description="Minimum count a category keeps its value with.")] = 10
+    other: Annotated[str, Field(max_length=100, description="Replacement value.")] = "other"
 
 
 class RedactSpec(_Spec):
-    """Replace PII spans inside free text by ``[TYPE]`` tags or keyed ``[TYPE:hmac]`` pseudonyms
-    (see :mod:`privacy.deid.redact`)."""
+    """PII spans inside free text become `[TYPE]` tags or keyed `[TYPE:hmac]` pseudonyms (see privacy.deid.redact)."""
 
-    action: Literal["redact"]
-    mode: Literal["tag", "pseudonym"] = "tag"
-    types: list[Annotated[str, Field(min_length=1, max_length=40)]] | None = None
-    domain: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    length: Annotated[int, Field(ge=8, le=64)] = 8
+    action: Literal["redact"] = Field(description="`redact`.")
+    mode: Literal["tag", "pseudonym"] = Field(
+        default="tag", description="`tag`: `[PHONE]`; `pseudonym`: `[PHONE:3f9a1c0e]`, HMAC under the domain's key.")
+    types: list[Annotated[str, Field(min_length=1, max_length=40)]] | None = Field(
+        default=None, description="Span types to redact (default: all), e.g. `[person_name, phone, email]`.")
+    domain: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None, description="Key domain for `pseudonym` mode. Default: the column name.")
+    length: Annotated[int, Field(ge=8, le=64, description="Hex characters of each span pseudonym.")] = 8
 
     @model_validator(mode="after")
     def _known_types(self) -> "RedactSpec":
@@ -147,11 +169,11 @@ class RedactSpec(_Spec):
 
 Spec = Union[DropSpec, KeepSpec, PseudonymizeSpec, AgeBandSpec, ZipPrefixSpec, DateTruncateSpec,
              RoundSpec, SuppressRareSpec, RedactSpec]
-_ACTIONS: dict[str, type[BaseModel]] = {
+_ACTIONS: dict[str, type[Spec]] = {
     "drop": DropSpec, "keep": KeepSpec, "pseudonymize": PseudonymizeSpec,
     "suppress_rare": SuppressRareSpec, "redact": RedactSpec,
 }
-_METHODS: dict[str, type[BaseModel]] = {
+_METHODS: dict[str, type[Spec]] = {
     "age_band": AgeBandSpec, "zip_prefix": ZipPrefixSpec, "date_truncate": DateTruncateSpec,
     "round": RoundSpec,
 }
@@ -173,7 +195,8 @@ def _shown(value: Any) -> str:
 
 def parse_step(raw: Any) -> Spec:
     """Validate one step mapping into its typed spec; raises :class:`StepProblem`."""
-    if isinstance(raw, BaseModel) and type(raw) in (*_ACTIONS.values(), *_METHODS.values()):
+    if isinstance(raw, (DropSpec, KeepSpec, PseudonymizeSpec, AgeBandSpec, ZipPrefixSpec, DateTruncateSpec,
+                        RoundSpec, SuppressRareSpec)):
         return raw  # already parsed
     if not isinstance(raw, dict):
         raise StepProblem(None, f"expected a mapping with keys column/action, got {type(raw).__name__}")
@@ -226,7 +249,7 @@ def _canon_text(v: Any) -> str:
     if isinstance(v, (float, np.floating)) and float(v).is_integer():
         return str(int(v))
     if isinstance(v, pd.Timestamp):
-        return v.isoformat()
+        return str(v.isoformat())
     return str(v)
 
 
@@ -365,14 +388,14 @@ def _n_changed(before: pd.Series, after: pd.Series) -> int:
     return int((~(bn & an)).sum())
 
 
-def apply_deid(df: pd.DataFrame, specs: list[dict], key_for_domain: Callable[[str], bytes],
-               ) -> tuple[pd.DataFrame, list[dict]]:
+def apply_deid(df: pd.DataFrame, specs: list[dict[str, Any]], key_for_domain: Callable[[str], bytes],
+               ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Run the spec steps in order on a copy of ``df``; return (new frame, per-step report)."""
     if not isinstance(df, pd.DataFrame):
         raise InputError(f"apply_deid: expected a pandas DataFrame, got {type(df).__name__}")
     parsed = parse_specs(specs)
     out = df.copy()
-    report: list[dict] = []
+    report: list[dict[str, Any]] = []
     for i, spec in enumerate(parsed):
         col = spec.column
         if col not in out.columns:
@@ -437,7 +460,7 @@ def apply_deid(df: pd.DataFrame, specs: list[dict], key_for_domain: Callable[[st
     return out, report
 
 
-def transformed_columns(report: Iterable[dict]) -> set[str]:
+def transformed_columns(report: Iterable[dict[str, Any]]) -> set[str]:
     """Columns no longer in clear after ``apply_deid``: pseudonymized or generalized (and not
     overwritten later by a ``keep``-only history). Dropped columns are simply absent."""
     done: set[str] = set()

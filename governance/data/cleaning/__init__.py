@@ -15,6 +15,8 @@ from governance.data.cleaning.base import (
     available_steps,
     build_steps,
     register_step,
+    step_classes,
 )
 
-__all__ = ["Step", "StepParams", "StepReport", "apply_steps", "available_steps", "build_steps", "register_step"]
+__all__ = ["Step", "StepParams", "StepReport", "apply_steps", "available_steps", "build_steps", "register_step",
+           "step_classes"]

@@ -120,6 +120,11 @@ def available_steps() -> list[str]:
     return sorted(_STEPS)
 
 
+def step_classes() -> dict[str, type[Step]]:
+    """Every registered step by name (the reference docs list their parameters)."""
+    return dict(sorted(_STEPS.items()))
+
+
 def build_steps(specs: list[dict[str, Any]]) -> list[Step]:
     """Parse `[{"step": name, **params}, ...]` into steps; InputError names index, step and key."""
     if not isinstance(specs, list):

@@ -29,11 +29,12 @@ def _as_text(s: pd.Series) -> pd.Series:
 
 
 class ColumnsParams(StepParams):
-    columns: list[str] | None = None
+    columns: list[str] | None = Field(default=None, description="Columns acted on; default: every text column "
+                                      "(all columns for drop_missing).")
 
 
 class RequiredColumnsParams(StepParams):
-    columns: list[str] = Field(min_length=1)
+    columns: list[str] = Field(min_length=1, description="Columns acted on.")
 
 
 @register_step
@@ -53,11 +54,13 @@ class TrimWhitespace(Step):
 
 
 class CaseParams(RequiredColumnsParams):
-    case: Literal["lower", "upper", "title"] = "lower"
+    case: Literal["lower", "upper", "title"] = Field(default="lower", description="Target case.")
 
 
 @register_step
 class NormalizeCase(Step):
+    """Rewrite text in one case, so `F` and `f` become one category."""
+
     name = "normalize_case"
     Params = CaseParams
 
@@ -69,7 +72,7 @@ class NormalizeCase(Step):
 
 
 class MapParams(RequiredColumnsParams):
-    mapping: dict[str, Any] = Field(min_length=1)
+    mapping: dict[str, Any] = Field(min_length=1, description="Exact value -> replacement.")
 
 
 @register_step
@@ -109,8 +112,8 @@ def _restore(new: pd.Series, old: pd.Series) -> pd.Series:
 
 
 class MissingParams(ColumnsParams):
-    markers: list[str] = Field(default_factory=lambda: list(DEFAULT_MISSING))
-    strip: bool = True
+    markers: list[str] = Field(default_factory=lambda: list(DEFAULT_MISSING), description="Values read as missing.")
+    strip: bool = Field(default=True, description="Compare with surrounding whitespace removed.")
 
 
 @register_step
@@ -133,7 +136,7 @@ class NormalizeMissing(Step):
 
 
 class SuffixParams(RequiredColumnsParams):
-    suffix: str = Field(min_length=1)
+    suffix: str = Field(min_length=1, description="Trailing text removed where present.")
 
 
 @register_step
@@ -150,9 +153,11 @@ class StripSuffix(Step):
 
 
 class CoerceParams(StepParams):
-    types: dict[str, Literal["int", "float", "str", "bool", "datetime", "category"]] = Field(min_length=1)
-    datetime_format: str | None = None
-    on_error: Literal["null", "raise"] = "null"
+    types: dict[str, Literal["int", "float", "str", "bool", "datetime", "category"]] = Field(
+        min_length=1, description="Column -> target type.")
+    datetime_format: str | None = Field(default=None, description="strftime format for `datetime`; default: inferred.")
+    on_error: Literal["null", "raise"] = Field(default="null", description="Unparseable values become null "
+                                               "(reported by row id) or stop the run.")
 
 
 _TRUE = {"true", "t", "yes", "y", "1"}
@@ -205,8 +210,9 @@ class CoerceTypes(Step):
 
 
 class DedupParams(StepParams):
-    key: list[str] | None = None
-    keep: Literal["first", "last"] = "first"
+    key: list[str] | None = Field(default=None, description="Columns that identify a duplicate; default: all "
+                                  "but the row id.")
+    keep: Literal["first", "last"] = Field(default="first", description="Which duplicate stays.")
 
 
 @register_step
@@ -222,12 +228,14 @@ class DropDuplicates(Step):
 
 
 class ImputeParams(RequiredColumnsParams):
-    strategy: Literal["mean", "median", "mode", "constant"]
-    value: Any = None
+    strategy: Literal["mean", "median", "mode", "constant"] = Field(description="How the fill value is chosen.")
+    value: Any = Field(default=None, description="Fill value; required with strategy `constant`.")
 
 
 @register_step
 class Impute(Step):
+    """Fill nulls per column (counts of filled values are reported per column)."""
+
     name = "impute"
     Params = ImputeParams
 
@@ -260,11 +268,13 @@ class Impute(Step):
 
 
 class DropMissingParams(ColumnsParams):
-    how: Literal["any", "all"] = "any"
+    how: Literal["any", "all"] = Field(default="any", description="Drop a row when any / all of the columns are null.")
 
 
 @register_step
 class DropMissing(Step):
+    """Drop rows with nulls (their row ids are reported)."""
+
     name = "drop_missing"
     Params = DropMissingParams
 
@@ -276,9 +286,9 @@ class DropMissing(Step):
 
 
 class OutlierParams(RequiredColumnsParams):
-    method: Literal["iqr", "zscore"] = "iqr"
-    k: float = Field(default=1.5, gt=0)
-    z: float = Field(default=3.0, gt=0)
+    method: Literal["iqr", "zscore"] = Field(default="iqr", description="Fences from the IQR or from mean and std.")
+    k: float = Field(default=1.5, gt=0, description="IQR multiple of the fences (method `iqr`).")
+    z: float = Field(default=3.0, gt=0, description="Standard deviations of the fences (method `zscore`).")
 
 
 def _bounds(s: pd.Series, p: OutlierParams) -> tuple[float, float]:
@@ -311,7 +321,7 @@ class ClipOutliers(Step):
 
 
 class FlagParams(OutlierParams):
-    suffix: str = "_outlier"
+    suffix: str = Field(default="_outlier", description="Name suffix of the added flag column.")
 
 
 @register_step

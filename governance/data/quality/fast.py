@@ -313,10 +313,10 @@ def _schema_success(etype: str, kw: dict, df: pd.DataFrame) -> bool:
     col = kw.get("column")
     if etype == "expect_column_to_exist":
         cols = list(df.columns)
-        if col not in cols:
-            return False
         idx = kw.get("column_index")
-        return idx is None or cols.index(col) == idx
+        if not idx:  # as GX 1.x: `if column_index:`, so index 0 checks existence only
+            return col in cols
+        return idx < len(cols) and cols[idx] == col
     dtype = df[col].dtype
     if etype == "expect_column_values_to_be_of_type":
         t = kw.get("type_")

@@ -65,7 +65,8 @@ def run_gx(
     by_id: dict[str, tuple[int, dict[str, Any]]] = {}
     for idx, exp in expectations:
         try:
-            obj = ExpectationConfiguration(type=exp["type"], kwargs=dict(exp["kwargs"])).to_domain_obj()
+            obj = ExpectationConfiguration(type=exp["type"], kwargs=dict(exp["kwargs"]),
+                                        severity=exp.get("severity", "critical")).to_domain_obj()
         except Exception as exc:
             raise InputError(
                 f"suite {suite_name}: expectation {idx} ({exp['type']}) has invalid kwargs "
@@ -86,16 +87,33 @@ def run_gx(
                 ids.extend(_py(v) for v in val)
             elif val is not None:
                 ids.append(_py(val))
-        exc_info = er.exception_info or {}
-        raised = exc_info.get("raised_exception") if isinstance(exc_info, dict) else False
+        error = raised_exception(er.exception_info)
         cols = expectation_columns(exp)
         out.append(ExpectationResult(
             index=idx, type=exp["type"], column=",".join(cols) if cols else None,
-            success=bool(er.success), unexpected_count=int(r.get("unexpected_count") or 0),
+            success=bool(er.success) and error is None, unexpected_count=int(r.get("unexpected_count") or 0),
             element_count=int(r.get("element_count") or len(df)), failing_row_ids=sorted(set(ids), key=_key),
-            engine="gx", error=_exc_name(exc_info) if raised else None,
+            engine="gx", error=error, severity=exp.get("severity", "critical"),
         ))
     return sorted(out, key=lambda x: x.index)
+
+
+def raised_exception(exc_info: Any) -> str | None:
+    """The exception (class name only) GX caught for one expectation, or None if it ran.
+
+    Why both shapes: GX 1.x stores ``{"raised_exception", "exception_message", ...}``
+    at the top level when the expectation itself raised, but one such dict *per
+    metric* (keyed by the metric's id) when a metric failed to resolve, and then
+    reports ``success: false`` with an empty result: reading only the top level
+    turned "could not run" into "failed, 0 failing rows"."""
+    if not isinstance(exc_info, dict) or not exc_info:
+        return None
+    if "raised_exception" in exc_info:
+        return _exc_name(exc_info) if exc_info.get("raised_exception") else None
+    for info in exc_info.values():
+        if isinstance(info, dict) and info.get("raised_exception"):
+            return _exc_name(info)
+    return None
 
 
 def _py(v: Any) -> Any:
@@ -107,6 +125,10 @@ def _key(v: Any) -> Any:
 
 
 def _exc_name(info: dict) -> str:
-    msg = str(info.get("exception_message") or "")
-    # Keep the exception class only: messages can quote data values.
-    return msg.split(":", 1)[0][:60] if msg else "exception"
+    """The exception's class, from the traceback's last line; never its message.
+
+    Why: messages can quote data values (``could not convert 'Zelda' to float``)."""
+    tb = str(info.get("exception_traceback") or "").strip().splitlines()
+    last = tb[-1] if tb else ""
+    name = last.split(":", 1)[0].rsplit(".", 1)[-1].strip() if ":" in last else ""
+    return name[:60] if name.isidentifier() else "exception"

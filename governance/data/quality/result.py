@@ -24,9 +24,17 @@ class ExpectationResult:
     failing_row_ids: list[Any] = field(default_factory=list)
     engine: str = "fast"
     error: str | None = None  # exception type name when the expectation could not run
+    severity: str = "critical"  # GX 1.x severity, carried from the suite (critical|warning|info)
+
+    @property
+    def status(self) -> str:
+        """``pass``, ``fail`` or ``error`` (could not run: neither a pass nor a fail)."""
+        if self.error is not None:
+            return "error"
+        return "pass" if self.success else "fail"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "status": self.status}
 
 
 @dataclass
@@ -51,18 +59,30 @@ class ValidationResult:
 
     @property
     def failed(self) -> list[ExpectationResult]:
-        return [r for r in self.results if not r.success]
+        """Expectations that ran and failed (an expectation that could not run is in `errors`)."""
+        return [r for r in self.results if r.status == "fail"]
+
+    @property
+    def errors(self) -> list[ExpectationResult]:
+        """Expectations that could not run: the suite's outcome is unknown, never a pass."""
+        return [r for r in self.results if r.status == "error"]
+
+    @property
+    def status(self) -> str:
+        return "error" if self.errors else ("pass" if self.success else "fail")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "suite": self.suite,
             "success": self.success,
+            "status": self.status,
             "row_count": self.row_count,
             "row_id_column": self.row_id_column,
             "statistics": {
                 "evaluated": len(self.results),
                 "successful": sum(r.success for r in self.results),
                 "unsuccessful": sum(not r.success for r in self.results),
+                "errors": len(self.errors),
             },
             "failing_row_ids": self.failing_row_ids,
             "results": [r.to_dict() for r in self.results],

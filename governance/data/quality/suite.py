@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from governance.errors import InputError
+from governance.data.quality.gx_rules import check_with_gx
 from governance.data.quality.suite_model import check_suite_shape
 
 # GX 1.24 core expectation types that run on a pandas DataFrame.
@@ -71,8 +72,12 @@ def parse_suite(data: Any, *, source: str = "suite") -> dict[str, Any]:
 
     Why typed: the engines index kwargs directly (``df[kw["column"]]``, ``re``,
     comparisons); a wrong type must stop here as one line naming
-    ``expectations[i].kwargs.key``, not as a KeyError deep inside validation."""
-    return check_suite_shape(data, source, GX_CORE_TYPES)
+    ``expectations[i].kwargs.key``, not as a KeyError deep inside validation.
+    Then GX's own rules (``gx_rules.check_with_gx``): an expectation GX refuses
+    never reaches an engine, so neither engine can pass, fail or crash on it."""
+    suite = check_suite_shape(data, source, GX_CORE_TYPES)
+    check_with_gx(suite, source)
+    return suite
 
 
 def check_columns(suite: dict[str, Any], columns: Iterable[str], *, source: str = "suite") -> None:

@@ -47,6 +47,9 @@ _EXPECTED: dict[str, str] = {
     "row_condition": "a string", "condition_parser": "a string",
 }
 
+# GX 1.x ``FailureSeverity`` values; an expectation without one is "critical", as in GX.
+SEVERITIES = ("critical", "warning", "info")
+
 # Kwargs each type needs before an engine may index them.
 _NEEDS_REGEX = {"expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex"}
 _NEEDS_REGEX_LIST = {"expect_column_values_to_match_regex_list", "expect_column_values_to_not_match_regex_list"}
@@ -174,7 +177,7 @@ def _kwarg_problem(err: dict[str, Any]) -> tuple[str, str]:
 
 
 def check_suite_shape(data: Any, source: str, known_types: Collection[str]) -> dict[str, Any]:
-    """Validate a suite dict; return ``{"name", "expectations": [{"type", "kwargs", "meta"?}], "meta"?}``.
+    """Validate a suite dict; return ``{"name", "expectations": [{"type", "kwargs", "severity"?, "meta"?}], "meta"?}``.
 
     Raises one-line :class:`InputError`: ``SOURCE: expectations[i].kwargs.KEY: expected ...``."""
     if not isinstance(data, dict):
@@ -211,6 +214,12 @@ def check_suite_shape(data: Any, source: str, known_types: Collection[str]) -> d
         if missing is not None:
             raise InputError(f"{at}.kwargs.{missing[0]}: {missing[1]}")
         item: dict[str, Any] = {"type": etype, "kwargs": dict(kwargs)}
+        severity = exp.get("severity")
+        if severity is not None:
+            if severity not in SEVERITIES:
+                raise InputError(f"{at}.severity: expected one of {', '.join(SEVERITIES)}, "
+                                 f"got {_short(repr(severity))}")
+            item["severity"] = severity
         if (meta := _optional_meta(exp, f"{at}.meta")) is not None:
             item["meta"] = meta
         out.append(item)

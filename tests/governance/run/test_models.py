@@ -114,6 +114,7 @@ def test_audit_model_canary_audit_is_charged_stored_and_reported(trained) -> Non
     one = rec["one_run"]
     assert one["canaries"] == 100 and one["passed"] and one["epsilon_lower_bound"] <= one["claimed_epsilon"]
     assert one["claimed_epsilon"] == pytest.approx(one["audited_model_epsilon"], rel=0.05)
+    assert one["budget"]["ledger_epsilon_after"] > one["budget"]["ledger_epsilon_before"]
     b = _budget(trained)
     audit_entry = next(r for r in b.runs if r.run_uid == one["audit_run_uid"])
     assert audit_entry.state == "committed" and audit_entry.epsilon == pytest.approx(one["claimed_epsilon"])
@@ -143,7 +144,10 @@ def test_audit_model_whitebox_is_charged_and_stores_aggregates_only(trained) -> 
     assert wb["passed"] and wb["epsilon_lower_bound"] <= wb["claimed_epsilon"]
     assert wb["claimed_epsilon"] == pytest.approx(wb["audited_model_epsilon"], rel=0.05)
     # Aggregates only: every value is a number, a flag or a short string - no per-canary list.
-    assert not any(isinstance(v, (list, dict)) for v in wb.values())
+    assert not any(isinstance(v, (list, dict)) for k, v in wb.items() if k != "budget")
+    # The audit run's own budget lines: ledger before/after (facts of its commit) and its own epsilon.
+    assert wb["budget"]["ledger_epsilon_after"] > wb["budget"]["ledger_epsilon_before"]
+    assert wb["budget"]["run_epsilon"] == pytest.approx(wb["claimed_epsilon"])
     new = [r for r in _budget(trained).runs if r.run_uid not in before]
     assert [r.run_uid for r in new] == [wb["audit_run_uid"]] and wb["audit_run_uid"].startswith(summary.run_uid + "-audit-")
     assert new[0].state == "committed" and new[0].epsilon == pytest.approx(wb["claimed_epsilon"])
@@ -213,9 +217,12 @@ def test_print_audit_names_the_chosen_k_and_the_verdict(capsys) -> None:
 
     wb = {"canaries": 1000, "k_pos": 200, "k_neg": 0, "candidates": 12, "correction": "bonferroni",
           "correct": 199, "guesses": 200, "epsilon_lower_bound": 3.2, "confidence": 0.95, "claimed_epsilon": 0.99,
-          "passed": False, "audit_run_uid": "r-audit-abc"}
+          "passed": False, "audit_run_uid": "r-audit-abc",
+          "budget": {"ledger_epsilon_before": 1.25, "ledger_epsilon_after": 2.5, "run_epsilon": 0.99,
+                     "composition_order": 8.0}}
     print_audit("r", {"claimed_epsilon": 0.99, "delta": 1e-5, "whitebox": wb,
                       "membership_inference": {"auc": 0.5, "tpr_at_1pct_fpr": 0.01}})
     out = " ".join(capsys.readouterr().out.split())  # rich wraps at the terminal width
     assert "white-box one-run audit" in out and "k+ = 200, k- = 0 of 12 pre-declared" in out
     assert "199/200" in out and "3.200" in out and "EXCEEDS" in out and "r-audit-abc" in out
+    assert "ledger ε 1.250 → 2.500" in out and "its own ε 0.990" in out

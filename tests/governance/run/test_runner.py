@@ -211,6 +211,38 @@ def test_bound_privacy_unit_missing_from_the_data_is_named(workspace, tmp_path) 
     assert res.returncode == 2 and "no_such_col" in error_line(res)
 
 
+def test_pipeline_may_restate_the_row_unit_it_is_bound_with(workspace, tmp_path) -> None:
+    """`privacy_unit: row` in a pipeline agrees with a policy that declares `unit: row`."""
+    from tests.conftest import REPO, bind_examples, policy_with_privacy
+
+    ws, tokens = workspace
+    policy = policy_with_privacy(REPO / "policies" / "examples" / "clinic.yaml", tmp_path / "p.yaml",
+                                 {"unit": "row", "statement": "each row is a distinct person in this test"})
+    bind_examples(ws, {"clinic-rows": (policy, ["phi"], None)})
+    res = cli("run", str(small_spec(tmp_path, dataset="clinic-rows", privacy_unit="row", training=None, policy=None)),
+              "--workspace", str(ws.root), "--token", tokens["demo"])
+    assert res.returncode == 0, res.stderr
+    res = cli("run", str(small_spec(tmp_path, dataset="clinic-rows", privacy_unit="patient_id", training=None,
+                                    policy=None)), "--workspace", str(ws.root), "--token", tokens["demo"])
+    assert res.returncode == 3 and "patient_id" in error_line(res)
+
+
+@pytest.mark.parametrize("where", ["training.sampler", "training.options"])
+def test_shuffled_sampling_is_refused_in_a_governed_run(workspace, tmp_path, where) -> None:
+    from governance.storage.store import DatasetVersion
+
+    ws, tokens = workspace
+    value = "shuffle_unsafe" if where == "training.sampler" else {"sampler": "shuffle_unsafe"}
+    res = cli("run", str(small_spec(tmp_path, **{where: value})), "--workspace", str(ws.root),
+              "--token", tokens["demo"])
+    line = error_line(res)
+    assert res.returncode == 2 and "sampler" in line, res.stderr
+    if where == "training.options":
+        assert "Poisson" in line
+    with ws.session() as s:
+        assert s.query(DatasetVersion).count() == 0  # refused at load: nothing stored
+
+
 def test_missing_and_locked_workspace(workspace, tmp_path) -> None:
     ws, tokens = workspace
     res = cli("run", str(small_spec(tmp_path)), "--workspace", str(tmp_path / "nowhere"), "--token", tokens["demo"])
