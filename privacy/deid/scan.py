@@ -58,7 +58,7 @@ def _dtype(s: pd.Series) -> str:
 
 
 def _best(col: ColumnSample, types: set[str] | None) -> Verdict | None:
-    best: tuple | None = None
+    best: tuple[tuple[float, int, float], Verdict] | None = None
     fallback: Verdict | None = None
     for det in registered():
         if types is not None and not set(det.pii_types) & types:

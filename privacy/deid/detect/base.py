@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 import numpy as np
 import pandas as pd
@@ -44,7 +44,7 @@ def column_tokens(column: object) -> str:
 
 def hinted(pattern: str | None, column: object) -> bool:
     """Whether the column name's tokens match ``pattern`` (e.g. ``_(phone|tel)_``)."""
-    return bool(pattern) and re.search(pattern, column_tokens(column)) is not None
+    return pattern is not None and re.search(pattern, column_tokens(column)) is not None
 
 
 def as_text(values: pd.Series) -> pd.Series:
@@ -73,16 +73,17 @@ def as_text(values: pd.Series) -> pd.Series:
 def _cell_text(v: object) -> str:
     if isinstance(v, bytes):
         return v.decode("utf-8", "replace")
-    if hasattr(v, "strftime") and not isinstance(v, str):
+    strftime = getattr(v, "strftime", None)
+    if callable(strftime):
         try:
-            return v.strftime("%Y-%m-%d")  # type: ignore[union-attr]
+            return str(strftime("%Y-%m-%d"))
         except Exception:
             return str(v)
     return str(v)
 
 
 @lru_cache(maxsize=512)
-def _compiled(pattern: str) -> re.Pattern:
+def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
@@ -95,7 +96,7 @@ class ColumnSample:
     values: pd.Series
     full: pd.Series
     dtype: str
-    _cache: dict = field(default_factory=dict, repr=False)
+    _cache: dict[object, Any] = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
@@ -113,8 +114,9 @@ class ColumnSample:
         """The same values as :meth:`distinct`, as a Python list (cheap regex loops)."""
         key = ("texts", limit)
         if key not in self._cache:
-            self._cache[key] = self.values.iloc[:limit].tolist()
-        return self._cache[key]
+            self._cache[key] = [str(t) for t in self.values.iloc[:limit].tolist()]
+        out: list[str] = self._cache[key]
+        return out
 
     def fullmatch(self, pattern: str, limit: int = VALIDATE_LIMIT) -> np.ndarray:
         """Boolean mask over :meth:`texts`: which values fully match ``pattern`` (memoized).
@@ -125,7 +127,8 @@ class ColumnSample:
         if key not in self._cache:
             rx = _compiled(pattern)
             self._cache[key] = np.fromiter((rx.fullmatch(t) is not None for t in self.texts(limit)), dtype=bool)
-        return self._cache[key]
+        mask: np.ndarray = self._cache[key]
+        return mask
 
     @property
     def mean_len(self) -> float:

@@ -13,6 +13,7 @@ and nothing else. ``stdnum`` has no UK NINO module: the HMRC prefix rules are co
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 from stdnum import iban as _iban
 from stdnum import luhn as _luhn
@@ -31,7 +32,7 @@ from privacy.deid.detect.patterns import ValidatedDetector
 __all__ = ["is_valid_nino", "is_valid_card", "is_valid_es_id", "DETECTORS", "VALIDATORS"]
 
 
-def _safe(fn):
+def _safe(fn: Callable[[str], object]) -> Callable[[object], bool]:
     def check(value: object) -> bool:
         try:
             return bool(fn(str(value).strip()))

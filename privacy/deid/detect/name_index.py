@@ -89,7 +89,7 @@ def build_index(path: Path | None = None) -> Path:
 
     path = path or index_path()
     first_src, last_src = _source_files()
-    arrays: dict[str, object] = {}
+    arrays: dict[str, np.ndarray] = {}
     for kind, src in (("first", first_src), ("last", last_src)):
         table = {k: v for k, v in _ranks(src).items() if "\n" not in k}
         names = sorted(table, key=table.__getitem__)
@@ -98,7 +98,8 @@ def build_index(path: Path | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".names-", suffix=".npz")
     with os.fdopen(fd, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
+        np.savez_compressed(fh, first_names=arrays["first_names"], first_ranks=arrays["first_ranks"],
+                            last_names=arrays["last_names"], last_ranks=arrays["last_ranks"])
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return path

@@ -117,7 +117,7 @@ class NameDetector:
             return None
         share = max(share, min(shaped, 1.0)) if strong and share < 0.7 else share
         counts = {k: forms.count(k) for k in ("full", "given", "family")}
-        top = max(counts, key=counts.get)
+        top = max(counts, key=lambda k: counts[k])
         ev = (f"{share:.0%} of {n} sampled values read as person names in names-dataset "
               f"(mostly {top}: {counts[top]}); {distinct:.0%} distinct"
               + ("; column name hints it" if is_hinted else ""))

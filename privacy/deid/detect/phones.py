@@ -90,10 +90,11 @@ class PhoneDetector:
             if i == 20 and ok < 10:
                 return None  # early exit: most candidates are not phones
             if v not in memo:
-                memo[v] = phone_region(v, order)
-                if memo[v] in order:  # try the regions that worked first
-                    order.remove(memo[v])
-                    order.insert(0, memo[v])
+                found = phone_region(v, order)
+                memo[v] = found
+                if found is not None and found in order:  # try the regions that worked first
+                    order.remove(found)
+                    order.insert(0, found)
             r = memo[v]
             if r is not None:
                 ok += 1

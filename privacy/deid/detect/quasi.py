@@ -74,6 +74,10 @@ class PostcodeDetector:
 
 
 class _Vocab:
+    name = ""
+    pii_types: tuple[str, ...] = ()
+    hints: str | None = None
+    description = ""
     kind = "quasi"
     strength = 1
     vocab: set[str] = set()

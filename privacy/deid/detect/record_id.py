@@ -64,7 +64,7 @@ class RecordIdDetector:
         nn = full.dropna()
         if len(nn) < 20:
             return None
-        uniq = col.memo("unique_ratio", lambda: nn.nunique() / len(nn))
+        uniq = float(nn.nunique()) / len(nn)
         if uniq < 0.95:
             return None
         ev = (f"{uniq:.1%} of {len(nn)} values unique (full pass); {code:.0%} code-like, "
