@@ -49,9 +49,10 @@ class PostcodeDetector:
 
     def detect(self, col: ColumnSample) -> Verdict | None:
         vals = col.distinct()
-        if len(vals) == 0 or col.dtype == "float":
-            return None
         is_hinted = hinted(self.hints, col.column)
+        # a ZIP column read as numbers (floats once it has a null) is still one when its name says so
+        if len(vals) == 0 or (col.dtype in ("float", "int") and not is_hinted):
+            return None
         best, share = None, 0.0
         for region, pat in _POSTCODES.items():
             s = float(col.fullmatch("(?i)" + pat).mean())
