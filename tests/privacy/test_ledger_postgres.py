@@ -66,7 +66,7 @@ def _cap_worker(url, schema, i, eps, barrier, results):
 
 def test_concurrent_set_cap_one_winner_others_clean_error(pg_server):
     url, schema, led = _url_and_schema(pg_server)
-    values = [1.0, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0, 4.0]
+    values = [1.0, 2.0, 3.0, 2.0]  # two equal: the loser of those agrees with the winner if it won
     outcomes = _collect(_cap_worker, lambda i: (url, schema, i, values[i]), len(values))
 
     winner = {eps for eps, o in outcomes.values() if o == "ok"}
@@ -117,9 +117,9 @@ def reserve_many(pg_server, n: int, fits: int) -> dict:
     }
 
 
-def test_16_processes_reserve_exactly_what_fits(pg_server):
-    r = reserve_many(pg_server, 16, 5)
-    assert r["errors"] == [] and r["admitted"] == 5 and r["refused"] == 11, r
+def test_8_processes_reserve_exactly_what_fits(pg_server):
+    r = reserve_many(pg_server, 8, 3)
+    assert r["errors"] == [] and r["admitted"] == 3 and r["refused"] == 5, r
     assert r["ledger_rows"] == 5 and r["overspend"] == 0.0
     assert r["rdp_reserved"] == pytest.approx(r["expected_rdp"])
 
