@@ -44,6 +44,7 @@ def main(processes: int = 64, fits: int = 20) -> dict:
         "machine": machine(),
         "versions": versions("SQLAlchemy", "psycopg", "psycopg-binary", "alembic"),
         "server": "PostgreSQL throwaway cluster (Debian postgresql, fsync=off) on 127.0.0.1",
+        "load_average_1_5_15_at_end": [round(x, 1) for x in os.getloadavg()],  # the 2 cores are shared
         "results": {
             "reservations": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in res.items()},
             "set_cap_race": {"processes": len(values), "distinct_caps": 4, "winning_caps": sorted(winners),

@@ -66,7 +66,7 @@ def _cap_worker(url, schema, i, eps, barrier, results):
 
 def test_concurrent_set_cap_one_winner_others_clean_error(pg_server):
     url, schema, led = _url_and_schema(pg_server)
-    values = [1.0, 2.0, 3.0, 2.0]  # two equal: the loser of those agrees with the winner if it won
+    values = [1.0, 2.0, 3.0, 2.0]  # one cap twice: if it wins, its twin agrees
     outcomes = _collect(_cap_worker, lambda i: (url, schema, i, values[i]), len(values))
 
     winner = {eps for eps, o in outcomes.values() if o == "ok"}
