@@ -19,7 +19,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 INSTALL = "apt-get update && apt-get install -y postgresql  (or: sudo bash scripts/pg-deps.sh)"
@@ -38,7 +38,7 @@ class Cluster:
     datadir: Path
     bindir: Path
     port: int
-    password: str
+    password: str = field(repr=False)  # kept out of failure reports
     run_as: tuple[str, ...]
 
     @property

@@ -175,3 +175,15 @@ def _ledger_runs(ws):
     from tests.governance.access.conftest import ledger
 
     return ledger(ws, "clinic-visits").runs
+
+
+def test_a_schema_holding_another_workspace_is_refused_and_left_alone(pg_server, tmp_path, capsys):
+    url = pg_server.url
+    assert privgov(capsys, "init", "-w", tmp_path / "a", "--db-url", url, "--db-schema", "team_a")[0] == 0
+    code, _, err = privgov(capsys, "init", "-w", tmp_path / "b", "--db-url", url, "--db-schema", "team_a")
+    assert code == 2 and "team_a already holds tables" in _one_error_line(err)
+    assert not (tmp_path / "b").exists()
+    code, out, _ = privgov(capsys, "audit", "verify", "-w", tmp_path / "a")  # the first workspace is intact
+    assert code == 0 and "1 events" in out
+    code, _, err = privgov(capsys, "init", "-w", tmp_path / "c", "--db-url", url, "--db-schema", "Bad-Name;")
+    assert code == 2 and "--db-schema" in _one_error_line(err)
