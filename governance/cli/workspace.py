@@ -20,6 +20,13 @@ def init(
     admin: str = typer.Option("admin", help="Name of the first admin principal."),
     audit_witness: Optional[Path] = typer.Option(None, "--audit-witness", help="Append-only file that receives "
                                                  "every signed audit head (default <workspace>/audit-witness.jsonl)."),
+    db_url: Optional[str] = typer.Option(None, "--db-url", help="Shared PostgreSQL server, e.g. postgresql://user@host:5432/db "
+                                         "(saved without password; the password comes from PRIVGOV_DB_PASSWORD, "
+                                         "PGPASSWORD or --db-password-file)."),
+    db_password_file: Optional[Path] = typer.Option(None, "--db-password-file", help="File holding the database "
+                                                    "password (its path is saved, never the password)."),
+    db_schema: Optional[str] = typer.Option(None, "--db-schema", help="PostgreSQL schema of this workspace "
+                                            "(default privgov_<workspace id>)."),
 ) -> None:
     """Create a workspace (SQLite DB, encrypted object store, keyring, audit log) and an admin principal."""
     from governance.access.identity import add_principal, issue_token
@@ -27,7 +34,8 @@ def init(
 
     root = resolve_root(workspace)
     passphrase = os.environ.get("PRIVGOV_PASSPHRASE") if key_provider == "passphrase" else None
-    ws = Workspace.create(root, key_provider=key_provider, passphrase=passphrase, audit_witness=audit_witness)
+    ws = Workspace.create(root, key_provider=key_provider, passphrase=passphrase, audit_witness=audit_witness,
+                          db_url=db_url, db_password_file=db_password_file, db_schema=db_schema)
     with ws.lock(), ws.session() as s:
         add_principal(s, admin, kind="person", roles=["admin"])
         token = issue_token(s, admin, ttl_days=90)
@@ -35,6 +43,11 @@ def init(
         ws.audit.checkpoint(s)
     out = _console()
     out.print(f"Workspace created at {root}")
+    if db_url:
+        from governance.storage.database import redact
+
+        schema = f", schema {ws.config['db_schema']}" if ws.config.get("db_schema") else ""
+        out.print(f"Metadata in {redact(ws.config['db_url'])}{schema}")
     out.print(f"Admin principal `{admin}`; its token is shown once — store it now:")
     print(token)
 
