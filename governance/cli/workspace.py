@@ -7,8 +7,10 @@ from typing import Optional
 
 import typer
 
+from privacy.errors import WorkspaceError
+
 from governance.cli.common import (
-    WorkspaceOpt, _console, _open, app,
+    JsonOpt, WorkspaceOpt, _console, _open, app, emit,
 )
 
 
@@ -20,12 +22,15 @@ def init(
     admin: str = typer.Option("admin", help="Name of the first admin principal."),
     audit_witness: Optional[Path] = typer.Option(None, "--audit-witness", help="Append-only file that receives "
                                                  "every signed audit head (default <workspace>/audit-witness.jsonl)."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Create a workspace (SQLite DB, encrypted object store, keyring, audit log) and an admin principal."""
     from governance.access.identity import add_principal, issue_token
-    from governance.workspace import Workspace, resolve_root
+    from governance.workspace import CONFIG_NAME, Workspace, resolve_root
 
     root = resolve_root(workspace)
+    if (root / CONFIG_NAME).exists():
+        raise WorkspaceError(existing_workspace_message(root))
     passphrase = os.environ.get("PRIVGOV_PASSPHRASE") if key_provider == "passphrase" else None
     ws = Workspace.create(root, key_provider=key_provider, passphrase=passphrase, audit_witness=audit_witness)
     with ws.lock(), ws.session() as s:
@@ -33,20 +38,35 @@ def init(
         token = issue_token(s, admin, ttl_days=90)
         ws.audit.record(s, principal="local-admin", action="init", decision="info", details={"admin": admin})
         ws.audit.checkpoint(s)
-    out = _console()
-    out.print(f"Workspace created at {root}")
-    out.print(f"Admin principal `{admin}`; its token is shown once — store it now:")
-    print(token)
+
+    def human() -> None:
+        out = _console()
+        out.print(f"Workspace created at {root}")
+        out.print(f"Admin principal `{admin}`; its token is shown once — store it now:")
+        print(token)
+
+    emit({"workspace": root, "admin": admin, "token": token}, as_json, human)
+
+
+def existing_workspace_message(root: Path) -> str:
+    """What to do when `init` finds a workspace: a refusal that names the three ways on."""
+    demo = root / "demo.token"
+    saved = f"; `privgov demo` saved its principal's token in {demo}" if demo.is_file() else ""
+    return (f"{root}: a workspace already exists here. To use it, pass its admin token with --token or "
+            f"PRIVGOV_TOKEN (`privgov init` printed it once{saved}); to create another, pick a new "
+            f"--workspace DIR; to start over, remove {root} (its keys go with it: nothing stored there "
+            "can be read again)")
 
 
 @app.command()
 def report(
     out: Path = typer.Option(Path("reports/privgov-report.html"), "--out", help="HTML file to write."),
     workspace: Optional[Path] = WorkspaceOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Write a self-contained HTML report of datasets, validations, decisions, runs, budgets and audit status."""
     from governance.evidence.report import write_report
 
     ws = _open(workspace)
     write_report(ws, out)
-    _console().print(f"report written to {out}")
+    emit({"out": out}, as_json, lambda: _console().print(f"report written to {out}"))
