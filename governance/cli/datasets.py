@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from governance.access.authorize import require_admin
-from governance.cli.common import JsonOpt, TokenOpt, WorkspaceOpt, _console, _open, _token, dataset_app, emit
+from governance.cli.common import JsonOpt, TokenOpt, WorkspaceOpt, _console, _open, _token, dataset_app, emit, jsonable
 
 
 # --------------------------------------------------------------------------- datasets
@@ -76,6 +76,7 @@ def dataset_erase(
     version: int = typer.Option(..., "--version", help="Version to crypto-shred."),
     workspace: Optional[Path] = WorkspaceOpt,
     token: Optional[str] = TokenOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Crypto-shred a version (destroy its data key) and list everything derived from it."""
     from governance.storage import catalog
@@ -91,12 +92,17 @@ def dataset_erase(
                                      "kek_rotated_to": rep.rotated_to})
             ws.audit.checkpoint(s)
         catalog.finalize_erasure(ws, rep)
-    out = _console()
-    out.print(f"Erased `{name}` version {version}: its data key is destroyed; the ciphertext can no longer be read.")
-    out.print(f"  KEK rotated to {rep.rotated_to}; retired: {rep.retired_keks or 'none'}; blobs deleted: {rep.blobs_deleted}")
-    out.print(f"  derived versions flagged: {rep.affected_versions or 'none'}")
-    out.print(f"  models flagged (trained on it): {rep.affected_runs or 'none'}")
-    out.print("  not covered: " + "; ".join(rep.not_covered))
+
+    def human() -> None:
+        out = _console()
+        out.print(f"Erased `{name}` version {version}: its data key is destroyed; the ciphertext can no longer be read.")
+        out.print(f"  KEK rotated to {rep.rotated_to}; retired: {rep.retired_keks or 'none'}; "
+                  f"blobs deleted: {rep.blobs_deleted}")
+        out.print(f"  derived versions flagged: {rep.affected_versions or 'none'}")
+        out.print(f"  models flagged (trained on it): {rep.affected_runs or 'none'}")
+        out.print("  not covered: " + "; ".join(rep.not_covered))
+
+    emit({"dataset": name, "version": version, **jsonable(rep)}, as_json, human)
 
 
 @dataset_app.command("export")
@@ -107,6 +113,7 @@ def dataset_export(
     version: Optional[int] = typer.Option(None, "--version"),
     workspace: Optional[Path] = WorkspaceOpt,
     token: Optional[str] = TokenOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Write only what the principal may see (masks, row filters applied); the export is audited.
 
@@ -116,5 +123,5 @@ def dataset_export(
 
     ws = _open(workspace)
     res = export_version(ws, _token(token), name, version, purpose, out)
-    _console().print(f"exported {res.rows:,} rows × {res.columns} columns of `{name}` v{res.version} ({res.kind}) "
-                     f"to {out}")
+    emit(res, as_json, lambda: _console().print(
+        f"exported {res.rows:,} rows × {res.columns} columns of `{name}` v{res.version} ({res.kind}) to {out}"))
