@@ -104,7 +104,7 @@ def demo(
     if demo_ws.created and not as_json:  # with --json the token is in the document
         con.print(f"Workspace created at {root}; policy {spec.policy} bound to `{spec.dataset}`.")
         con.print("Admin token (shown once; `privgov policy bind`, `token issue`, `keys rotate` need it):")
-        con.print(demo_ws.admin_token, markup=False, highlight=False, soft_wrap=True)
+        print(demo_ws.admin_token)
     summary = _run_pipeline(pipeline, root, demo_ws.token, None)
     result = {"workspace": root, "created": demo_ws.created, "admin_token": demo_ws.admin_token, "run": summary,
               "audit": None}
@@ -126,4 +126,4 @@ def demo(
             con.print(f"  report updated with the audit: {summary.report_path}")
     steps = next_steps(root, spec, summary.run_uid if summary.epsilon_spent is not None else None)
     result["next_steps"] = steps
-    emit(result, as_json, lambda: con.print("\n".join(steps), markup=False, highlight=False))
+    emit(result, as_json, lambda: print("\n".join(steps)))  # plain print: rich would wrap the commands
