@@ -88,7 +88,8 @@ def audit_log(
         for e in reversed(rows):
             events.append({"seq": e.seq, "ts": e.ts, "principal": e.principal, "action": e.action,
                            "resource": e.resource, "version": e.version, "purpose": e.purpose,
-                           "decision": e.decision, "epsilon": e.epsilon, "reason": e.reason})
+                           "decision": e.decision, "epsilon": e.epsilon, "reason": e.reason,
+                           "details": e.details})  # counts, ids and hashes only (docs/audit.md)
             table.add_row(str(e.seq), e.ts.strftime("%H:%M:%S") if hasattr(e.ts, "strftime") else str(e.ts),
                           e.principal, e.action, e.resource or "", str(e.version or ""), e.purpose or "",
                           e.decision, f"{e.epsilon:.3f}" if e.epsilon is not None else "", (e.reason or "")[:60])
