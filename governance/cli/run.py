@@ -102,7 +102,8 @@ def demo(
     demo_ws = prepare(root, spec, _token(token))
     con = _console(stderr=as_json)
     if demo_ws.created and not as_json:  # with --json the token is in the document
-        con.print(f"Workspace created at {root}; policy {spec.policy} bound to `{spec.dataset}`.")
+        bound = spec.resolve(spec.policy).resolve() if spec.policy else "none"
+        con.print(f"Workspace created at {root}; policy {bound} bound to `{spec.dataset}`.", soft_wrap=True)
         con.print("Admin token (shown once; `privgov policy bind`, `token issue`, `keys rotate` need it):")
         print(demo_ws.admin_token)
     summary = _run_pipeline(pipeline, root, demo_ws.token, None)
