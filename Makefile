@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,postgres]'
 	# compact names-dataset index for person-name detection (~1 min, once; $$PRIVGOV_CACHE or ~/.cache/privgov)
 	$(PY) -m privacy.deid.build_name_index
 	touch $(STAMP)
@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(VENV)/bin/privgov demo
 
 test: $(STAMP)
-	scripts/system-deps.sh
+	bash scripts/system-deps.sh
 	$(PY) -m pytest -q -n 2 --timeout 600
 
 # Reference pages generated from the pydantic models (tests/test_docs_gen.py checks they are current).

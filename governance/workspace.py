@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from governance.storage.store import Base, database_url, make_engine
+from governance.storage.database import (
+    configured_url, create_schema, drop_schema, open_engine, parse_db_url, parse_schema, redact,
+    schema_for,
+)
+from governance.storage.migrate import SchemaState, check_current, schema_state, upgrade
+from governance.storage.store import Base
 from privacy.errors import WorkspaceError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,26 +73,51 @@ def _private_opener(path: str, flags: int) -> int:
     return os.open(path, flags, 0o600)
 
 
+def _new_config(key_provider: str, audit_witness: Path | None, db_url: str | None,
+                db_password_file: Path | None, db_schema: str | None) -> dict:
+    """workspace.json for a new workspace: no secrets, the database URL without its password."""
+    import uuid
+
+    config: dict = {"format_version": FORMAT_VERSION, "key_provider": key_provider,
+                    "workspace_id": uuid.uuid4().hex[:12]}
+    if audit_witness is not None:
+        config["audit_witness"] = str(Path(audit_witness).expanduser().resolve())
+    if db_url is None:
+        return config
+    url = parse_db_url(db_url)
+    config["db_url"] = url.render_as_string(hide_password=False)
+    if url.get_backend_name() == "postgresql":
+        config["db_schema"] = schema_for(config["workspace_id"]) if db_schema is None else parse_schema(db_schema)
+    if db_password_file is not None:
+        path = Path(db_password_file).expanduser().resolve()
+        if not path.is_file():
+            raise WorkspaceError(f"--db-password-file {db_password_file}: no such file")
+        config["db_password_file"] = str(path)
+    return config
+
+
 class Workspace:
     """An open workspace: its database, keyring, object store, audit log and budget ledger."""
 
     def __init__(self, root: Path, config: dict) -> None:
         self.root = root
         self.config = config
-        url = database_url(root, config)
-        _private_sqlite_file(url)
-        self.engine = make_engine(url)
+        _private_sqlite_file(configured_url(root, config).render_as_string(hide_password=False))
+        self.engine = open_engine(root, config)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     # ---- lifecycle -------------------------------------------------------
     @classmethod
     def create(cls, root: Path, *, key_provider: str = "file", passphrase: str | None = None,
-               audit_witness: Path | None = None) -> "Workspace":
+               audit_witness: Path | None = None, db_url: str | None = None,
+               db_password_file: Path | None = None, db_schema: str | None = None) -> "Workspace":
         """Create a new workspace. Refuses to touch an existing one.
 
         ``audit_witness``: where signed audit heads are appended outside the database
         (default ``<root>/audit-witness.jsonl``); put it where the auditor, not the
-        database's writers, controls it."""
+        database's writers, controls it. ``db_url``: a PostgreSQL server shared by
+        several workspaces (saved without password; the workspace gets its own
+        schema, ``db_schema`` or ``privgov_<workspace id>``)."""
         from governance.storage.key_providers import provider_from_args
         from governance.storage.keyring import Keyring
 
@@ -97,16 +127,19 @@ class Workspace:
             raise WorkspaceError(f"{root}: a workspace already exists here")
         if root.exists() and any(root.iterdir()):
             raise WorkspaceError(f"{root}: directory is not empty; choose a new --workspace")
+        config = _new_config(key_provider, audit_witness, db_url, db_password_file, db_schema)
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o700)
-        config = {"format_version": FORMAT_VERSION, "key_provider": key_provider}
-        if audit_witness is not None:
-            config["audit_witness"] = str(Path(audit_witness).expanduser().resolve())
+        made_schema = None
         try:
             provider = provider_from_args(key_provider, root, passphrase)
             ws = cls(root, config)
+            if config.get("db_schema"):
+                create_schema(ws.engine, config["db_schema"])
+                made_schema = config["db_schema"]
             _import_table_modules()
-            Base.metadata.create_all(ws.engine)
+            upgrade(ws.engine)
+            Base.metadata.create_all(ws.engine)  # tables added to the models before their migration
             ws.ledger.create_tables()
             ws.__dict__["keyring"] = Keyring.create(root, provider)
             (root / "objects").mkdir(exist_ok=True, mode=0o700)
@@ -120,11 +153,22 @@ class Workspace:
             import shutil
 
             shutil.rmtree(root, ignore_errors=True)
+            if made_schema:
+                drop_schema(ws.engine, made_schema)
             raise
         return ws
 
     @classmethod
     def open(cls, root: Path) -> "Workspace":
+        config = cls._read_config(root)
+        _import_table_modules()
+        ws = cls(root, config)
+        check_current(ws.engine, redact(configured_url(root, config)))
+        ws._add_new_tables()
+        return ws
+
+    @staticmethod
+    def _read_config(root: Path) -> dict:
         cfg_path = root / CONFIG_NAME
         if not cfg_path.exists():
             raise WorkspaceError(f"{root}: no privgov workspace here; run `privgov init --workspace {root}` first")
@@ -136,10 +180,27 @@ class Workspace:
             raise WorkspaceError(
                 f"{cfg_path}: workspace format {config.get('format_version')} is not supported (expected {FORMAT_VERSION})"
             )
-        _import_table_modules()
+        return config
+
+    @classmethod
+    def upgrade_db(cls, root: Path) -> tuple["SchemaState", "SchemaState"]:
+        """`privgov db upgrade`: bring the database to this privgov's schema; (before, after).
+
+        A database made before migrations is first completed to the baseline
+        (missing tables created, ledger columns migrated) and stamped; a newer
+        one is refused untouched."""
+        config = cls._read_config(root)
         ws = cls(root, config)
-        ws._add_new_tables()
-        return ws
+        before = schema_state(ws.engine)
+        if before.state == "newer":
+            check_current(ws.engine, redact(configured_url(root, config)))
+        _import_table_modules()
+        if before.state == "unversioned":
+            Base.metadata.create_all(ws.engine)
+            ws.ledger.create_tables()
+        after = upgrade(ws.engine, stamp_baseline=before.state == "unversioned")
+        ws.engine.dispose()
+        return before, after
 
     def _add_new_tables(self) -> None:
         """Create tables added by a newer privgov (existing tables are left as they are)."""

@@ -219,8 +219,13 @@ class RetryPolicy:
 _sleep = time.sleep
 
 
+_PG_RETRYABLE = ("40001", "40P01", "55P03")  # serialization failure, deadlock detected, lock not available
+
+
 def _is_lock_error(exc: OperationalError) -> bool:
-    """True for "database is locked/busy" (SQLite) - the only errors worth retrying."""
+    """True for "database is locked/busy" (SQLite) or a PostgreSQL lock conflict - the only errors worth retrying."""
+    if getattr(exc.orig, "sqlstate", None) in _PG_RETRYABLE:
+        return True
     msg = str(exc.orig).lower()
     return "locked" in msg or "busy" in msg
 

@@ -47,14 +47,16 @@ def bind_examples(ws, bindings: dict | None = None) -> None:
         bind_policy(ws, Identity("admin", ("admin",)), dataset, policy, tags=tags, privacy_unit=unit)
 
 
-def new_workspace(root: Path, principals: dict[str, tuple[str, list[str]]] | None = None, bindings: dict | None = None):
+def new_workspace(root: Path, principals: dict[str, tuple[str, list[str]]] | None = None, bindings: dict | None = None,
+                  db_url: str | None = None):
     """A fresh workspace at `root` with principals {token key: (name, roles)} and the example
-    policies bound (or `bindings`); returns (ws, tokens)."""
+    policies bound (or `bindings`); returns (ws, tokens). `db_url`: a PostgreSQL server
+    (the workspace gets its own schema there), else SQLite in the workspace."""
     from governance.access.identity import add_principal, issue_token
     from governance.workspace import Workspace
 
     principals = principals or {"demo": ("demo-ml-engineer", ["ml-engineer", "data-engineer"])}
-    ws = Workspace.create(root)
+    ws = Workspace.create(root, db_url=db_url)
     tokens = {}
     with ws.session() as s:
         for key, (name, roles) in principals.items():
@@ -62,6 +64,35 @@ def new_workspace(root: Path, principals: dict[str, tuple[str, list[str]]] | Non
             tokens[key] = issue_token(s, name, ttl_days=1)
     bind_examples(ws, bindings)
     return ws, tokens
+
+
+# --------------------------------------------------------------------------- databases
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throwaway PostgreSQL cluster for the whole session (see tests/pg.py); fails, never skips,
+    when PostgreSQL cannot be started. Its password is in the environment, as a deployment sets it."""
+    from tests.pg import PostgresUnavailable, start_cluster
+
+    try:
+        cluster = start_cluster()
+    except PostgresUnavailable as exc:
+        pytest.fail(f"PostgreSQL tests need a local PostgreSQL: {exc}", pytrace=False)
+    os.environ["PRIVGOV_DB_PASSWORD"] = cluster.password
+    yield cluster
+    os.environ.pop("PRIVGOV_DB_PASSWORD", None)
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_backend(request) -> str:
+    """Store-facing tests run on both backends: the embedded default and a shared server."""
+    return request.param
+
+
+@pytest.fixture
+def db_url(request, db_backend: str) -> str | None:
+    """None (SQLite inside the workspace) or the test server's URL (no password)."""
+    return request.getfixturevalue("pg_server").url if db_backend == "postgresql" else None
 
 
 @pytest.fixture

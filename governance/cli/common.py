@@ -2,16 +2,23 @@
 
 Why this shape: pipelines (Airflow, Dagster, cron) call it and branch on the
 exit code, people read its output. Every failure is one line `error: ...` on
-stderr with a stable exit code (1 quality gate, 2 bad input, 3 denied, 4
-integrity). Only typer is imported at start-up: `privgov --help` must stay well
+stderr with a stable exit code (`ExitCode`, documented in docs/cli.md). Every
+command takes `--json`: the full result as one JSON document on stdout, and
+every human message on stderr, through `emit()`. Only typer is imported at start-up: `privgov --help` must stay well
 under a second, so torch, Great Expectations, pandas and SQLAlchemy are imported
 inside the commands that need them.
 """
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import enum
+import json
+import math
 import os
-from pathlib import Path
-from typing import Optional
+import sys
+from pathlib import Path, PurePath
+from typing import Any, Callable, Optional
 
 import typer
 
@@ -43,9 +50,89 @@ for sub, name in [
 
 WorkspaceOpt = typer.Option(None, "--workspace", "-w", help="Workspace directory (default $PRIVGOV_WORKSPACE or ./.privgov).")
 TokenOpt = typer.Option(None, "--token", help="API token (default $PRIVGOV_TOKEN).")
+JsonOpt = typer.Option(False, "--json", help="Print the full result as one JSON document on stdout; "
+                       "messages go to stderr.")
+FormatOpt = typer.Option(None, "--format", hidden=True, help="Deprecated: use --json.")
+
+
+class ExitCode(enum.IntEnum):
+    """The process exit status of every command; pipelines branch on it (docs/cli.md).
+
+    Why one table: a scheduler cannot tell "the data is bad" from "you may not"
+    from "the evidence was tampered with" unless each has its own code, and the
+    errors in `privacy.errors` carry these values as their `exit_code`.
+    """
+
+    OK = 0
+    VALIDATION_FAILED = 1  # a quality suite or a policy test case failed
+    BAD_INPUT = 2          # bad argument, file, spec, or missing/locked workspace
+    REFUSED = 3            # denied by policy, bad token, or over the privacy budget
+    INTEGRITY = 4          # audit chain broken, signature or decryption tag failed
+    INTERNAL = 70          # a bug in privgov (EX_SOFTWARE): never expected, please report
+
+
+def want_json(as_json: bool, fmt: Optional[str], *, formats: tuple[str, ...] = ("text", "json")) -> bool:
+    """Fold the deprecated `--format` into `--json`, with a warning on stderr.
+
+    Why kept for one release: scripts written against `--format json` keep
+    working while they move to `--json`; a value outside `formats` is bad input.
+    """
+    if fmt is None:
+        return as_json
+    from privacy.errors import InputError
+
+    if fmt not in formats:
+        raise InputError(f"--format: expected one of {', '.join(formats)} (deprecated; use --json), got {fmt!r}")
+    print("warning: --format is deprecated and will be removed in the next release; use --json",
+          file=sys.stderr)
+    return as_json or fmt == "json"
+
+
+def jsonable(obj: Any) -> Any:
+    """`obj` as plain JSON types: dataclasses and pydantic models as objects, dates as ISO
+    strings, paths as strings, NaN and infinities as null (strict JSON has no NaN)."""
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj.value if isinstance(obj, enum.Enum) else obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, enum.Enum):
+        return jsonable(obj.value)
+    if isinstance(obj, (dt.datetime, dt.date, dt.time)):
+        return obj.isoformat()
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if isinstance(obj, bytes):
+        return obj.hex()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if hasattr(obj, "model_dump"):  # pydantic
+        return jsonable(obj.model_dump(mode="json"))
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in (sorted(obj, key=str) if isinstance(obj, (set, frozenset)) else obj)]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return jsonable(obj.item())
+    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy arrays
+        return jsonable(obj.tolist())
+    return str(obj)  # anything else by its text, as `json.dumps(default=str)` would
+
+
+def emit(result: Any, as_json: bool, human: Optional[Callable[[], None]] = None) -> None:
+    """Print a command's result: one JSON document on stdout with `--json`, else `human()`.
+
+    Why here: one place decides the machine format, so every command's JSON is
+    strict (parses with any JSON reader) and stdout never mixes it with text.
+    """
+    if as_json:
+        sys.stdout.write(json.dumps(jsonable(result), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+        sys.stdout.flush()
+    elif human is not None:
+        human()
 
 
 def _console(stderr: bool = False):
+    """A rich console; pass `stderr=as_json` for messages, so that stdout holds only the JSON."""
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False)

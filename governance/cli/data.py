@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from governance.cli.common import (
-    TokenOpt, WorkspaceOpt, _token, _console, _open, pii_app, quality_app, sample_app,
+    ExitCode, FormatOpt, JsonOpt, TokenOpt, WorkspaceOpt, _token, _console, _open, emit, pii_app, quality_app,
+    sample_app, want_json,
 )
 
 
@@ -18,12 +19,14 @@ def sample_clinic(
     rows: int = typer.Option(10000, "--rows", min=1),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(..., "--out", help="CSV or Parquet file to write."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Generate realistic, deliberately dirty clinic-visit records (synthetic people)."""
     from governance.demo.sample_data import write_clinic
 
     write_clinic(out, rows, seed)
-    _console().print(f"wrote {rows:,} synthetic clinic visits to {out}")
+    emit({"out": out, "rows": rows, "seed": seed}, as_json,
+         lambda: _console().print(f"wrote {rows:,} synthetic clinic visits to {out}"))
 
 
 # --------------------------------------------------------------------------- quality
@@ -46,7 +49,8 @@ def _load_data_arg(data: str, workspace: Optional[Path], token: Optional[str], a
 def quality_validate(
     data: str = typer.Argument(..., help="CSV/Parquet file, or dataset:NAME[@VERSION]."),
     suite: Path = typer.Option(..., "--suite", help="GX 1.x suite JSON."),
-    fmt: str = typer.Option("text", "--format", help="text | json"),
+    as_json: bool = JsonOpt,
+    fmt: Optional[str] = FormatOpt,
     engine: str = typer.Option("fast", "--engine", help="fast | gx"),
     row_id: Optional[str] = typer.Option(None, "--row-id", help="Row-id column (assigned if absent)."),
     gx_out: Optional[Path] = typer.Option(None, "--gx-out", help="Also write a GX ExpectationSuiteValidationResult JSON."),
@@ -59,8 +63,7 @@ def quality_validate(
     from governance.data.quality import load_suite, validate
     from privacy.errors import InputError
 
-    if fmt not in ("text", "json"):
-        raise InputError(f"--format: expected text or json, got {fmt!r}")
+    as_json = want_json(as_json, fmt)
     df, rid = _load_data_arg(data, workspace, token, "validate", purpose)
     if row_id:
         from governance.data.ingest import ensure_row_ids
@@ -69,8 +72,8 @@ def quality_validate(
         rid = row_id
     st = load_suite(suite, columns=list(df.columns))
     result = validate(df, st, row_id_column=rid, engine=engine)
-    if fmt == "json":
-        print(result.to_json(indent=2))
+    if as_json:
+        emit(json.loads(result.to_json()), True)
     else:
         out = _console()
         out.print(f"suite `{result.suite}` on {data}: {'[green]PASSED[/]' if result.success else '[red]FAILED[/]'} "
@@ -89,7 +92,7 @@ def quality_validate(
     if result.errors:
         raise InputError(f"{suite}: " + "; ".join(f"expectations[{r.index}] ({r.type}) could not run ({r.error})"
                                                   for r in result.errors[:3]) + "; expected every expectation to run")
-    raise typer.Exit(0 if result.success else 1)
+    raise typer.Exit(ExitCode.OK if result.success else ExitCode.VALIDATION_FAILED)
 
 
 @quality_app.command("suggest")
@@ -100,6 +103,7 @@ def quality_suggest(
     purpose: str = typer.Option("pipeline", "--purpose"),
     workspace: Optional[Path] = WorkspaceOpt,
     token: Optional[str] = TokenOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Profile data and write a starting GX 1.x suite to edit."""
     from governance.storage.atomic_write import write_text
@@ -108,14 +112,16 @@ def quality_suggest(
     df, rid = _load_data_arg(data, workspace, token, "validate", purpose)
     suite = suggest_suite(df, row_id_column=rid, name=name or Path(data).stem)
     write_text(out, json.dumps(suite, indent=2) + "\n")
-    _console().print(f"wrote {len(suite['expectations'])} expectations to {out}")
+    emit({"out": out, "expectations": len(suite["expectations"])}, as_json,
+         lambda: _console().print(f"wrote {len(suite['expectations'])} expectations to {out}"))
 
 
 # --------------------------------------------------------------------------- pii
 @pii_app.command("scan")
 def pii_scan(
     data: Path = typer.Argument(..., help="CSV/Parquet file."),
-    fmt: str = typer.Option("text", "--format", help="text | json"),
+    as_json: bool = JsonOpt,
+    fmt: Optional[str] = FormatOpt,
 ) -> None:
     """Detect PII per column (type, share of matching values, confidence); values are never printed."""
     from dataclasses import asdict, is_dataclass
@@ -125,9 +131,10 @@ def pii_scan(
     from governance.data.ingest import read_table
     from privacy.deid import scan
 
+    as_json = want_json(as_json, fmt)
     findings = scan(read_table(data))
-    if fmt == "json":
-        print(json.dumps([asdict(f) if is_dataclass(f) else dict(f) for f in findings], indent=2, default=str))
+    if as_json:
+        emit([asdict(f) if is_dataclass(f) else dict(f) for f in findings], True)
         return
     table = Table("column", "pii type", "share", "confidence", "direct identifier")
     for f in findings:
@@ -144,6 +151,7 @@ def pii_apply(
     purpose: str = typer.Option("pipeline", "--purpose"),
     workspace: Optional[Path] = WorkspaceOpt,
     token: Optional[str] = TokenOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Apply drop / pseudonymize / generalize / suppress steps with the workspace's HMAC keys.
 
@@ -161,8 +169,12 @@ def pii_apply(
     authorize(ws, _token(token), "ingest", dataset, purpose, details={"for": "pii_apply"})
     df, report = apply_deid(read_table(data), steps, key_for_domain=ws.keyring.pseudonym_keys(dataset))
     write_frame(df, out)
-    for r in report:
-        _console().print(f"  {r}")
+
+    def human() -> None:
+        for r in report:
+            _console().print(f"  {r}")
+
+    emit({"out": out, "rows": len(df), "columns": list(df.columns), "steps": report}, as_json, human)
 
 
 def _pii_results() -> Path:
@@ -175,32 +187,31 @@ def _pii_results() -> Path:
 
 @pii_app.command("detectors")
 def pii_detectors(
-    fmt: str = typer.Option("text", "--format", help="text | json"),
+    as_json: bool = JsonOpt,
+    fmt: Optional[str] = FormatOpt,
 ) -> None:
     """List the PII detectors with the precision/recall measured by benchmarks/pii.py."""
     from rich.table import Table
 
     from privacy.deid.detect.catalog import detector_table
 
-    if fmt not in ("text", "json"):
-        from privacy.errors import InputError
-
-        raise InputError(f"--format: expected text or json, got {fmt!r}")
+    as_json = want_json(as_json, fmt)
     cat = detector_table(_pii_results())
-    if fmt == "json":
-        print(json.dumps(cat, indent=2))
-        return
-    table = Table()
-    for name in ("detector", "kind", "what it finds", "precision", "recall", "columns"):
-        table.add_column(name, overflow="fold")
 
-    def fig(v: object) -> str:
-        return "not measured" if v is None else f"{v:.3f}"
+    def human() -> None:
+        table = Table()
+        for name in ("detector", "kind", "what it finds", "precision", "recall", "columns"):
+            table.add_column(name, overflow="fold")
 
-    for d in cat["detectors"]:
-        table.add_row(d["name"], d["kind"], d["description"], fig(d["precision"]), fig(d["recall"]),
-                      "" if d["support"] is None else str(d["support"]))
-    _console().print(table)
-    src = cat["source"]
-    _console().print(f"measured by benchmarks/pii.py ({src}, code {cat['code_version']})" if src else
-                     "not measured: run `python benchmarks/pii.py` to write benchmarks/results/pii.json")
+        def fig(v: object) -> str:
+            return "not measured" if not isinstance(v, (int, float)) else f"{v:.3f}"
+
+        for d in cat["detectors"]:
+            table.add_row(d["name"], d["kind"], d["description"], fig(d["precision"]), fig(d["recall"]),
+                          "" if d["support"] is None else str(d["support"]))
+        _console().print(table)
+        src = cat["source"]
+        _console().print(f"measured by benchmarks/pii.py ({src}, code {cat['code_version']})" if src else
+                         "not measured: run `python benchmarks/pii.py` to write benchmarks/results/pii.json")
+
+    emit(cat, as_json, human)

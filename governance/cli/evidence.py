@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from governance.cli.common import (
-    WorkspaceOpt, _console, _open, audit_app, budget_app,
+    FormatOpt, JsonOpt, WorkspaceOpt, _console, _open, audit_app, budget_app, emit, jsonable, want_json,
 )
 
 
@@ -19,6 +19,7 @@ def audit_verify(
     trusted_key: Optional[str] = typer.Option(None, "--trusted-key", help="The Ed25519 public key you trust: "
                                               "64 hex characters, or a file holding hex or PEM."),
     witness: Optional[Path] = typer.Option(None, "--witness", help="Your copy of the audit witness file."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Check the hash chain and signatures (public key only) and compare with a witness; exit 0 only if intact."""
     from governance.evidence.verify import parse_trusted_key, verify_file, verify_workspace
@@ -26,7 +27,8 @@ def audit_verify(
 
     key = parse_trusted_key(trusted_key) if trusted_key else None
     rep = verify_file(file, key, witness) if file is not None else verify_workspace(_open(workspace), key, witness)
-    out = _console()
+    out = _console(stderr=as_json)
+    emit(rep, as_json)  # the full report, also when it fails (then exit 4 below)
     for note in rep.notes:
         out.print(f"note: {note}", markup=False)
     if rep.ok:
@@ -42,16 +44,16 @@ def audit_verify(
 def audit_export(
     out: Path = typer.Option(..., "--out", help="JSONL file to write (public key + events + checkpoints)."),
     since: Optional[str] = typer.Option(None, "--since", help="ISO date; events before it are summarised by an anchor hash."),
-    fmt: str = typer.Option("jsonl", "--format", help="jsonl (the only format)."),
+    fmt: Optional[str] = FormatOpt,
     workspace: Optional[Path] = WorkspaceOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
-    """Write a verifiable extract; check it elsewhere with `privgov audit verify --file`."""
+    """Write a verifiable extract (JSONL); check it elsewhere with `privgov audit verify --file`."""
     import datetime as dt
 
     from privacy.errors import InputError
 
-    if fmt != "jsonl":
-        raise InputError(f"--format: expected jsonl, got {fmt!r}")
+    want_json(False, fmt, formats=("jsonl",))  # the extract is always JSONL; --format is deprecated
     try:
         start = dt.datetime.fromisoformat(since) if since else None
     except ValueError:
@@ -59,7 +61,8 @@ def audit_export(
     ws = _open(workspace)
     with ws.session() as s:
         n = ws.audit.export(s, start, out)
-    _console().print(f"exported {n} events to {out}")
+    emit({"out": out, "events": n, "since": start}, as_json,
+         lambda: _console().print(f"exported {n} events to {out}"))
 
 
 @audit_app.command("log")
@@ -67,6 +70,7 @@ def audit_log(
     workspace: Optional[Path] = WorkspaceOpt,
     dataset: Optional[str] = typer.Option(None, "--dataset"),
     limit: int = typer.Option(50, help="Show the last N events."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """The latest audit events (who, what, which version, purpose, decision, ε)."""
     from rich.table import Table
@@ -75,24 +79,27 @@ def audit_log(
 
     ws = _open(workspace)
     table = Table("seq", "time", "principal", "action", "resource", "ver", "purpose", "decision", "ε", "reason")
+    events = []
     with ws.session() as s:
         q = s.query(AuditEvent)
         if dataset:
             q = q.filter(AuditEvent.resource == dataset)
         rows = q.order_by(AuditEvent.seq.desc()).limit(limit).all()
         for e in reversed(rows):
+            events.append({"seq": e.seq, "ts": e.ts, "principal": e.principal, "action": e.action,
+                           "resource": e.resource, "version": e.version, "purpose": e.purpose,
+                           "decision": e.decision, "epsilon": e.epsilon, "reason": e.reason,
+                           "details": e.details})  # counts, ids and hashes only (docs/audit.md)
             table.add_row(str(e.seq), e.ts.strftime("%H:%M:%S") if hasattr(e.ts, "strftime") else str(e.ts),
                           e.principal, e.action, e.resource or "", str(e.version or ""), e.purpose or "",
                           e.decision, f"{e.epsilon:.3f}" if e.epsilon is not None else "", (e.reason or "")[:60])
-    _console().print(table)
+    emit(events, as_json, lambda: _console().print(table))
 
 
 # --------------------------------------------------------------------------- budget
 @budget_app.command("show")
-def budget_show(name: str, workspace: Optional[Path] = WorkspaceOpt) -> None:
+def budget_show(name: str, workspace: Optional[Path] = WorkspaceOpt, as_json: bool = JsonOpt) -> None:
     """Cap, spent, reserved and remaining ε for a dataset's lineage, with per-run history."""
-    from rich.table import Table
-
     from governance.storage import catalog
 
     ws = _open(workspace)
@@ -100,6 +107,12 @@ def budget_show(name: str, workspace: Optional[Path] = WorkspaceOpt) -> None:
         ds = catalog.find_dataset(s, name)
         lineage, unit = ds.lineage_id, ds.privacy_unit or "row"
     st = ws.ledger.status(lineage, unit)
+    emit({"dataset": name, **jsonable(st)}, as_json, lambda: _print_budget(name, unit, st))
+
+
+def _print_budget(name: str, unit: str, st) -> None:
+    from rich.table import Table
+
     out = _console()
     out.print(f"[bold]{name}[/] (privacy unit: {unit})")
     out.print(f"  cap ε={st.epsilon_cap:g}, δ={st.delta_cap:g} (the guarantee across every run on this dataset)")

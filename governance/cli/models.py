@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from governance.cli.common import (
-    TokenOpt, WorkspaceOpt, _token, _console, _open, app,
+    JsonOpt, TokenOpt, WorkspaceOpt, _token, _console, _open, app, emit, jsonable,
 )
 
 
@@ -22,6 +22,7 @@ def predict(
     threshold: float = typer.Option(0.5, help="Probability at or above which `prediction` is 1."),
     workspace: Optional[Path] = WorkspaceOpt,
     token: Optional[str] = TokenOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Score a file with a stored model after a policy check (`predict` on the run's dataset); audited."""
     from governance.run import models as model_ops
@@ -29,9 +30,9 @@ def predict(
     ws = _open(workspace)
     auth, _ = model_ops.authorize_model_use(ws, _token(token), "predict", run_uid, purpose)
     res = model_ops.predict(ws, auth.identity.name, run_uid, data, out, purpose, threshold)
-    con = _console()
-    con.print(f"scored {res.rows:,} rows with the model of run {run_uid}: {res.predicted_positive:,} predicted "
-              f"`{res.target}` = `{res.positive_label}`; wrote {res.out}")
+    emit({"run_uid": run_uid, **jsonable(res)}, as_json, lambda: _console().print(
+        f"scored {res.rows:,} rows with the model of run {run_uid}: {res.predicted_positive:,} predicted "
+        f"`{res.target}` = `{res.positive_label}`; wrote {res.out}"))
     for col, share in res.unseen_categories.items():
         _console(stderr=True).print(f"warning: {share:.1%} of `{col}` values were not seen in training "
                                     "(scored as unknown); was the file de-identified like the training data?")
@@ -42,6 +43,8 @@ def model_card(
     run_uid: str = typer.Argument(..., metavar="RUN", help="Training run."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON here instead of stdout."),
     workspace: Optional[Path] = WorkspaceOpt,
+    as_json: bool = typer.Option(False, "--json", help="Accepted for uniformity: the card is always JSON "
+                                 "(with --out, prints where it was written as JSON)."),
 ) -> None:
     """Print or write a run's model card (JSON); metadata only, no token needed.
 
@@ -61,7 +64,8 @@ def model_card(
         print(text)
         return
     write_text(out, text + "\n")
-    _console().print(f"wrote the model card of run {run_uid} to {out}")
+    emit({"run_uid": run_uid, "out": out}, as_json,
+         lambda: _console().print(f"wrote the model card of run {run_uid} to {out}"))
 
 
 @app.command("audit-model")
@@ -75,7 +79,7 @@ def audit_model(
     seed: int = typer.Option(0, help="Seed for canaries and member sampling."),
     skip_canary: bool = typer.Option(False, "--skip-canary",
                                      help="Membership inference only: no retraining, no budget spent."),
-    json_out: bool = typer.Option(False, "--json", help="Print the audit record as JSON."),
+    json_out: bool = JsonOpt,
     workspace: Optional[Path] = WorkspaceOpt,
     token: Optional[str] = TokenOpt,
 ) -> None:
@@ -92,10 +96,7 @@ def audit_model(
         auth, purpose = model_ops.authorize_model_use(ws, _token(token), "train", run_uid, purpose)
         rec = model_ops.audit_model(ws, auth.identity.name, run_uid, purpose, canaries=canaries, seed=seed,
                                     skip_canary=skip_canary, whitebox=whitebox, auth=auth)
-    if json_out:
-        print(json.dumps(rec, indent=2, default=str))
-        return
-    print_audit(run_uid, rec)
+    emit(rec, json_out, lambda: print_audit(run_uid, rec))
 
 
 def _print_charge(con, audit: dict) -> None:

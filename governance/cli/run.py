@@ -1,14 +1,13 @@
 """`privgov run` and `privgov demo`: governed pipeline runs with a progress display."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from governance.cli.common import (
-    TokenOpt, WorkspaceOpt, _console, _open, _token, app,
+    JsonOpt, TokenOpt, WorkspaceOpt, _console, _open, _token, app, emit,
 )
 
 
@@ -18,7 +17,7 @@ def run(
     workspace: Optional[Path] = WorkspaceOpt,
     token: Optional[str] = TokenOpt,
     adult_dir: Optional[Path] = typer.Option(None, help="Folder with adult.data/adult.test (sets PRIVGOV_ADULT_DIR)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+    json_out: bool = JsonOpt,
     resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN",
                                          help="Finish training run RUN from its last checkpoint, under the budget "
                                               "it already reserved (after a crash or kill)."),
@@ -57,10 +56,8 @@ def _run_pipeline(pipeline: Path, workspace: Optional[Path], token: Optional[str
 
 
 def _print_summary(summary, json_out: bool) -> None:
-    from dataclasses import asdict
-
     if json_out:
-        print(json.dumps(asdict(summary), indent=2, default=str))
+        emit(summary, True)
         return
     out = _console()
     out.print(f"[bold]Run {summary.run_uid}[/] on `{summary.dataset}`: {summary.status}")
@@ -80,44 +77,54 @@ def _print_summary(summary, json_out: bool) -> None:
 
 @app.command()
 def demo(
-    pipeline: Path = typer.Argument(Path("examples/clinic/pipeline.yaml"), help="Pipeline to run."),
+    pipeline: Optional[Path] = typer.Argument(None, help="Pipeline to run (default: the clinic example shipped "
+                                              "inside the package, governance/demo/examples/clinic/pipeline.yaml)."),
     workspace: Optional[Path] = WorkspaceOpt,
     token: Optional[str] = TokenOpt,
     audit: bool = typer.Option(True, "--audit/--no-audit",
                                help="Audit the trained model afterwards (membership inference + one-run canary audit)."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Run the example pipeline (creating and setting up a workspace if there is none) and audit its model.
 
     A new workspace gets an admin, the pipeline's principal and the pipeline's policy bound to its
-    dataset; on an existing workspace the demo needs a token like any other command."""
+    dataset; on an existing workspace the demo needs a token like any other command. It ends with
+    how to get a token and three commands to try next."""
     from governance.cli.models import print_audit
-    from governance.demo.setup import prepare
+    from governance.demo.setup import example_pipeline, next_steps, prepare
     from governance.run import models as model_ops
     from governance.run.spec import load_pipeline
     from governance.workspace import resolve_root
 
+    pipeline = pipeline if pipeline is not None else example_pipeline("clinic")
     root = resolve_root(workspace)
     spec = load_pipeline(pipeline)
     demo_ws = prepare(root, spec, _token(token))
-    con = _console()
-    if demo_ws.created:
-        con.print(f"Workspace created at {root}; policy {spec.policy} bound to `{spec.dataset}`.")
+    con = _console(stderr=as_json)
+    if demo_ws.created and not as_json:  # with --json the token is in the document
+        bound = spec.resolve(spec.policy).resolve() if spec.policy else "none"
+        con.print(f"Workspace created at {root}; policy {bound} bound to `{spec.dataset}`.", soft_wrap=True)
         con.print("Admin token (shown once; `privgov policy bind`, `token issue`, `keys rotate` need it):")
         print(demo_ws.admin_token)
-        con.print(f"Token of `{spec.principal}` (1 day) is in {root / 'demo.token'}: "
-                  f"export PRIVGOV_TOKEN=$(cat {root / 'demo.token'})")
     summary = _run_pipeline(pipeline, root, demo_ws.token, None)
-    _print_summary(summary, False)
+    result = {"workspace": root, "created": demo_ws.created, "admin_token": demo_ws.admin_token, "run": summary,
+              "audit": None}
+    if not as_json:
+        _print_summary(summary, False)
     if audit and summary.epsilon_spent is not None:
         ws = demo_ws.ws
         with ws.lock():
             auth, purpose = model_ops.authorize_model_use(ws, demo_ws.token, "train", summary.run_uid, None)
             rec = model_ops.audit_model(ws, auth.identity.name, summary.run_uid, purpose, canaries=200, seed=0,
                                         auth=auth)
-        print_audit(summary.run_uid, rec)
+        result["audit"] = rec
+        if not as_json:
+            print_audit(summary.run_uid, rec)
         if summary.report_path:
             from governance.evidence.report import write_report
 
             write_report(ws, Path(summary.report_path))
             con.print(f"  report updated with the audit: {summary.report_path}")
-    con.print(f"Inspect: privgov dataset list · privgov budget show {spec.dataset} · privgov audit verify")
+    steps = next_steps(root, spec, summary.run_uid if summary.epsilon_spent is not None else None)
+    result["next_steps"] = steps
+    emit(result, as_json, lambda: print("\n".join(steps)))  # plain print: rich would wrap the commands

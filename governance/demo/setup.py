@@ -10,6 +10,7 @@ so that `make demo` can be repeated; it grants only the demo principal's roles.
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from governance.run.spec import PipelineSpec
 from governance.workspace import Workspace
 
 TOKEN_FILE = "demo.token"
+EXAMPLES = Path(__file__).resolve().parent / "examples"  # package data: works from an installed wheel
 DEMO_ROLES = ["ml-engineer", "data-engineer"]
 
 
@@ -65,3 +67,44 @@ def _create(root: Path, spec: PipelineSpec) -> DemoWorkspace:
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(token + "\n")
     return DemoWorkspace(ws=ws, token=token, created=True, admin_token=admin_token)
+
+
+def example_pipeline(name: str) -> Path:
+    """The pipeline of a packaged example (`governance/demo/examples/<name>/pipeline.yaml`).
+
+    Why packaged: `privgov demo` must work from an installed wheel, where there is
+    no repository checkout with an `examples/` folder beside the working directory.
+    """
+    from privacy.errors import InputError
+
+    path = EXAMPLES / name / "pipeline.yaml"
+    if not path.is_file():
+        known = sorted(p.name for p in EXAMPLES.iterdir() if (p / "pipeline.yaml").is_file())
+        raise InputError(f"example `{name}`: no such packaged example (expected one of {', '.join(known)})")
+    return path
+
+
+def next_steps(root: Path, spec: PipelineSpec, run_uid: str | None) -> list[str]:
+    """What to type after the demo: how to get a token, then three commands to try.
+
+    Why printed: the demo's own token lives in a file, and without it the next
+    command that reads data is refused; a newcomer should not have to guess.
+    """
+    from governance.workspace import resolve_root
+
+    ws_opt = "" if root == resolve_root(None) else f" --workspace {shlex.quote(str(root))}"
+    token_file = shlex.quote(str(root / TOKEN_FILE))
+    dataset = shlex.quote(spec.dataset)
+    lines = [
+        "Next steps:",
+        f"  Get a token: the demo principal `{spec.principal}`'s token (valid 1 day) is in {root / TOKEN_FILE}:",
+        f"    export PRIVGOV_TOKEN=$(cat {token_file})",
+        f"  (an expired one: `privgov token issue {spec.principal}{ws_opt} --token ADMIN_TOKEN`, with the admin "
+        "token printed when the workspace was created)",
+        "  Then try (each also takes --json):",
+        f"    privgov budget show {dataset}{ws_opt}",
+        (f"    privgov audit-model {run_uid} --skip-canary{ws_opt}   # uses the token; spends no budget"
+         if run_uid is not None else f"    privgov dataset show {dataset}{ws_opt}"),
+        f"    privgov audit verify{ws_opt}",
+    ]
+    return lines

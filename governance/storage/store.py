@@ -10,8 +10,6 @@ engine by the workspace.
 from __future__ import annotations
 
 import datetime as dt
-import os
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -27,7 +25,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -154,20 +152,15 @@ class TrainingCheckpoint(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
-def database_url(root: "Path", config: dict[str, Any] | None = None) -> str:
-    """Where a workspace's metadata lives: `PRIVGOV_DB_URL`, else `db_url` in
-    workspace.json, else the embedded SQLite file beside it."""
-    url = os.environ.get("PRIVGOV_DB_URL") or (config or {}).get("db_url")
-    return url or f"sqlite:///{root / 'privgov.db'}"
-
-
-def make_engine(url: str) -> Engine:
+def make_engine(url: "str | URL", *, schema: str | None = None) -> Engine:
     """Engine with SQLite tuned for several writer processes (WAL, busy timeout).
 
     ``secure_delete`` zeroes deleted and overwritten row bytes instead of leaving
     them in free pages: a crypto-shredded wrapped key must not survive in the file.
+    PostgreSQL: ``schema`` becomes every connection's ``search_path`` (one schema
+    per workspace on a shared server; see :mod:`governance.storage.database`).
     """
-    if url.startswith("sqlite"):
+    if str(url).startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60})
 
         @event.listens_for(engine, "connect")
@@ -180,4 +173,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {"connect_timeout": 10}
+    if schema:
+        connect_args["options"] = f"-csearch_path={schema}"
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)

@@ -24,7 +24,7 @@ def test_without_a_measurement_says_not_measured(capsys, tmp_path, monkeypatch) 
     code, out = _run(capsys, "pii", "detectors")
     assert code == 0
     assert "not measured" in out and "person_name" in out and "record_id" in out
-    code, out = _run(capsys, "pii", "detectors", "--format", "json")
+    code, out = _run(capsys, "pii", "detectors", "--json")
     cat = json.loads(out)
     assert cat["source"] is None and all(d["precision"] is None for d in cat["detectors"])
 
@@ -33,7 +33,7 @@ def test_without_a_measurement_says_not_measured(capsys, tmp_path, monkeypatch) 
 def test_figures_are_the_benchmarks(capsys, monkeypatch) -> None:
     monkeypatch.delenv("PRIVGOV_BENCH_RESULTS", raising=False)
     measured = json.loads(RESULTS.read_text())["columns"]["ours"]
-    code, out = _run(capsys, "pii", "detectors", "--format", "json")
+    code, out = _run(capsys, "pii", "detectors", "--json")
     assert code == 0
     rows = {d["name"]: d for d in json.loads(out)["detectors"]}
     checked = 0

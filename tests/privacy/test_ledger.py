@@ -28,8 +28,12 @@ def _engine(path):
 
 
 @pytest.fixture()
-def ledger(tmp_path):
-    led = BudgetLedger(_engine(tmp_path / "ledger.db"))
+def ledger(request, tmp_path, db_backend):
+    """A ledger with cap (3, 1e-5) for lin-1, on SQLite or in a fresh PostgreSQL schema."""
+    if db_backend == "postgresql":
+        led = BudgetLedger(request.getfixturevalue("pg_server").fresh_schema_engine())
+    else:
+        led = BudgetLedger(_engine(tmp_path / "ledger.db"))
     led.create_tables()
     led.set_cap("lin-1", "patient", 3.0, DELTA)
     return led

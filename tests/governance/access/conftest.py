@@ -22,9 +22,10 @@ PEOPLE = {
 
 
 @pytest.fixture
-def people(tmp_path: Path):
-    """A fresh workspace holding PEOPLE, with the example policies bound; (ws, tokens)."""
-    return new_workspace(tmp_path / "ws", PEOPLE)
+def people(tmp_path: Path, db_url):
+    """A fresh workspace holding PEOPLE, with the example policies bound; (ws, tokens).
+    On SQLite and on PostgreSQL (`db_url`)."""
+    return new_workspace(tmp_path / "ws", PEOPLE, db_url=db_url)
 
 
 def privgov(capsys, *args: str) -> tuple[int, str, str]:

@@ -301,8 +301,8 @@ def test_export_with_bad_header_is_input_error(tmp_path):
 # --------------------------------------------------------------------------- concurrency
 
 
-def _append_many(db_url: str, worker: int, n: int) -> None:
-    eng = make_engine(db_url)
+def _append_many(db_url: str, worker: int, n: int, schema: str | None = None) -> None:
+    eng = make_engine(db_url, schema=schema)
     audit = AuditLog(None, Ed25519PrivateKey.generate(), checkpoint_every=None)
     for i in range(n):
         with Session(eng) as s, s.begin():
@@ -328,6 +328,26 @@ def test_concurrent_appends_from_several_processes_keep_one_chain(tmp_path, key)
         report = audit.verify(s)
     assert report.ok, report.problems
     assert report.events == 45 and report.head_seq == 45
+
+
+def test_concurrent_appends_on_postgresql_keep_one_chain(pg_server, key):
+    """The same on a shared server: appends serialise on the advisory lock, not a file lock."""
+    eng = pg_server.fresh_schema_engine()
+    Base.metadata.create_all(eng)
+    with eng.connect() as conn:
+        schema = conn.exec_driver_sql("SELECT current_schema()").scalar_one()
+    url = eng.url.render_as_string(hide_password=False)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_append_many, args=(url, w, 10, schema)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(300)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    with Session(eng) as s:
+        report = AuditLog(None, key).verify(s)
+    assert report.ok, report.problems
+    assert report.events == 30 and report.head_seq == 30
 
 
 # --------------------------------------------------------------------------- witness and trusted key (workspaces)
