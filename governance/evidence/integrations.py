@@ -69,13 +69,13 @@ def check_http_url(url: str) -> str:
 
 
 def check_tracking_uri(uri: str) -> str:
-    """`file:` stores, or an http(s) tracking server without credentials in the URI."""
+    """`file:` or `sqlite:` stores, or an http(s) tracking server without credentials in the URI."""
     parts = urlsplit(uri)
-    if parts.scheme == "file":
+    if parts.scheme in ("file", "sqlite"):
         return uri
     if parts.scheme in ("http", "https") and parts.hostname and not (parts.username or parts.password):
         return uri
-    raise InputError(f"--uri {uri!r}: expected a file: URI (a local MLflow store) or an http(s) tracking server "
+    raise InputError(f"--uri {uri!r}: expected a file: or sqlite: URI (a local MLflow store) or an http(s) tracking server "
                      "URL without credentials")
 
 

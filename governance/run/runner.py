@@ -169,6 +169,7 @@ def _lineage_facts(ctx: RunContext) -> Any:
 
     spec = ctx.spec
     src = spec.source
+
     def where(rel: str) -> Path:  # a path ingest would refuse is still named, as written, never raised here
         try:
             return spec.resolve(rel).resolve()
@@ -346,9 +347,13 @@ def _finish(ctx: RunContext, summary: RunSummary, error: BaseException | None = 
     from governance.evidence import lineage
     from governance.storage.store import Run, utcnow
 
-    # before the final checkpoint, so a `lineage_error` it records is covered by it
+    # before the final checkpoint, so a `lineage_error`/`tracking_error` they record is covered by it
     lineage.run_finished(ctx.ws, _lineage_facts(ctx), status=summary.status, error=error,
                          epsilon_target=summary.epsilon_target)
+    if summary.status == "succeeded" and summary.epsilon_spent is not None:
+        from governance.evidence.tracking import log_training_run
+
+        log_training_run(ctx.ws, ctx.run_uid, ctx.identity.name, ctx.dataset.name)  # never raises
     with ctx.ws.session() as s:
         run = s.query(Run).filter(Run.run_uid == summary.run_uid).one_or_none()
         if run is not None:
