@@ -109,7 +109,7 @@ def file_events(path: Path) -> list[dict]:
 class Receiver:
     """A real HTTP endpoint on 127.0.0.1 that keeps every JSON body posted to it."""
 
-    def __init__(self) -> None:
+    def __init__(self, status: int = 201) -> None:
         self.bodies: list[dict] = []
         self.paths: list[str] = []
         outer = self
@@ -119,7 +119,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.paths.append(self.path)
                 outer.bodies.append(json.loads(body))
-                self.send_response(201)
+                self.send_response(status)
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
@@ -296,3 +296,19 @@ def test_failing_transport_never_fails_the_run_and_is_audited(tmp_path) -> None:
     with ws.session() as s:
         report = ws.audit.verify(s)
     assert report.ok, report.problems
+
+
+def test_http_error_status_is_audited_with_the_status(workspace) -> None:
+    """An endpoint answering 503 (retried, then given up): a lineage_error naming the status, nothing raised."""
+    from governance.evidence import lineage
+
+    ws, _ = workspace
+    facts = lineage.LineageRun(run_uid="ab12cd", pipeline="p", dataset="clinic-visits", principal="demo-ml-engineer",
+                               sources=(("file", "/data/in.csv"),))
+    with Receiver(status=503) as srv:
+        configure(ws, transport="http", target=srv.url)
+        lineage.run_started(ws, facts)
+    assert len(srv.bodies) == 3  # the first try and two retries
+    validate_event(srv.bodies[0])
+    (err,) = audit_events(ws, "lineage_error")
+    assert "503" in err.reason and err.details == {"run_uid": "ab12cd", "event": "START", "transport": "http"}
