@@ -52,30 +52,10 @@ def lineage_configure(
     token: Optional[str] = TokenOpt,
 ) -> None:
     """Send each governed run's START and COMPLETE/FAIL events to a file or an HTTP endpoint (admin only)."""
-    from pydantic import ValidationError
+    from governance.evidence.integrations import lineage_settings
 
-    from governance.evidence.integrations import LineageSettings, check_http_url
-    from privacy.errors import InputError
-
-    if (file is None) == (url is None):
-        raise InputError("lineage configure: give exactly one of --file PATH or --url URL")
-    if file is not None:
-        target = Path(file).expanduser().resolve()
-        if not target.parent.is_dir():
-            raise InputError(f"--file {file}: its directory does not exist")
-        if target.is_dir():
-            raise InputError(f"--file {file}: is a directory; expected a file to append events to")
-        kind, where = "file", str(target)
-        if api_key_env:
-            raise InputError("--api-key-env applies to --url only")
-    else:
-        kind, where = "http", check_http_url(str(url))
-    try:
-        settings = LineageSettings(transport=kind, target=where, namespace=namespace, api_key_env=api_key_env,
-                                   timeout_s=timeout_s)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InputError(f"lineage configure: --{'-'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+    settings = lineage_settings(file=file, url=url, namespace=namespace, api_key_env=api_key_env, timeout_s=timeout_s)
+    kind, where = settings.transport, settings.target
     _change(workspace, token, "lineage_configure", "lineage", settings,
             {"transport": kind, "target": where, "namespace": namespace, "api_key_env": api_key_env})
     _console().print(f"lineage on: {kind} transport to {where} (namespace {namespace}); "

@@ -79,6 +79,30 @@ def check_tracking_uri(uri: str) -> str:
                      "URL without credentials")
 
 
+def lineage_settings(*, file: Path | None, url: str | None, namespace: str = "privgov",
+                     api_key_env: str | None = None, timeout_s: float = 5.0) -> LineageSettings:
+    """Checked settings from `privgov lineage configure` options: exactly one of a file or a URL."""
+    if (file is None) == (url is None):
+        raise InputError("lineage configure: give exactly one of --file PATH or --url URL")
+    if file is not None:
+        target = Path(file).expanduser().resolve()
+        if not target.parent.is_dir():
+            raise InputError(f"--file {file}: its directory does not exist")
+        if target.is_dir():
+            raise InputError(f"--file {file}: is a directory; expected a file to append events to")
+        if api_key_env:
+            raise InputError("--api-key-env applies to --url only")
+        kind, where = "file", str(target)
+    else:
+        kind, where = "http", check_http_url(str(url))
+    try:
+        return LineageSettings(transport=kind, target=where, namespace=namespace, api_key_env=api_key_env,
+                               timeout_s=timeout_s)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InputError(f"lineage configure: --{'-'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+
+
 def path_of(root: Path) -> Path:
     return Path(root) / FILE_NAME
 
