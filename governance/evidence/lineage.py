@@ -155,13 +155,14 @@ def _event(settings: LineageSettings, facts: LineageRun, state: str, *, status: 
 
 
 def _error_text(error: BaseException) -> str:
-    """privgov's own errors are one line written to be shown (names and expectations, no values);
-    anything else is named by type only, since a library's message may quote a cell."""
-    from privacy.errors import PrivgovError
+    """Refusals (policy, budget) are sent with their message: one line naming principals, datasets,
+    policies and declared targets. Every other error is named by type only: a quality-gate message
+    carries failing-row counts, and an input or library error may quote a cell."""
+    from privacy.errors import AccessDenied, BudgetExceeded
 
-    if isinstance(error, PrivgovError):
+    if isinstance(error, (AccessDenied, BudgetExceeded)):
         return f"{type(error).__name__}: {error}"[:1000]
-    return f"{type(error).__name__} (message withheld: it may quote data)"
+    return f"{type(error).__name__} (message withheld; the run's reason is in the workspace: privgov audit log)"
 
 
 def _outputs(facts: LineageRun, stored: dict[str, Any]) -> list[Any]:

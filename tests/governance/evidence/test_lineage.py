@@ -252,12 +252,17 @@ def test_refused_run_emits_start_and_fail_to_a_file(workspace, tmp_path) -> None
     assert fail["outputs"] == []  # nothing was stored
 
 
-def test_unexpected_error_message_is_withheld() -> None:
+def test_only_refusal_messages_are_sent() -> None:
+    """Refusals keep their one-line message; a quality gate's counts and any other error's text stay home."""
     from governance.evidence.lineage import _error_text
-    from privacy.errors import InputError
+    from privacy.errors import AccessDenied, BudgetExceeded, InputError, QualityGateFailed
 
+    assert _error_text(AccessDenied("dataset `d`: denied")) == "AccessDenied: dataset `d`: denied"
+    assert _error_text(BudgetExceeded("over the cap")) == "BudgetExceeded: over the cap"
     assert "secret-cell" not in _error_text(ValueError("could not convert 'secret-cell'"))
-    assert _error_text(InputError("pipeline `p`: bad")) == "InputError: pipeline `p`: bad"
+    assert "secret-cell" not in _error_text(InputError("column c: bad value 'secret-cell'"))
+    withheld = _error_text(QualityGateFailed("suite s: 17 rows still fail after cleaning"))
+    assert withheld.startswith("QualityGateFailed") and "17" not in withheld
 
 
 def test_off_by_default_emits_nothing(workspace, tmp_path, monkeypatch) -> None:
