@@ -5,13 +5,12 @@ admin's authenticated identity. `show` reads the settings only (no token).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from governance.cli.common import TokenOpt, WorkspaceOpt, _console, _open, _token, app
+from governance.cli.common import JsonOpt, TokenOpt, WorkspaceOpt, _console, _open, _token, app, emit
 
 lineage_app = typer.Typer(help="OpenLineage events of governed runs (off by default).", no_args_is_help=True)
 tracking_app = typer.Typer(help="MLflow tracking of training runs (off by default; needs the mlflow extra).",
@@ -19,7 +18,10 @@ tracking_app = typer.Typer(help="MLflow tracking of training runs (off by defaul
 app.add_typer(lineage_app, name="lineage")
 app.add_typer(tracking_app, name="tracking")
 
-JsonOpt = typer.Option(False, "--json", help="Print the settings as JSON.")
+
+
+def _state(settings: object | None) -> dict:
+    return {"enabled": settings is not None, **(settings.model_dump() if settings is not None else {})}  # type: ignore[attr-defined]
 
 
 def _change(workspace: Optional[Path], token: Optional[str], action: str, section: str, value: object,
@@ -50,6 +52,7 @@ def lineage_configure(
     timeout_s: float = typer.Option(5.0, "--timeout", help="HTTP timeout in seconds per event."),
     workspace: Optional[Path] = WorkspaceOpt,
     token: Optional[str] = TokenOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Send each governed run's START and COMPLETE/FAIL events to a file or an HTTP endpoint (admin only)."""
     from governance.evidence.integrations import lineage_settings
@@ -58,15 +61,17 @@ def lineage_configure(
     kind, where = settings.transport, settings.target
     _change(workspace, token, "lineage_configure", "lineage", settings,
             {"transport": kind, "target": where, "namespace": namespace, "api_key_env": api_key_env})
-    _console().print(f"lineage on: {kind} transport to {where} (namespace {namespace}); "
-                     "events: START, COMPLETE or FAIL per governed run")
+    emit(_state(settings), as_json, lambda: _console().print(
+        f"lineage on: {kind} transport to {where} (namespace {namespace}); "
+        "events: START, COMPLETE or FAIL per governed run"))
 
 
 @lineage_app.command("off")
-def lineage_off(workspace: Optional[Path] = WorkspaceOpt, token: Optional[str] = TokenOpt) -> None:
+def lineage_off(workspace: Optional[Path] = WorkspaceOpt, token: Optional[str] = TokenOpt,
+                as_json: bool = JsonOpt) -> None:
     """Stop sending OpenLineage events (admin only)."""
     _change(workspace, token, "lineage_off", "lineage", None, {})
-    _console().print("lineage off: governed runs emit no OpenLineage events")
+    emit(_state(None), as_json, lambda: _console().print("lineage off: governed runs emit no OpenLineage events"))
 
 
 @lineage_app.command("show")
@@ -75,14 +80,16 @@ def lineage_show(workspace: Optional[Path] = WorkspaceOpt, as_json: bool = JsonO
     from governance.evidence.integrations import load
 
     settings = load(_open(workspace).root).lineage
-    if as_json:
-        print(json.dumps({"enabled": settings is not None, **(settings.model_dump() if settings else {})}))
-    elif settings is None:
-        _console().print("lineage: off (`privgov lineage configure --file PATH | --url URL` turns it on)")
-    else:
+
+    def human() -> None:
+        if settings is None:
+            _console().print("lineage: off (`privgov lineage configure --file PATH | --url URL` turns it on)")
+            return
         key = f"; bearer token from ${settings.api_key_env}" if settings.api_key_env else ""
         _console().print(f"lineage: on; {settings.transport} transport to {settings.target}; "
                          f"namespace {settings.namespace}{key}")
+
+    emit(_state(settings), as_json, human)
 
 
 # --------------------------------------------------------------------------- tracking
@@ -92,20 +99,22 @@ def tracking_configure(
     experiment: str = typer.Option("privgov", "--experiment", help="MLflow experiment name."),
     workspace: Optional[Path] = WorkspaceOpt,
     token: Optional[str] = TokenOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Log each training run's parameters, metrics, ε/δ and model card to MLflow (admin only)."""
     from governance.evidence.integrations import TrackingSettings, check_tracking_uri
 
     settings = TrackingSettings(uri=check_tracking_uri(uri), experiment=experiment)
     _change(workspace, token, "tracking_configure", "tracking", settings, {"uri": uri, "experiment": experiment})
-    _console().print(f"tracking on: MLflow at {uri}, experiment {experiment}")
+    emit(_state(settings), as_json, lambda: _console().print(f"tracking on: MLflow at {uri}, experiment {experiment}"))
 
 
 @tracking_app.command("off")
-def tracking_off(workspace: Optional[Path] = WorkspaceOpt, token: Optional[str] = TokenOpt) -> None:
+def tracking_off(workspace: Optional[Path] = WorkspaceOpt, token: Optional[str] = TokenOpt,
+                 as_json: bool = JsonOpt) -> None:
     """Stop logging training runs to MLflow (admin only)."""
     _change(workspace, token, "tracking_off", "tracking", None, {})
-    _console().print("tracking off: training runs are not logged to MLflow")
+    emit(_state(None), as_json, lambda: _console().print("tracking off: training runs are not logged to MLflow"))
 
 
 @tracking_app.command("show")
@@ -114,9 +123,6 @@ def tracking_show(workspace: Optional[Path] = WorkspaceOpt, as_json: bool = Json
     from governance.evidence.integrations import load
 
     settings = load(_open(workspace).root).tracking
-    if as_json:
-        print(json.dumps({"enabled": settings is not None, **(settings.model_dump() if settings else {})}))
-    elif settings is None:
-        _console().print("tracking: off (`privgov tracking configure --uri file:PATH` turns it on)")
-    else:
-        _console().print(f"tracking: on; MLflow at {settings.uri}, experiment {settings.experiment}")
+    emit(_state(settings), as_json, lambda: _console().print(
+        "tracking: off (`privgov tracking configure --uri file:PATH` turns it on)" if settings is None else
+        f"tracking: on; MLflow at {settings.uri}, experiment {settings.experiment}"))
