@@ -155,8 +155,36 @@ def _start(ws: Workspace, spec: PipelineSpec, identity: Identity, auth: Authoriz
         if s.query(Run).filter(Run.run_uid == run_uid).one_or_none() is None:
             s.add(Run(run_uid=run_uid, pipeline=spec.name, dataset_name=spec.dataset, principal=identity.name,
                       purpose=spec.purpose))
-    return RunContext(ws=ws, spec=spec, run_uid=run_uid, identity=identity, dataset=auth.dataset, policy=auth.policy,
-                      record=AuditRecorder(ws, identity.name, spec.dataset))
+    ctx = RunContext(ws=ws, spec=spec, run_uid=run_uid, identity=identity, dataset=auth.dataset, policy=auth.policy,
+                     record=AuditRecorder(ws, identity.name, spec.dataset))
+    from governance.evidence import lineage
+
+    lineage.run_started(ws, _lineage_facts(ctx))  # never raises; a failed delivery is audited as lineage_error
+    return ctx
+
+
+def _lineage_facts(ctx: RunContext) -> Any:
+    """The run's public declarations, for its OpenLineage events (governance/evidence/lineage.py)."""
+    from governance.evidence.lineage import LineageRun
+
+    spec = ctx.spec
+    src = spec.source
+
+    def where(rel: str) -> Path:  # a path ingest would refuse is still named, as written, never raised here
+        try:
+            return spec.resolve(rel).resolve()
+        except (PrivgovError, OSError, ValueError):
+            return Path(rel)
+
+    paths = [] if src.sample else [p for p in (src.path, src.test_path) if p]
+    sources = tuple(("file", str(where(p))) for p in paths) or (("privgov-sample", str(src.sample)),)
+    return LineageRun(
+        run_uid=ctx.run_uid, pipeline=spec.name, dataset=ctx.dataset.name, principal=ctx.identity.name, sources=sources,
+        suite=where(spec.quality.suite) if spec.quality else None,
+        engine=spec.quality.engine if spec.quality else None, deid_steps=list(spec.deid.steps),
+        require_k=spec.deid.require_k, policy_sha256=ctx.dataset.policy_hash, privacy_unit=ctx.dataset.unit,
+        epsilon_target=None, delta=float(spec.training.delta) if spec.training else None,
+        training=spec.training is not None)
 
 
 # --------------------------------------------------------------------------- the run
@@ -304,20 +332,28 @@ def _guarded(ctx: RunContext, summary: RunSummary, body: Callable[[], None]) -> 
     except PrivgovError as exc:
         summary.status = "denied" if isinstance(exc, (AccessDenied, BudgetExceeded)) else "failed"  # refusals
         summary.reason = str(exc)
-        _finish(ctx, summary)
+        _finish(ctx, summary, exc)
         raise
     except BaseException as exc:  # unexpected: record, then re-raise
         summary.status = "failed"
         summary.reason = f"{type(exc).__name__}: {exc}"
-        _finish(ctx, summary)
+        _finish(ctx, summary, exc)
         raise
     _finish(ctx, summary)
     return summary
 
 
-def _finish(ctx: RunContext, summary: RunSummary) -> None:
+def _finish(ctx: RunContext, summary: RunSummary, error: BaseException | None = None) -> None:
+    from governance.evidence import lineage
     from governance.storage.store import Run, utcnow
 
+    # before the final checkpoint, so a `lineage_error`/`tracking_error` they record is covered by it
+    lineage.run_finished(ctx.ws, _lineage_facts(ctx), status=summary.status, error=error,
+                         epsilon_target=summary.epsilon_target)
+    if summary.status == "succeeded" and summary.epsilon_spent is not None:
+        from governance.evidence.tracking import log_training_run
+
+        log_training_run(ctx.ws, ctx.run_uid, ctx.identity.name, ctx.dataset.name)  # never raises
     with ctx.ws.session() as s:
         run = s.query(Run).filter(Run.run_uid == summary.run_uid).one_or_none()
         if run is not None:

@@ -85,6 +85,8 @@ def read_invocations(root: Path, tokens: dict, run_uid: str, csv: Path) -> dict[
         "policy test": [str(POLICIES / "clinic.yaml"), str(POLICIES / "clinic_cases.yaml")],
         "model-card": [run_uid, *w],
         "db status": [*w],
+        "lineage show": [*w],
+        "tracking show": [*w],
     }
 
 
@@ -113,6 +115,7 @@ def test_every_read_command_prints_one_json_document(capsys, demo) -> None:
     assert docs["quality validate"]["success"] is False and docs["quality validate"]["failing_row_ids"]
     assert docs["policy test"]["ok"] is True and docs["policy test"]["total"] > 0
     assert docs["model-card"]  # the card itself
+    assert docs["lineage show"] == {"enabled": False} and docs["tracking show"] == {"enabled": False}
 
 
 def test_audit_verify_json_reports_a_broken_chain_and_exits_4(capsys, demo, tmp_path) -> None:
