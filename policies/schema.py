@@ -36,6 +36,9 @@ The format (``version: 1``)::
       max_rows_per_unit: 25                       # the bound the trainer uses for that person's rows
     # or, when every row is a different person:
     # privacy: {unit: row, statement: "each row is a distinct person (one census record per adult)"}
+    pii:                                          # the pipeline PII gate (defaults shown)
+      threshold: 0.8                              # detector confidence from which a direct identifier must be transformed
+      allow_keep: false                           # may a pipeline acknowledge one and store it in clear?
 """
 from __future__ import annotations
 
@@ -209,6 +212,22 @@ class PrivacySection(_Strict):
         return 1 if self.unit == ROW_UNIT else int(self.max_rows_per_unit or 1)
 
 
+DEFAULT_PII_THRESHOLD = 0.8
+
+
+class PiiSection(_Strict):
+    """How the pipeline PII gate treats the datasets this policy is bound to.
+
+    Why in the policy: storing a direct identifier in clear is an admin decision, not a
+    pipeline author's. ``threshold`` is the detector confidence from which a column
+    counts as a direct identifier that must be transformed; ``allow_keep`` lets a
+    pipeline acknowledge one and keep it (``pii: {COLUMN: {action: keep, reason}}``,
+    audited). Deny by default: without this section keeps are refused at 0.8."""
+
+    threshold: float = Field(default=DEFAULT_PII_THRESHOLD, gt=0, le=1)
+    allow_keep: bool = False
+
+
 class Policy(_Strict):
     """A whole policy file. Treat as immutable: the engine caches a compiled index."""
 
@@ -220,6 +239,7 @@ class Policy(_Strict):
     deny: list[DenyRule] = Field(default_factory=list)
     budgets: Budgets = Field(default_factory=Budgets)
     privacy: PrivacySection | None = None
+    pii: PiiSection = Field(default_factory=PiiSection)
 
     _compiled: Any = PrivateAttr(default=None)
     _warnings: list[str] = PrivateAttr(default_factory=list)

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from governance.data.csv_options import CsvOptions
 from governance.yaml_source import parse_model
 from privacy.errors import InputError
 
@@ -20,13 +21,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class CsvOptions(_Strict):
-    names: list[str] | None = None
-    skip_rows: int = 0
-    sep: str | None = None
-    na_values: list[str] | None = None
-    skipinitialspace: bool = False
-    comment: str | None = None  # e.g. '|' skips adult.test's `|1x3 Cross validator` line
+__all__ = ["CsvOptions", "PiiAcknowledgement", "PipelineSpec", "load_pipeline"]
 
 
 class SourceSpec(_Strict):
@@ -90,6 +85,17 @@ class DeidSpec(_Strict):
     # k-anonymization = generalization + suppression: rows still in classes
     # smaller than k are withheld from the release (counted, by row id).
     suppress_below_k: bool = False
+
+
+class PiiAcknowledgement(_Strict):
+    """`pii: {COLUMN: {action: keep, reason: "..."}}`: store a detected identifier in clear, knowingly.
+
+    Why a reason: the PII gate refuses to store a direct identifier untransformed; keeping
+    one is allowed only where the bound policy says `pii: {allow_keep: true}`, and the
+    reason goes into the audit log (`pii_keep`) for the reviewer who asks why."""
+
+    action: Literal["keep"]
+    reason: str = Field(min_length=1, max_length=500, pattern=r"\S")
 
 
 # TrainConfig fields the training block sets itself (see PipelineRunner._train_config).
@@ -162,6 +168,7 @@ class PipelineSpec(_Strict):
     quality: QualitySpec | None = None
     cleaning: Annotated[list[dict[str, Any]], AfterValidator(_cleaning_steps)] = Field(default_factory=list)
     deid: DeidSpec = Field(default_factory=DeidSpec)
+    pii: dict[Annotated[str, Field(min_length=1, max_length=200)], PiiAcknowledgement] = Field(default_factory=dict)
     policy: str | None = None  # if given, must be the very text an admin bound to the dataset
     principal: str
     purpose: str
@@ -171,6 +178,16 @@ class PipelineSpec(_Strict):
 
     # set after loading: the directory relative paths are resolved against
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _keep_not_transformed(self) -> "PipelineSpec":
+        """A column both kept in clear and transformed is a contradiction a reviewer must resolve."""
+        transformed = {str(step.get("column")) for step in self.deid.steps if step.get("action") != "keep"}
+        both = sorted(set(self.pii) & transformed)
+        if both:
+            raise ValueError(f"pii: column `{both[0]}` is acknowledged with action keep but deid.steps transforms it; "
+                             "remove one of the two")
+        return self
 
     def resolve(self, rel: str) -> Path:
         """Resolve a path from the spec; `${VAR}` and `~` are expanded."""

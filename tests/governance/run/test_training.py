@@ -16,8 +16,10 @@ from tests.governance.run.test_runner import cli, error_line, small_spec
 
 # Email dropped instead of pseudonymized: the stored plaintext is then the same in
 # every workspace, so only the key can make two fingerprints differ.
+# patient_id (the unit) stays in clear for the same reason; the current detectors do not flag it.
 NO_PSEUDONYMS = [{"column": "email", "action": "drop"} if step["column"] == "email" else step
-                 for step in yaml.safe_load((REPO / "examples" / "clinic" / "pipeline.yaml").read_text())["deid"]["steps"]]
+                 for step in yaml.safe_load((REPO / "examples" / "clinic" / "pipeline.yaml").read_text())["deid"]["steps"]
+                 if step["column"] != "patient_id"]
 
 
 def _run(root, tmp, **changes):
