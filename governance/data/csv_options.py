@@ -111,7 +111,7 @@ def csv_options(raw: "CsvOptions | dict[str, Any] | None", source: str) -> CsvOp
         raise InputError(f"{source}: csv option `{key}`: {msg}") from None
 
 
-def parse_dtype_args(items: list[str] | None) -> dict[str, str]:
+def parse_dtype_args(items: list[str] | None, source: str = "command line") -> dict[str, str]:
     """`["zip=str", "age=int"]` (repeated `--dtype`, or comma-separated) -> {"zip": "str", "age": "int"}."""
     out: dict[str, str] = {}
     for item in items or []:
@@ -119,7 +119,7 @@ def parse_dtype_args(items: list[str] | None) -> dict[str, str]:
             col, eq, kind = part.partition("=")
             col, kind = col.strip(), kind.strip().lower()
             if not eq or not col or kind not in DTYPE_NAMES:
-                raise InputError(f"option --dtype {part.strip()[:60]!r}: expected COLUMN=TYPE with TYPE one of "
+                raise InputError(f"{source}: option --dtype {part.strip()[:60]!r}: expected COLUMN=TYPE with TYPE one of "
                                  f"{', '.join(DTYPE_NAMES)} (e.g. --dtype zip=str)")
             out[col] = kind
     return out
@@ -139,7 +139,7 @@ def from_cli(*, delimiter: str | None, no_header: bool, names: str | None, encod
     if na_values is not None:
         raw["na_values"] = [v for v in na_values.split(",")]
     if dtype:
-        raw["dtype"] = parse_dtype_args(dtype)
+        raw["dtype"] = parse_dtype_args(dtype, source)
     opts = csv_options(raw, source)
     if no_header and opts.names is None:
         raise InputError(f"{source}: --no-header: expected --names a,b,c naming every column of the file")

@@ -213,3 +213,55 @@ def test_zip_keeps_leading_zeros_end_to_end(tmp_path) -> None:
     assert df["zip"].tolist() == expected
     assert df["mail_zip"].str[:3].tolist() == [z[:3] for z in expected]
     assert df["amount"].dtype.kind == "f"  # a measurement still becomes a number
+
+
+def test_pipeline_csv_options_headerless_semicolons(tmp_path) -> None:
+    """The pipeline's `source.csv` block takes the same options as the CLI (one reader)."""
+    from governance.access.export import read_authorized
+
+    ws, tokens = _workspace(tmp_path, _policy(tmp_path))
+    data = tmp_path / "raw.txt"
+    data.write_text("".join(f"{i};00{i % 10}12;n/a\n" if i % 4 == 0 else f"{i};00{i % 10}12;{i}.5\n"
+                            for i in range(ROWS)), encoding="latin-1")
+    csv_opts = {"header": False, "names": ["id", "code", "value"], "delimiter": ";", "encoding": "latin-1",
+                "na_values": ["n/a"], "dtype": {"id": "str"}}
+    path = _pipeline(tmp_path, data, [], source={"path": str(data), "format": "csv", "csv": csv_opts})
+    summary = _run(ws, path, tokens["loader"])
+    assert summary.rows_ingested == ROWS
+    df, _ = read_authorized(ws, tokens["loader"], "validate", "people", 1, "pipeline")
+    assert df["code"].tolist()[:3] == ["00012", "00112", "00212"] and df["id"].tolist()[:2] == ["0", "1"]
+    assert df["value"].isna().sum() == ROWS // 4 and df["value"].dtype.kind == "f"
+
+
+@pytest.mark.parametrize("csv_opts, needle", [
+    ({"delimitr": ";"}, "delimitr"),
+    ({"names": ["a", "b"]}, "option names"),
+    ({"encoding": "utf-9"}, "encoding"),
+    ({"dtype": {"zip": "decimal"}}, "dtype"),
+])
+def test_pipeline_bad_csv_option_exit_2_nothing_stored(tmp_path, csv_opts, needle) -> None:
+    ws, tokens = _workspace(tmp_path, _policy(tmp_path))
+    data = _csv(tmp_path)
+    path = _pipeline(tmp_path, data, [], source={"path": str(data), "csv": csv_opts})
+    res = cli("run", str(path), "--workspace", str(ws.root), env={"PRIVGOV_TOKEN": tokens["loader"]})
+    assert res.returncode == 2, res.stderr
+    line = error_line(res)
+    assert needle in line and "Traceback" not in res.stderr
+    assert _stored(ws) == (0, 0)
+
+
+def test_pipeline_pii_block_is_checked_at_load(tmp_path) -> None:
+    from governance.run.spec import load_pipeline
+    from privacy.errors import InputError
+
+    data = _csv(tmp_path)
+    both = _pipeline(tmp_path, data, [{"column": "c1", "action": "drop"}],
+                     pii={"c1": {"action": "keep", "reason": "help desk"}})
+    with pytest.raises(InputError, match="c1.*keep.*transforms it"):
+        load_pipeline(both)
+    no_reason = _pipeline(tmp_path, data, [], pii={"c1": {"action": "keep", "reason": " "}})
+    with pytest.raises(InputError, match="reason"):
+        load_pipeline(no_reason)
+    other = _pipeline(tmp_path, data, [], pii={"c1": {"action": "drop", "reason": "x"}})
+    with pytest.raises(InputError, match="action"):
+        load_pipeline(other)
