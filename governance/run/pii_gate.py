@@ -93,6 +93,12 @@ def _facts(f: PiiFinding) -> dict[str, Any]:
             "confidence": f.confidence, "evidence": f.evidence[:_AUDIT_STR]}
 
 
+def _shown(name: str, limit: int = 80) -> str:
+    """A column name fit for a one-line message: control characters escaped, long names cut."""
+    text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in name)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _ways_forward(column: str) -> str:
     return (f"add a transform in the pipeline's deid.steps (e.g. `- {{column: {column}, action: pseudonymize}}` "
             f"or `action: drop`), or acknowledge it with `pii: {{{column}: {{action: keep, reason: \"...\"}}}}`, "
@@ -104,7 +110,7 @@ def _check_keeps(ctx: RunContext, df: pd.DataFrame, by_column: dict[str, PiiFind
     spec = ctx.spec
     missing = sorted(c for c in spec.pii if c not in df.columns)
     if missing:
-        raise InputError(f"pipeline `{spec.name}`: pii: column `{missing[0]}` is acknowledged with action keep "
+        raise InputError(f"pipeline `{spec.name}`: pii: column `{_shown(missing[0])}` is acknowledged with action keep "
                          "but is not a column of the data; expected a column name of the source")
     if spec.pii and not ctx.policy.pii.allow_keep:
         column = sorted(spec.pii)[0]
@@ -114,7 +120,7 @@ def _check_keeps(ctx: RunContext, df: pd.DataFrame, by_column: dict[str, PiiFind
                    details={"run_uid": ctx.run_uid, "column": column[:_AUDIT_STR], "keeps": len(spec.pii),
                             **({"pii_type": found.pii_type[:_AUDIT_STR], "confidence": found.confidence}
                                if found else {"detected": False})})
-        raise AccessDenied(f"pipeline `{spec.name}`: pii: column `{column}` is acknowledged with action keep, but "
+        raise AccessDenied(f"pipeline `{spec.name}`: pii: column `{_shown(column)}` is acknowledged with action keep, but "
                            f"the policy bound to `{ctx.dataset.name}` does not allow keeping identifiers in clear "
                            "(`pii: {allow_keep: true}`, an admin's decision); transform the column in deid.steps "
                            "instead")
@@ -138,12 +144,12 @@ def run_gate(ctx: RunContext, df: pd.DataFrame, sink: list[dict[str, Any]] | Non
     if blocking:
         f = blocking[0]
         more = "" if len(blocking) == 1 else (
-            f" ({len(blocking) - 1} more: {', '.join(b.column for b in blocking[1:6])})")
+            f" ({len(blocking) - 1} more: {', '.join(_shown(b.column, 40) for b in blocking[1:6])})")
         evidence = f"; evidence: {f.evidence}" if f.evidence else ""
         raise AccessDenied(
-            f"PII gate: column `{f.column}` looks like {f.pii_type} (direct identifier, confidence "
+            f"PII gate: column `{_shown(f.column)}` looks like {f.pii_type} (direct identifier, confidence "
             f"{f.confidence:.2f} >= threshold {threshold:g}{evidence}) and would be stored untransformed{more}; "
-            + _ways_forward(f.column))
+            + _ways_forward(_shown(f.column)))
     for column, ack in sorted(spec.pii.items()):
         found = by_column.get(column)
         ctx.record("pii_keep", decision="allow", purpose=spec.ingest_purpose, reason=ack.reason[:500],
