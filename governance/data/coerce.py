@@ -19,58 +19,100 @@ line number, never the offending value (it may be PII).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from governance.errors import InputError
 
-_NUMBER = r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*"
-_LEADING_ZERO = r"\s*-?0\d.*"
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+_NUMBER_RE = r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$"
+_LEADING_ZERO = r"^-?0\d"
 _TRUE = {"true", "True", "TRUE"}
 _FALSE = {"false", "False", "FALSE"}
 FIXED_WIDTH_MIN_DIGITS = 6
 MAX_EXACT_DIGITS = 15
 
 
-def looks_like_identifier(uniques: pd.Series) -> bool:
+def _strings(col: pd.Series) -> "pa.Array":
+    """The column's non-missing values as an Arrow string array (zero-copy for Arrow-backed text)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(col.array if hasattr(col.array, "__arrow_array__") else col.to_numpy(dtype=object),
+                   from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = arr.cast(pa.string())
+    return pc.drop_null(arr)
+
+
+def _any(mask) -> bool:
+    import pyarrow.compute as pc
+
+    return bool(pc.any(mask).as_py() or False)
+
+
+def looks_like_identifier(uniques: "pa.Array") -> bool:
     """True when numeric-looking text (the distinct values of a column) is a code, not a quantity."""
-    text = uniques.str.strip()
-    if text.str.startswith("+").any() or text.str.fullmatch(_LEADING_ZERO).any():
+    import pyarrow.compute as pc
+
+    text = pc.utf8_trim_whitespace(uniques)
+    if _any(pc.starts_with(text, "+")) or _any(pc.match_substring_regex(text, _LEADING_ZERO)):
         return True
-    has_dot = text.str.contains(".", regex=False)
-    if text.str.contains(r"[eE]").any() and not has_dot.any():
+    has_dot = _any(pc.match_substring(text, "."))
+    if _any(pc.match_substring_regex(text, "[eE]")) and not has_dot:
         return True  # 1E5, 12E4: part numbers that spreadsheets turn into floats
-    if has_dot.any():
+    if has_dot:
         return False
-    digits = text.str.lstrip("-").str.len()
-    if int(digits.max()) > MAX_EXACT_DIGITS:
+    lengths = pc.min_max(pc.utf8_length(pc.utf8_ltrim(text, characters="-"))).as_py()
+    if lengths["max"] > MAX_EXACT_DIGITS:
         return True
-    return len(text) >= 2 and int(digits.min()) == int(digits.max()) >= FIXED_WIDTH_MIN_DIGITS
+    return len(text) >= 2 and lengths["min"] == lengths["max"] >= FIXED_WIDTH_MIN_DIGITS
 
 
 def _numeric(col: pd.Series) -> pd.Series | None:
-    """The column as int64/float64 when every value is a plain number, else None."""
-    present = col.dropna()
-    uniques = pd.Series(pd.unique(present.to_numpy(dtype=object)), dtype=object)
-    if not uniques.str.fullmatch(_NUMBER).all():
+    """The column as int64/float64 when every value is a plain number, else None.
+
+    Arrow does the work (RE2 over the distinct values, a C cast): text columns are
+    rejected on their first values, so typing costs little next to parsing."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = _strings(col)
+    head = values.slice(0, 256)
+    if not pc.all(pc.match_substring_regex(head, _NUMBER_RE)).as_py():
         return None
-    if looks_like_identifier(uniques):
+    uniques = pc.unique(values)
+    if not pc.all(pc.match_substring_regex(uniques, _NUMBER_RE)).as_py() or looks_like_identifier(uniques):
         return None
-    values = col.to_numpy(dtype=object)
-    mask = col.notna().to_numpy()
-    integral = not uniques.str.contains(r"[.eE]").any()
-    if integral and mask.all():
-        try:
-            return pd.Series(values.astype(np.int64), index=col.index, name=col.name)
-        except (OverflowError, ValueError):
-            pass
-    out = np.full(len(values), np.nan)
-    out[mask] = values[mask].astype(np.float64)
+    integral = not _any(pc.match_substring_regex(uniques, "[.eE]"))
+    full = pa.array(col.array if hasattr(col.array, "__arrow_array__") else col.to_numpy(dtype=object),
+                    from_pandas=True)
+    trimmed = pc.utf8_trim_whitespace(full.cast(pa.string()) if not pa.types.is_string(full.type) else full)
+    complete = full.null_count == 0
+    try:
+        if integral and complete:
+            out = pc.cast(trimmed, pa.int64()).to_numpy(zero_copy_only=False)
+        else:
+            out = pc.cast(trimmed, pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
     return pd.Series(out, index=col.index, name=col.name)
 
 
 def _boolean(col: pd.Series) -> pd.Series | None:
-    uniques = set(pd.unique(col.dropna().to_numpy(dtype=object)))
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = _strings(col)
+    if not pc.all(pc.is_in(values.slice(0, 256), value_set=pa.array(sorted(_TRUE | _FALSE)))).as_py():
+        return None  # text columns are rejected on their first values
+    uniques = set(pc.unique(values).to_pylist())
     if not uniques or not uniques <= (_TRUE | _FALSE):
         return None
     if col.isna().any():
