@@ -45,6 +45,9 @@ The format (``version: 1``)::
       recipients: [internal ML team]
       retention: "10 years after the last visit"
       safeguards: [encryption at rest, pseudonymization, differential privacy]
+    pii:                                          # the pipeline PII gate (defaults shown)
+      threshold: 0.8                              # detector confidence from which a direct identifier must be transformed
+      allow_keep: false                           # may a pipeline acknowledge one and store it in clear?
 """
 from __future__ import annotations
 
@@ -247,6 +250,24 @@ class PrivacySection(_Strict):
         return 1 if self.unit == ROW_UNIT else int(self.max_rows_per_unit or 1)
 
 
+DEFAULT_PII_THRESHOLD = 0.8
+
+
+class PiiSection(_Strict):
+    """How the pipeline PII gate treats the datasets this policy is bound to.
+
+    Why in the policy: storing a direct identifier in clear is an admin decision, not a
+    pipeline author's. ``threshold`` is the detector confidence from which a column
+    counts as a direct identifier that must be transformed; ``allow_keep`` lets a
+    pipeline acknowledge one and keep it (``pii: {COLUMN: {action: keep, reason}}``,
+    audited). Deny by default: without this section keeps are refused at 0.8."""
+
+    threshold: float = Field(default=DEFAULT_PII_THRESHOLD, gt=0, le=1, examples=[0.8], description="Detector "
+                             "confidence from which a detected direct identifier must be transformed.")
+    allow_keep: bool = Field(default=False, examples=[False], description="May a pipeline keep a detected "
+                             "identifier in clear with `pii: {COL: {action: keep, reason}}` (audited)?")
+
+
 class Policy(_Strict):
     """A whole policy file. Treat as immutable: the engine caches a compiled index."""
 
@@ -267,6 +288,9 @@ class Policy(_Strict):
                                                 "(controller, purposes, legal basis, categories, recipients, "
                                                 "retention, safeguards); optional, and the report flags it when "
                                                 "absent or incomplete.")
+    pii: PiiSection = Field(default_factory=PiiSection, description="The pipeline PII gate: the detector "
+                            "confidence from which a direct identifier must be transformed, and whether a "
+                            "pipeline may acknowledge one and keep it in clear (deny by default).")
 
     _compiled: Any = PrivateAttr(default=None)
     _warnings: list[str] = PrivateAttr(default_factory=list)

@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 
 from governance.cli.common import (
-    ExitCode, FormatOpt, JsonOpt, TokenOpt, WorkspaceOpt, _token, _console, _open, emit, pii_app, quality_app,
-    sample_app, want_json,
+    ExitCode, FormatOpt, JsonOpt, TokenOpt, WorkspaceOpt, _token, _console, _open, app, emit, pii_app,
+    quality_app, sample_app, want_json,
 )
 
 
@@ -29,8 +29,42 @@ def sample_clinic(
          lambda: _console().print(f"wrote {rows:,} synthetic clinic visits to {out}"))
 
 
+# --------------------------------------------------------------------------- shared CSV options
+# One reader for every command that takes a file (and the pipeline's `source.csv`): see
+# governance/data/csv_options.py. Flags are declared once here and reused by each command.
+DelimiterOpt = typer.Option(None, "--delimiter", "--sep", help="Field delimiter: one character, or tab/semicolon/pipe.")
+NoHeaderOpt = typer.Option(False, "--no-header", help="The file has no header row; name the columns with --names.")
+NamesOpt = typer.Option(None, "--names", help="Column names, comma-separated (a,b,c); with --no-header, or to rename the header.")
+EncodingOpt = typer.Option(None, "--encoding", help="Text encoding (default utf-8), e.g. latin-1, cp1252.")
+NaValuesOpt = typer.Option(None, "--na-values", help="Extra markers of a missing value, comma-separated (e.g. '?,-').")
+DtypeOpt = typer.Option(None, "--dtype", help="COLUMN=TYPE (str, int, float, bool, date); repeatable. "
+                        "Identifier-like columns (leading zeros, fixed width, + prefix) stay text by default.")
+
+
+def _csv(data: str, delimiter: Optional[str], no_header: bool, names: Optional[str], encoding: Optional[str],
+         na_values: Optional[str], dtype: Optional[list[str]]):
+    """The validated CSV options of a command, or None when none was given (Parquet, dataset:)."""
+    from governance.data.csv_options import from_cli
+    from privacy.errors import InputError
+
+    given = any(v not in (None, False, []) for v in (delimiter, no_header, names, encoding, na_values, dtype))
+    if not given:
+        return None
+    if data.startswith("dataset:"):
+        raise InputError(f"{data}: CSV options (--delimiter, --names, --dtype ...) apply to files, not stored datasets")
+    return from_cli(delimiter=delimiter, no_header=no_header, names=names, encoding=encoding, na_values=na_values,
+                    dtype=dtype, source=data)
+
+
+def _read_file(data: str, opts) -> "object":
+    from governance.data.ingest import read_table
+
+    return read_table(Path(data), csv_options=opts)
+
+
 # --------------------------------------------------------------------------- quality
-def _load_data_arg(data: str, workspace: Optional[Path], token: Optional[str], action: str, purpose: str):
+def _load_data_arg(data: str, workspace: Optional[Path], token: Optional[str], action: str, purpose: str,
+                   csv_opts=None):
     """`DATA` is a file path, or `dataset:NAME[@VERSION]` for a stored (encrypted) version."""
     if data.startswith("dataset:"):
         from governance.access.export import read_authorized
@@ -40,9 +74,7 @@ def _load_data_arg(data: str, workspace: Optional[Path], token: Optional[str], a
         if ver and not ver.isdigit():
             raise InputError(f"{data}: expected dataset:NAME or dataset:NAME@VERSION with a version number")
         return read_authorized(_open(workspace), _token(token), action, name, int(ver) if ver else None, purpose)
-    from governance.data.ingest import read_table
-
-    return read_table(Path(data)), "row_id"
+    return _read_file(data, csv_opts), "row_id"
 
 
 @quality_app.command("validate")
@@ -55,6 +87,9 @@ def quality_validate(
     row_id: Optional[str] = typer.Option(None, "--row-id", help="Row-id column (assigned if absent)."),
     gx_out: Optional[Path] = typer.Option(None, "--gx-out", help="Also write a GX ExpectationSuiteValidationResult JSON."),
     purpose: str = typer.Option("pipeline", "--purpose"),
+    delimiter: Optional[str] = DelimiterOpt, no_header: bool = NoHeaderOpt, names: Optional[str] = NamesOpt,
+    encoding: Optional[str] = EncodingOpt, na_values: Optional[str] = NaValuesOpt,
+    dtype: Optional[list[str]] = DtypeOpt,
     workspace: Optional[Path] = WorkspaceOpt,
     token: Optional[str] = TokenOpt,
 ) -> None:
@@ -64,7 +99,8 @@ def quality_validate(
     from privacy.errors import InputError
 
     as_json = want_json(as_json, fmt)
-    df, rid = _load_data_arg(data, workspace, token, "validate", purpose)
+    opts = _csv(data, delimiter, no_header, names, encoding, na_values, dtype)
+    df, rid = _load_data_arg(data, workspace, token, "validate", purpose, opts)
     if row_id:
         from governance.data.ingest import ensure_row_ids
 
@@ -101,45 +137,116 @@ def quality_suggest(
     out: Path = typer.Option(..., "--out", help="Suite JSON to write."),
     name: Optional[str] = typer.Option(None, "--name"),
     purpose: str = typer.Option("pipeline", "--purpose"),
+    delimiter: Optional[str] = DelimiterOpt, no_header: bool = NoHeaderOpt, names: Optional[str] = NamesOpt,
+    encoding: Optional[str] = EncodingOpt, na_values: Optional[str] = NaValuesOpt,
+    dtype: Optional[list[str]] = DtypeOpt,
     workspace: Optional[Path] = WorkspaceOpt,
     token: Optional[str] = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Profile data and write a starting GX 1.x suite to edit."""
+    """Profile data and write a starting GX 1.x suite to edit (`--json` also prints it)."""
     from governance.storage.atomic_write import write_text
     from governance.data.quality import suggest_suite
 
-    df, rid = _load_data_arg(data, workspace, token, "validate", purpose)
+    opts = _csv(data, delimiter, no_header, names, encoding, na_values, dtype)
+    df, rid = _load_data_arg(data, workspace, token, "validate", purpose, opts)
     suite = suggest_suite(df, row_id_column=rid, name=name or Path(data).stem)
     write_text(out, json.dumps(suite, indent=2) + "\n")
-    emit({"out": out, "expectations": len(suite["expectations"])}, as_json,
+    emit({"out": out, "expectations": len(suite["expectations"]), "suite": suite}, as_json,
          lambda: _console().print(f"wrote {len(suite['expectations'])} expectations to {out}"))
 
 
 # --------------------------------------------------------------------------- pii
-@pii_app.command("scan")
 def pii_scan(
     data: Path = typer.Argument(..., help="CSV/Parquet file."),
     as_json: bool = JsonOpt,
     fmt: Optional[str] = FormatOpt,
+    delimiter: Optional[str] = DelimiterOpt, no_header: bool = NoHeaderOpt, names: Optional[str] = NamesOpt,
+    encoding: Optional[str] = EncodingOpt, na_values: Optional[str] = NaValuesOpt,
+    dtype: Optional[list[str]] = DtypeOpt,
 ) -> None:
-    """Detect PII per column (type, share of matching values, confidence); values are never printed."""
-    from dataclasses import asdict, is_dataclass
-
-    from rich.table import Table
-
-    from governance.data.ingest import read_table
-    from privacy.deid import scan
+    """Detect PII per column (type, kind, confidence, evidence); values are never printed."""
+    from governance.data.pii_report import scan_records
 
     as_json = want_json(as_json, fmt)
-    findings = scan(read_table(data))
+    opts = _csv(str(data), delimiter, no_header, names, encoding, na_values, dtype)
+    df = _read_file(str(data), opts)
+    findings = scan_records(df)
     if as_json:
-        emit([asdict(f) if is_dataclass(f) else dict(f) for f in findings], True)
+        emit(findings, True)
         return
-    table = Table("column", "pii type", "share", "confidence", "direct identifier")
+    _print_findings(findings, f"{data}: {df.shape[1] - 1} columns, {len(df):,} rows scanned")
+
+
+def _print_findings(findings: list[dict], title: str) -> None:
+    """A table that wraps to the terminal: short columns never wrap, the evidence folds."""
+    from rich.table import Table
+
+    con = _console()
+    if not findings:
+        con.print(f"{title}: no PII found")
+        return
+    if con.width < 60:  # too narrow for a table: one wrapped line per finding
+        con.print(title)
+        for f in findings:
+            con.print(f"- {f['column']}: {f['pii_type']} ({f['kind']}, confidence {f['confidence']:.2f})"
+                      + (f"; {f['evidence']}" if f["evidence"] else ""), markup=False)
+        return
+    narrow = con.width < 72  # drop the share column rather than fold every header
+    table = Table(title=title, title_justify="left", expand=False, show_lines=False)
+    table.add_column("column", overflow="fold", min_width=6, ratio=2)
+    table.add_column("pii type", overflow="fold", min_width=8, ratio=2)
+    table.add_column("kind", no_wrap=True, min_width=5)
+    table.add_column("conf.", justify="right", no_wrap=True, min_width=5)
+    if not narrow:
+        table.add_column("share", justify="right", no_wrap=True)
+    table.add_column("evidence", overflow="fold", min_width=8, ratio=5)
     for f in findings:
-        table.add_row(f.column, f.pii_type, f"{f.share:.1%}", f"{f.confidence:.2f}", "yes" if f.is_direct_identifier else "")
-    _console().print(table)
+        kind = f"[bold]{f['kind']}[/]" if f["is_direct_identifier"] else f["kind"]
+        cells = [f["column"], f["pii_type"], kind, f"{f['confidence']:.2f}"]
+        cells += [] if narrow else [f"{f['share']:.0%}"]
+        table.add_row(*cells, f["evidence"] or "-")
+    con.print(table)
+
+
+# `privgov pii scan`, and the same command as the top-level shortcut `privgov scan`
+pii_app.command("scan")(pii_scan)
+app.command("scan", help="Detect PII per column (shortcut for `privgov pii scan`); values are never printed.")(pii_scan)
+
+
+@pii_app.command("suggest")
+def pii_suggest(
+    data: Path = typer.Argument(..., help="CSV/Parquet file."),
+    out: Optional[Path] = typer.Option(None, "--out", help="De-identification spec (YAML) to write."),
+    threshold: float = typer.Option(0.8, "--threshold", min=0.0, max=1.0,
+                                    help="Confidence from which a direct identifier gets a transform."),
+    as_json: bool = JsonOpt,
+    delimiter: Optional[str] = DelimiterOpt, no_header: bool = NoHeaderOpt, names: Optional[str] = NamesOpt,
+    encoding: Optional[str] = EncodingOpt, na_values: Optional[str] = NaValuesOpt,
+    dtype: Optional[list[str]] = DtypeOpt,
+) -> None:
+    """Suggest de-identification steps from a scan: pseudonymize direct identifiers, generalize quasi ones.
+
+    The steps go in a pipeline's `deid.steps` or a `pii apply --spec` file; review them first."""
+    import yaml
+
+    from governance.data.pii_report import scan_records, suggest_steps
+    from governance.storage.atomic_write import write_text
+
+    opts = _csv(str(data), delimiter, no_header, names, encoding, na_values, dtype)
+    findings = scan_records(_read_file(str(data), opts))
+    steps = suggest_steps(findings, threshold)
+    if out is not None:
+        write_text(out, "# suggested by `privgov pii suggest`: review before use\n"
+                   + yaml.safe_dump({"steps": steps}, sort_keys=False))
+    if as_json:
+        emit({"findings": findings, "steps": steps, "out": out}, True)
+        return
+    con = _console()
+    _print_findings(findings, f"{data}: PII found")
+    con.print(yaml.safe_dump({"steps": steps}, sort_keys=False).rstrip() if steps else "no steps to suggest")
+    if out is not None:
+        con.print(f"wrote {len(steps)} step(s) to {out}")
 
 
 @pii_app.command("apply")
@@ -149,6 +256,9 @@ def pii_apply(
     out: Path = typer.Option(..., "--out", help="File to write (CSV/Parquet)."),
     dataset: str = typer.Option(..., "--dataset", help="Dataset the pseudonyms are for (`ingest` is checked on it)."),
     purpose: str = typer.Option("pipeline", "--purpose"),
+    delimiter: Optional[str] = DelimiterOpt, no_header: bool = NoHeaderOpt, names: Optional[str] = NamesOpt,
+    encoding: Optional[str] = EncodingOpt, na_values: Optional[str] = NaValuesOpt,
+    dtype: Optional[list[str]] = DtypeOpt,
     workspace: Optional[Path] = WorkspaceOpt,
     token: Optional[str] = TokenOpt,
     as_json: bool = JsonOpt,
@@ -165,9 +275,11 @@ def pii_apply(
     from privacy.deid.spec import deid_steps_from_yaml
 
     steps = deid_steps_from_yaml(load_yaml_file(spec, "de-identification spec"))
+    opts = _csv(str(data), delimiter, no_header, names, encoding, na_values, dtype)
     ws = _open(workspace)
     authorize(ws, _token(token), "ingest", dataset, purpose, details={"for": "pii_apply"})
-    df, report = apply_deid(read_table(data), steps, key_for_domain=ws.keyring.pseudonym_keys(dataset))
+    frame = read_table(data, csv_options=opts)
+    df, report = apply_deid(frame, steps, key_for_domain=ws.keyring.pseudonym_keys(dataset))
     write_frame(df, out)
 
     def human() -> None:

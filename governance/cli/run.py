@@ -64,6 +64,10 @@ def _print_summary(summary, json_out: bool) -> None:
     out.print(f"  rows ingested {summary.rows_ingested:,}; stored {summary.rows_clean:,} as version {summary.version}; "
               f"quarantined {summary.rows_quarantined:,}"
               + (f" (version {summary.quarantine_version})" if summary.quarantine_version else ""))
+    if summary.pii_findings:
+        shown = ", ".join(f"{f['column']} {f['pii_type']} ({f['action']})" for f in summary.pii_findings[:8])
+        more = f" and {len(summary.pii_findings) - 8} more" if len(summary.pii_findings) > 8 else ""
+        out.print(f"  PII gate: {shown}{more}", markup=False)
     if summary.quarantine_reasons:
         for label, count in summary.quarantine_reasons.items():
             out.print(f"    quarantine reason: {label}: {count:,} rows")

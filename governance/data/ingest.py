@@ -17,18 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from governance.data.coerce import apply_types
+from governance.data.csv_options import CsvOptions, csv_options as check_csv_options
 from governance.errors import InputError
 
 PARQUET_MAGIC = b"PAR1"
 _CSV_SUFFIXES = {".csv", ".txt", ".data", ".test", ".tsv", ".tab", ".psv"}
 _PARQUET_SUFFIXES = {".parquet", ".pq", ".parq"}
 _SNIFF_BYTES = 8192
-# pandas read_csv options a caller may pass through `csv_options`.
-_ALLOWED_CSV_OPTIONS = {
-    "sep", "delimiter", "quotechar", "skipinitialspace", "comment", "dtype",
-    "keep_default_na", "true_values", "false_values", "thousands", "decimal",
-    "usecols", "skip_rows", "names", "na_values", "header", "skipfooter", "encoding",
-}
 
 
 def detect_format(path: Path, head: bytes) -> str:
@@ -71,22 +67,15 @@ def read_table(
 
     `names` + `skip_rows` read headerless files such as UCI Adult
     (`names=[...]`, `skip_rows=1` for adult.test's `|1x3 Cross validator` line,
-    `csv_options={"skipinitialspace": True}`, `na_values=["?"]`).
+    `csv_options={"skipinitialspace": True}`, `na_values=["?"]`). `csv_options` is a
+    :class:`~governance.data.csv_options.CsvOptions` or the same as a mapping (the pipeline's
+    `source.csv` block). Every CSV column is read as text and typed by
+    :func:`~governance.data.coerce.apply_types`, so identifiers keep their leading zeros.
     Existing ids are kept (must be non-null and unique); otherwise ids are
     0..n-1 in file order, int64, inserted as the first column.
     """
     path = Path(path)
-    opts = dict(csv_options or {})
-    unknown = sorted(set(opts) - _ALLOWED_CSV_OPTIONS)
-    if unknown:
-        raise InputError(
-            f"{path}: unknown csv_options {unknown}; expected some of {sorted(_ALLOWED_CSV_OPTIONS)}"
-        )
-    names = opts.pop("names", names)
-    skip_rows = int(opts.pop("skip_rows", skip_rows))
-    if opts.get("na_values") is not None:
-        na_values = [*(na_values or []), *opts.pop("na_values")]
-    opts.pop("na_values", None)
+    opts = _merge_options(path, csv_options, na_values=na_values, names=names, skip_rows=skip_rows)
     if not path.exists():
         raise InputError(f"{path}: file not found; expected a CSV or Parquet file")
     if path.is_dir():
@@ -99,9 +88,9 @@ def read_table(
     if kind == "parquet":
         df = _read_parquet(path)
     elif kind in ("csv", "tsv"):
-        if kind == "tsv" or path.suffix.lower() in (".tsv", ".tab"):
-            opts.setdefault("sep", "\t")
-        df = _read_csv(path, na_values=na_values, opts=opts, names=names, skip_rows=skip_rows)
+        if (kind == "tsv" or path.suffix.lower() in (".tsv", ".tab")) and opts.sep is None and opts.delimiter is None:
+            opts = opts.model_copy(update={"delimiter": "\t"})
+        df = _read_csv(path, opts)
     else:
         raise InputError(f"{path}: unknown format {fmt!r}; expected 'csv' or 'parquet'")
     if len(df) == 0:
@@ -143,6 +132,25 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return table.to_pandas()
 
 
+def _merge_options(path: Path, raw: "CsvOptions | dict | None", *, na_values: list[str] | None,
+                   names: list[str] | None, skip_rows: int) -> CsvOptions:
+    """One validated options model from `csv_options` and the older keyword arguments."""
+    if isinstance(raw, CsvOptions):
+        opts = raw
+    else:
+        merged = dict(raw or {})
+        if names is not None:
+            merged.setdefault("names", list(names))
+        if skip_rows:
+            merged.setdefault("skip_rows", skip_rows)
+        if na_values is not None:
+            merged["na_values"] = [*na_values, *(merged.get("na_values") or [])]
+        return check_csv_options(merged, str(path))
+    if na_values is not None or names is not None or skip_rows:
+        raise InputError(f"{path}: give the CSV options once, in csv_options")
+    return opts
+
+
 def _decode(path: Path, data: bytes, encoding: str) -> str:
     try:
         return data.decode(encoding)
@@ -150,36 +158,32 @@ def _decode(path: Path, data: bytes, encoding: str) -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         raise InputError(
             f"{path}: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}) is not "
-            f"valid {encoding}; expected {encoding} text (re-encode the file or pass "
-            "csv_options={'encoding': ...})"
+            f"valid {encoding}; expected {encoding} text (re-encode the file or set option encoding, "
+            "e.g. --encoding latin-1)"
         ) from None
 
 
-def _read_csv(
-    path: Path,
-    *,
-    na_values: list[str] | None,
-    opts: dict[str, Any],
-    names: list[str] | None,
-    skip_rows: int,
-) -> pd.DataFrame:
-    encoding = opts.pop("encoding", "utf-8")
-    text = _decode(path, path.read_bytes(), encoding)
+def _read_csv(path: Path, o: CsvOptions) -> pd.DataFrame:
+    """Read every column as text, check the shape against the options, then type safely."""
+    text = _decode(path, path.read_bytes(), o.encoding)
     if text.startswith("\ufeff"):
         text = text[1:]
-    sep = opts.pop("sep", None) or opts.pop("delimiter", None) or ","
-    quotechar = opts.get("quotechar", '"')
-    _check_structure(path, text, sep=sep, quotechar=quotechar, skip_rows=skip_rows,
-                     comment=opts.get("comment"), skipinitialspace=bool(opts.get("skipinitialspace")))
-    kwargs: dict[str, Any] = dict(opts)
-    if names is not None:
-        kwargs["names"] = list(names)
-        kwargs.setdefault("header", None)
-    if na_values is not None:
-        kwargs["na_values"] = list(na_values)
+    sep = o.separator
+    fields = _check_structure(path, text, sep=sep, quotechar=o.quotechar, skip_rows=o.skip_rows,
+                              comment=o.comment, skipinitialspace=o.skipinitialspace)
+    if o.names is not None and len(o.names) != fields:
+        raise InputError(
+            f"{path}: option names gives {len(o.names)} column name(s) but the rows have {fields} "
+            f"field(s) (delimiter {sep!r}); expected one name per field"
+        )
+    kwargs: dict[str, Any] = dict(sep=sep, quotechar=o.quotechar, skipinitialspace=o.skipinitialspace,
+                                  comment=o.comment, dtype=str, header=0 if o.has_header else None)
+    if o.names is not None:
+        kwargs["names"] = list(o.names)
+    if o.na_values is not None:
+        kwargs["na_values"] = list(o.na_values)
     try:
-        df = pd.read_csv(io.StringIO(text), sep=sep, skiprows=skip_rows or None,
-                         engine="c", **kwargs)
+        df = pd.read_csv(io.StringIO(text), skiprows=o.skip_rows or None, engine="c", **kwargs)
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: no columns found; expected a header row and data rows") from None
     except Exception as exc:  # ParserError, ValueError, OverflowError...: never leak cell text
@@ -187,15 +191,16 @@ def _read_csv(
             f"{path}: could not parse as CSV ({type(exc).__name__}: {_safe(exc)}); "
             "expected rectangular delimited text"
         ) from None
-    if len(df.columns) == 1 and names is None:
+    if len(df.columns) == 1 and o.names is None:
         header = str(df.columns[0])
-        for cand, label in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
+        for cand, label in ((",", "','"), (";", "';'"), ("\t", "tab"), ("|", "'|'")):
             if cand != sep and cand in header:
                 raise InputError(
                     f"{path}: found one column whose header contains {label}; the file looks "
-                    f"{label}-delimited, expected {sep!r} (pass csv_options={{'sep': {cand!r}}})"
+                    f"{label}-delimited, expected {sep!r} (set option delimiter, e.g. --delimiter {cand!r})"
                 )
-    return df
+    first_data_line = o.skip_rows + (2 if o.has_header else 1)
+    return apply_types(df, o.dtype, source=str(path), first_data_line=first_data_line)
 
 
 def _safe(exc: Exception) -> str:
@@ -207,18 +212,15 @@ def _safe(exc: Exception) -> str:
 def _check_structure(
     path: Path, text: str, *, sep: str, quotechar: str, skip_rows: int,
     comment: str | None, skipinitialspace: bool = False,
-) -> None:
+) -> int:
     """Reject ragged rows and bad quoting with the offending line number.
 
     pandas silently pads short rows with NaN; a short row almost always means a
     broken export, so we count fields per line ourselves. Unquoted text is
     checked with numpy (fast); quoted text with the csv module (strict).
     """
-    if len(sep) != 1:
-        return  # regex separators: leave the check to pandas
-    if quotechar not in text and comment is None:
-        _check_unquoted(path, text, sep, skip_rows)
-        return
+    if quotechar not in text and comment is None and ord(sep) < 128:
+        return _check_unquoted(path, text, sep, skip_rows)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quotechar=quotechar,
                         strict=True, skipinitialspace=skipinitialspace)
     expected = None
@@ -244,6 +246,7 @@ def _check_structure(
         ) from None
     if expected is None:
         raise InputError(f"{path}: no header or data lines; expected a header row and data rows")
+    return expected
 
 
 def _csv_reason(exc: csv.Error) -> str:
@@ -251,7 +254,7 @@ def _csv_reason(exc: csv.Error) -> str:
     return "unterminated quoted field" if "EOF" in msg or "newline" in msg else "stray quote"
 
 
-def _check_unquoted(path: Path, text: str, sep: str, skip_rows: int) -> None:
+def _check_unquoted(path: Path, text: str, sep: str, skip_rows: int) -> int:
     raw = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     nl = np.flatnonzero(raw == 10)
     ends = np.append(nl, len(raw))
@@ -274,6 +277,7 @@ def _check_unquoted(path: Path, text: str, sep: str, skip_rows: int) -> None:
             f"{path}: line {int(line_no[i])} has {int(counts[i]) + 1} fields; expected "
             f"{int(counts[0]) + 1} like the header (ragged row)"
         )
+    return int(counts[0]) + 1
 
 
 def iter_parquet_batches(

@@ -102,4 +102,6 @@ class RunSummary:
     metrics: dict[str, Any] = field(default_factory=dict)
     report_path: str | None = None
     k_anonymity: int | None = None
+    # the PII gate's scan: column, pii_type, kind, confidence, evidence, action (transformed | keep | none)
+    pii_findings: list[dict[str, Any]] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)

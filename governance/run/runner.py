@@ -18,7 +18,7 @@ from governance.access.authorize import (
     Authorization, Identity, authenticate, claimed_name, decide_for, record_decision, shown,
 )
 from governance.evidence.recorder import AuditRecorder, record_event
-from governance.run import stages, training
+from governance.run import pii_gate, stages, training
 from governance.run.context import Progress, RunContext
 from governance.run.records import Quarantined, Reservation, RunSummary
 from governance.run.spec import PipelineSpec
@@ -210,6 +210,8 @@ def _body(ctx: RunContext, summary: RunSummary, timed: _Timer) -> None:
         per_run_cap = timed("decide", decide_train)
     df = timed("ingest", lambda: stages.ingest(ctx)).frame
     summary.rows_ingested = len(df)
+    # before validation, storage and the budget: a direct identifier left in clear stops the run here
+    timed("pii_gate", lambda: pii_gate.run_gate(ctx, df, sink=summary.pii_findings))
     steps: list[dict[str, Any]] = []
     validation_ids: list[int] = []
     if spec.quality:
@@ -230,7 +232,8 @@ def _body(ctx: RunContext, summary: RunSummary, timed: _Timer) -> None:
     deid = timed("deidentify", lambda: stages.deidentify(ctx, df))
     df, steps, summary.k_anonymity = deid.frame, steps + deid.steps, deid.k_anonymity
     summary.rows_clean = len(df)
-    meta: dict[str, Any] = {"pipeline": spec.name, "run_uid": ctx.run_uid}
+    meta: dict[str, Any] = {"pipeline": spec.name, "run_uid": ctx.run_uid,
+                            "pii_findings": [dict(f) for f in summary.pii_findings]}
     reservation = None
     if spec.training:
         _binding_unchanged(ctx, "before reserving budget")

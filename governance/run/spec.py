@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from governance.data.csv_options import CsvOptions
 from governance.yaml_source import parse_model
 from privacy.errors import InputError
 
@@ -20,17 +21,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class CsvOptions(_Strict):
-    """How a CSV source is read (pandas `read_csv` options of the same names)."""
-
-    names: list[str] | None = Field(default=None, description="Column names when the file has no header row.")
-    skip_rows: int = Field(default=0, examples=[1], description="Lines skipped at the start of the file.")
-    sep: str | None = Field(default=None, examples=[";"], description="Field separator; default `,` (a tab for "
-                            "`.tsv`/`.tab` files).")
-    na_values: list[str] | None = Field(default=None, description="Extra strings read as missing values.")
-    skipinitialspace: bool = Field(default=False, description="Skip spaces after the separator.")
-    comment: str | None = Field(default=None, description="Lines starting with this character are skipped "
-                                "(`|` skips adult.test's `|1x3 Cross validator` line).")
+__all__ = ["CsvOptions", "PiiAcknowledgement", "PipelineSpec", "load_pipeline"]
 
 
 class SourceSpec(_Strict):
@@ -113,6 +104,18 @@ class DeidSpec(_Strict):
     suppress_below_k: bool = Field(default=False, examples=[True], description=(
         "Withhold rows in groups smaller than `require_k` (counted, by row id) instead of stopping; "
         "count-based, so epsilon then covers only the stored version."))
+
+
+class PiiAcknowledgement(_Strict):
+    """`pii: {COLUMN: {action: keep, reason: "..."}}`: store a detected identifier in clear, knowingly.
+
+    Why a reason: the PII gate refuses to store a direct identifier untransformed; keeping
+    one is allowed only where the bound policy says `pii: {allow_keep: true}`, and the
+    reason goes into the audit log (`pii_keep`) for the reviewer who asks why."""
+
+    action: Literal["keep"] = Field(description="Only `keep`: store the column untransformed.")
+    reason: str = Field(min_length=1, max_length=500, pattern=r"\S", examples=["needed to contact patients"],
+                        description="Why it is kept; written to the audit log.")
 
 
 # TrainConfig fields the training block sets itself (see PipelineRunner._train_config).
@@ -213,6 +216,9 @@ class PipelineSpec(_Strict):
         default_factory=list, description="Cleaning steps in order, each `{step: NAME, ...}` from the cleaning "
         "registry (`governance/data/cleaning/steps.py`), checked when the pipeline loads.")
     deid: DeidSpec = Field(default_factory=DeidSpec, description="De-identification.")
+    pii: dict[Annotated[str, Field(min_length=1, max_length=200)], PiiAcknowledgement] = Field(
+        default_factory=dict, description="Acknowledged detected identifiers kept in clear, "
+        "`{COLUMN: {action: keep, reason}}`; the bound policy must allow keeps (`pii.allow_keep`), each is audited.")
     policy: str | None = Field(default=None, description="Policy file; if given it must be the very text an "
                                "admin bound to the dataset (the bound policy is the only one that applies).")
     principal: str = Field(description="Who the pipeline claims to run as; the token decides, a mismatch is "
@@ -226,6 +232,16 @@ class PipelineSpec(_Strict):
 
     # set after loading: the directory relative paths are resolved against
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _keep_not_transformed(self) -> "PipelineSpec":
+        """A column both kept in clear and transformed is a contradiction a reviewer must resolve."""
+        transformed = {str(step.get("column")) for step in self.deid.steps if step.get("action") != "keep"}
+        both = sorted(set(self.pii) & transformed)
+        if both:
+            raise ValueError(f"pii: column `{both[0]}` is acknowledged with action keep but deid.steps transforms it; "
+                             "remove one of the two")
+        return self
 
     def resolve(self, rel: str) -> Path:
         """Resolve a path from the spec; `${VAR}` and `~` are expanded."""

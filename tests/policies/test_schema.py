@@ -255,3 +255,22 @@ def test_a_training_policy_without_a_unit_is_warned_about():
     text = BASE.replace("privacy: {unit: patient_id, max_rows_per_unit: 10}\n", "")
     warnings = policy_warnings(parse_policy(text, "p.yaml", now=NOW))
     assert len(warnings) == 1 and "train" in warnings[0] and "privacy" in warnings[0]
+
+
+def test_pii_section_defaults_deny_keeps():
+    """Without a `pii:` section the gate uses threshold 0.8 and refuses keeps (deny by default)."""
+    p = parse_policy(BASE, "p.yaml", now=NOW)
+    assert (p.pii.threshold, p.pii.allow_keep) == (0.8, False)
+    p = parse_policy(BASE + "pii: {threshold: 0.9, allow_keep: true}\n", "p.yaml", now=NOW)
+    assert (p.pii.threshold, p.pii.allow_keep) == (0.9, True)
+
+
+@pytest.mark.parametrize("section, key", [
+    ("pii: {threshold: 1.5}", "pii.threshold"),
+    ("pii: {threshold: 0}", "pii.threshold"),
+    ("pii: {allow_keep: maybe}", "pii.allow_keep"),
+    ("pii: {alow_keep: true}", "pii.alow_keep"),
+])
+def test_pii_section_bad_values_name_key_and_line(section, key):
+    msg = error_of(BASE + section + "\n")
+    assert msg.startswith("p.yaml:28: ") and key in msg

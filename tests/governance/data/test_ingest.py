@@ -84,7 +84,7 @@ def test_missing_file_and_bad_options(tmp_path) -> None:
     with pytest.raises(InputError, match=r"nope\.csv: file not found"):
         read_table(tmp_path / "nope.csv")
     p = write(tmp_path, "a.csv", "a\n1\n")
-    with pytest.raises(InputError, match="unknown csv_options"):
+    with pytest.raises(InputError, match="unknown csv option"):
         read_table(p, csv_options={"sepp": ";"})
     with pytest.raises(InputError, match="unknown format"):
         read_table(p, fmt="xlsx")

@@ -16,8 +16,10 @@ from tests.governance.run.test_runner import cli, error_line, small_spec
 
 # Email dropped instead of pseudonymized: the stored plaintext is then the same in
 # every workspace, so only the key can make two fingerprints differ.
+# patient_id (the unit) stays in clear for the same reason; the current detectors do not flag it.
 NO_PSEUDONYMS = [{"column": "email", "action": "drop"} if step["column"] == "email" else step
-                 for step in yaml.safe_load((REPO / "examples" / "clinic" / "pipeline.yaml").read_text())["deid"]["steps"]]
+                 for step in yaml.safe_load((REPO / "examples" / "clinic" / "pipeline.yaml").read_text())["deid"]["steps"]
+                 if step["column"] != "patient_id"]
 
 
 def _run(root, tmp, **changes):
@@ -87,17 +89,19 @@ def test_no_training_loss_or_held_out_curve_is_stored_or_plotted_by_default(two_
 
 def test_public_holdout_curve_suppressed_groups_and_suppression_statement(tmp_path) -> None:
     r = _run(tmp_path / "ws", tmp_path / "run", **{"training.options.public_holdout": True,
-                                                    "training.options.min_group_size": 400,
+                                                    "training.options.min_group_size": 1000,
                                                     "deid.suppress_below_k": True})
     hist = r["metrics"]["history"]
     assert all(0 < h["test_accuracy"] < 1 and "train_loss" not in h for h in hist)
     assert hist[-1]["test_accuracy"] == pytest.approx(r["summary"].metrics["accuracy"], abs=1e-12)
     assert r["report"].count("<img") == 3
-    for col in ("sex", "race"):  # every group of the ~600 held-out rows is below 400
+    # every group of the ~600 held-out rows is below 1000, whichever patients the split holds out
+    # (the unit is pseudonymized before the split, so the held-out patients differ by workspace key)
+    for col in ("sex", "race"):
         groups = r["metrics"]["per_group"][col]["groups"]
-        assert groups and all(set(g.values()) == {"< 400"} for g in groups.values())
-        assert r["card"]["fairness"][col]["min_group_size"] == 400
-    assert "<td>&lt; 400</td>" in r["report"]
+        assert groups and all(set(g.values()) == {"< 1000"} for g in groups.values())
+        assert r["card"]["fairness"][col]["min_group_size"] == 1000
+    assert "<td>&lt; 1000</td>" in r["report"]
     covers = r["card"]["privacy"]["epsilon_covers"]
     assert covers == "stored version (count-based suppression ran)"
     assert "covers the stored version, not the raw file" in r["report"]
