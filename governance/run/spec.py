@@ -113,7 +113,7 @@ class PiiAcknowledgement(_Strict):
     one is allowed only where the bound policy says `pii: {allow_keep: true}`, and the
     reason goes into the audit log (`pii_keep`) for the reviewer who asks why."""
 
-    action: Literal["keep"] = Field(description="Only `keep`: store the column untransformed.")
+    action: Literal["keep"] = Field(examples=["keep"], description="Only `keep`: store the column untransformed.")
     reason: str = Field(min_length=1, max_length=500, pattern=r"\S", examples=["needed to contact patients"],
                         description="Why it is kept; written to the audit log.")
 

@@ -8,9 +8,10 @@ import pytest
 
 from governance.cli import main
 
-ROWS = [("Ann Smith", "ann.smith@example.org", "078-05-1121", "02134"),
-        ("Bob Jones", "bob.jones@mail.com", "219-09-9999", "90210"),
-        ("Cara Diaz", "cara.diaz@example.net", "457-55-5462", "01002")]
+ROWS = [("Ann Smith", "ann.smith@example.org", "536-22-1234", "02134"),
+        ("Bob Jones", "bob.jones@mail.com", "412-67-8810", "90210"),
+        ("Cara Diaz", "cara.diaz@example.net", "287-65-4321", "01002")]
+# (SSNs that stdnum accepts: 219-09-9999 and 457-55-5462 are known-void advertising numbers)
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

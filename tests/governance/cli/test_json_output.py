@@ -81,6 +81,7 @@ def read_invocations(root: Path, tokens: dict, run_uid: str, csv: Path) -> dict[
         "principal list": [*w],
         "access review": [*w],
         "pii scan": [str(csv)],
+        "scan": [str(csv)],
         "quality validate": [str(csv), "--suite", str(SUITE)],
         "policy test": [str(POLICIES / "clinic.yaml"), str(POLICIES / "clinic_cases.yaml")],
         "model-card": [run_uid, *w],
@@ -111,6 +112,7 @@ def test_every_read_command_prints_one_json_document(capsys, demo) -> None:
     assert {p["name"] for p in docs["principal list"]} == {"admin", "demo-ml-engineer"}
     assert any(r["principal"] == "demo-ml-engineer" for r in docs["access review"])
     assert {f["column"] for f in docs["pii scan"]} >= {"email", "ssn"}
+    assert docs["scan"] == docs["pii scan"]  # the top-level shortcut is the same command
     assert docs["db status"]["state"] == "current" and docs["db status"]["revision"] == docs["db status"]["head"]
     assert docs["quality validate"]["success"] is False and docs["quality validate"]["failing_row_ids"]
     assert docs["policy test"]["ok"] is True and docs["policy test"]["total"] > 0

@@ -167,7 +167,7 @@ def test_cli_refused_suite_exits_2_in_one_line(capsys, tmp_path, clinic_csv) -> 
     p.write_text(json.dumps({"name": "r", "expectations": [
         {"type": "expect_column_values_to_be_between",
          "kwargs": {"column": "age", "min_value": 120, "max_value": 0}}]}))
-    code, out, err = _cli(capsys, "quality", "validate", str(clinic_csv), "--suite", str(p), "--format", "json")
+    code, out, err = _cli(capsys, "quality", "validate", str(clinic_csv), "--suite", str(p), "--json")
     assert code == 2 and out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -187,13 +186,10 @@ def test_registry():
     assert sd.sample_writers["clinic"] is sd.write_clinic
 
 
-def test_generation_is_fast():
-    # 10M rows must generate in under a minute on 2 cores; 500k rows typically take ~1.2 s.
-    t0 = time.perf_counter()
-    n = sum(t.num_rows for t in sd.iter_clinic_chunks(500_000, seed=1, chunk_rows=250_000))
-    elapsed = time.perf_counter() - t0
-    assert n == 500_000
-    assert elapsed < 6.0, elapsed
+def test_chunked_generation_yields_the_requested_rows():
+    # Speed is measured in benchmarks, never asserted here (a loaded CI machine is not slow code).
+    chunks = list(sd.iter_clinic_chunks(500_000, seed=1, chunk_rows=250_000))
+    assert [t.num_rows for t in chunks] == [250_000, 250_000]
 
 
 # ---- the example GX suite: cleaned data passes, raw data fails ----------------------------------
