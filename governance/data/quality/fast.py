@@ -152,7 +152,11 @@ def _contains_fast(s: pd.Series, regex: str) -> Any:
         with ThreadPoolExecutor(parts) as pool:
             res = list(pool.map(lambda c: pc.fill_null(pc.match_substring_regex(c, regex), True), slices))
         return np.concatenate([r.to_numpy() for r in res]) if res else np.ones(0, bool)
-    return s.astype(str).str.contains(regex)
+    import warnings
+
+    with warnings.catch_warnings():  # a suite's regex may have groups; only the match matters here
+        warnings.filterwarnings("ignore", message="This pattern is interpreted as a regular expression")
+        return s.astype(str).str.contains(regex)
 
 
 def _cond_lengths(s: pd.Series, kw: dict) -> Any:
