@@ -83,6 +83,43 @@ def name_form(value: str) -> str | None:
         return None
 
 
+def _place_names() -> frozenset[str]:
+    """Country and territory names (pycountry, which names-dataset already depends on) plus the UK
+    nations, folded like :func:`_fold_place`: many are also given or family names in the index
+    (``Jamaica``, ``India``, ``Mexico``), so a column of countries would otherwise read as names."""
+    names = {"england", "scotland", "wales", "northern ireland", "holland", "hong kong", "south korea",
+             "north korea", "usa", "uk", "us"}
+    try:
+        import pycountry
+
+        for c in pycountry.countries:
+            for attr in ("name", "common_name", "official_name"):
+                v = getattr(c, attr, None)
+                if v:
+                    names.add(_fold_place(v))
+    except Exception:  # pragma: no cover - pycountry ships with names-dataset
+        pass
+    return frozenset(names)
+
+
+def _fold_place(value: str) -> str:
+    return " ".join(re.split(r"[\s\-_]+", unicodedata.normalize("NFC", str(value)).strip().lower()))
+
+
+_PLACES: frozenset[str] | None = None
+
+
+def is_place_name(value: str) -> bool:
+    """True for a country or territory name (``United-States``, ``Mexico``). Total."""
+    global _PLACES
+    if _PLACES is None:
+        _PLACES = _place_names()
+    try:
+        return _fold_place(value) in _PLACES
+    except Exception:
+        return False
+
+
 _NAME_WORD = r"(?:[A-Z][a-z\u00C0-\u024F'’]+(?:-[A-Z][a-z\u00C0-\u024F'’]+)?|[a-z]{1,4})"
 _SHAPED = re.compile(rf"{_NAME_WORD}(?: {_NAME_WORD}){{0,4}}")
 
@@ -103,8 +140,12 @@ class NameDetector:
             return None
         is_hinted = hinted(self.hints, col.column)
         texts = vals.tolist()
-        forms = [name_form(v) for v in texts]
+        forms = [None if is_place_name(v) else name_form(v) for v in texts]
         n = len(forms)
+        # a category repeats: one value covering a quarter of the rows is a country, a colour or a
+        # city list (Adult's native_country is 90% `United-States`), not people's names
+        if not is_hinted and int(vals.value_counts().iloc[0]) >= 0.25 * n:
+            return None
         share = sum(f is not None for f in forms) / n
         distinct = vals.nunique() / n
         shaped = sum(1 for v in texts if _SHAPED.fullmatch(v)) / n

@@ -127,9 +127,13 @@ def test_deid_shows_each_column_with_its_method_name(full) -> None:
 
 
 def test_pii_findings_from_version_metadata(full) -> None:
-    assert [(p.column, p.pii_type, p.kind, p.action) for p in full.pii] == [
-        (f["column"], f["pii_type"], f["kind"], f["action"]) for f in PII_FINDINGS]
-    assert full.pii[0].confidence == "0.98"
+    shown = [(p.column, p.pii_type, p.kind, p.action) for p in full.pii]
+    # the metadata injected on the latest version, exactly as stored ...
+    injected = [(f["column"], f["pii_type"], f["kind"], f["action"]) for f in PII_FINDINGS]
+    assert all(t in shown for t in injected)
+    assert any(p.column == "email" and p.confidence == "0.98" for p in full.pii)
+    # ... and the real gate's findings on the earlier governed run (the clinic names are transformed)
+    assert ("name", "person_name", "direct", "transformed") in shown
 
 
 def test_key_status_names_the_shredded_key_and_the_rotation(governed, full) -> None:
