@@ -37,7 +37,6 @@ Validators are total: they return ``False`` on any input they do not understand 
 """
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -48,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from privacy.deid.detect.name_index import load_index
+from privacy.deid.detect.network import is_valid_email, is_valid_ip  # one implementation each
 from privacy.errors import InputError
 
 __all__ = [
@@ -90,23 +90,6 @@ _VERSION_ANTI = r"_(version|versions|ver|vsn|release|build|firmware|fw|semver|oi
 
 
 # ---- validators (total functions: never raise) ---------------------------------------------------
-_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}")
-
-
-def is_valid_email(value: object) -> bool:
-    try:
-        s = str(value).strip()
-        if len(s) > 254 or not _EMAIL_RE.fullmatch(s):
-            return False
-        local, _, domain = s.rpartition("@")
-        if not local or len(local) > 64 or local[0] == "." or local[-1] == "." or ".." in local:
-            return False
-        labels = domain.split(".")
-        return all(0 < len(lb) <= 63 and lb[0] != "-" and lb[-1] != "-" for lb in labels)
-    except Exception:
-        return False
-
-
 def _digits(s: str) -> str:
     return "".join(ch for ch in s if "0" <= ch <= "9")
 
@@ -240,18 +223,6 @@ def is_valid_iban(value: object) -> bool:
         moved = s[4:] + s[:4]
         num = "".join(str(int(ch, 36)) for ch in moved)
         return int(num) % 97 == 1
-    except Exception:
-        return False
-
-
-def is_valid_ip(value: object) -> bool:
-    """IPv4 (dotted quad, no leading zeros) or IPv6 address, parsed by ``ipaddress``."""
-    try:
-        s = str(value).strip()
-        if not s or len(s) > 45:
-            return False
-        ipaddress.ip_address(s)
-        return True
     except Exception:
         return False
 
