@@ -107,6 +107,21 @@ def test_identifiers_under_neutral_names_refused_before_storage(tmp_path) -> Non
     assert _events(ws, "validate") == [] and _events(ws, "store") == []
 
 
+@pytest.mark.parametrize("step", [{"column": "c1", "action": "keep"},
+                                  {"column": "c1", "action": "suppress_rare", "k": 2, "other": "other"}])
+def test_a_deid_step_that_leaves_values_in_clear_does_not_pass_the_gate(tmp_path, step) -> None:
+    """A pipeline author cannot dodge the policy's allow_keep by writing `keep` (or a
+    count-based step that leaves unique values as they are) into deid.steps."""
+    from privacy.errors import AccessDenied
+
+    ws, tokens = _workspace(tmp_path, _policy(tmp_path))
+    path = _pipeline(tmp_path, _csv(tmp_path), [step, {"column": "c2", "action": "drop"}])
+    with pytest.raises(AccessDenied, match="`c1`"):
+        _run(ws, path, tokens["loader"])
+    assert _stored(ws) == (0, 0)
+    assert [(p, d) for p, d, _, _ in _events(ws, "pii_gate")] == [("loader", "deny")]
+
+
 def test_cli_run_refused_exit_3_one_line(tmp_path) -> None:
     ws, tokens = _workspace(tmp_path, _policy(tmp_path))
     path = _pipeline(tmp_path, _csv(tmp_path), [])  # neither column transformed
