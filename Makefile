@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev,postgres,mlflow,bench]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,postgres,mlflow,bench,server,spark]'
 	# compact names-dataset index for person-name detection (~1 min, once; $$PRIVGOV_CACHE or ~/.cache/privgov)
 	$(PY) -m privacy.deid.build_name_index
 	touch $(STAMP)

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite drives for real (headless Chromium for the
 # report test, Debian's `postgresql` whose initdb/pg_ctl the tests start as a throwaway
-# cluster). As root: installs what is missing (apt-get update once first). Otherwise:
+# cluster, Java 17 for PySpark's local[2] in the Spark tests). As root: installs what is missing (apt-get update once first). Otherwise:
 # prints the exact command and exits 1, so `make test` never skips a browser test silently.
 set -euo pipefail
 
-PACKAGES=(chromium postgresql)
+PACKAGES=(chromium postgresql openjdk-17-jre-headless)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
