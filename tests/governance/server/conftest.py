@@ -37,7 +37,7 @@ PEOPLE = {
     "late": ("late", ["analyst"]),
 }
 DATASET = "clinic-visits"
-RATE, BURST = 5.0, 25
+RATE, BURST = 1.0, 30
 
 
 def plain_frame(n: int = 60) -> pd.DataFrame:
