@@ -15,7 +15,7 @@ from typing import Optional
 
 import typer
 
-from governance.cli.common import WorkspaceOpt, _console, app
+from governance.cli.common import JsonOpt, WorkspaceOpt, _console, app, emit
 
 
 @app.command()
@@ -33,6 +33,7 @@ def serve(
     auth_failures: float = typer.Option(30.0, "--auth-failures-per-minute", help="Failed authentications "
                                         "allowed per client address per minute (429 above)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: critical|error|warning|info|debug."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Serve decisions, masked downloads and evidence over HTTP(S); every route but /healthz needs a token."""
     from pydantic import ValidationError
@@ -62,12 +63,19 @@ def serve(
     os.environ[WORKSPACE_ENV] = str(root)
     os.environ[SETTINGS_ENV] = settings.to_env()
 
+    import copy
+
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     scheme = "https" if ssl_certfile else "http"
-    _console(stderr=True).print(f"privgov serving {root} on {scheme}://{host}:{port} "
-                                f"({workers} worker{'s' if workers > 1 else ''})", markup=False)
+    started = {"url": f"{scheme}://{host}:{port}", "workspace": root, "workers": workers, "tls": bool(ssl_certfile),
+               "settings": settings.model_dump()}
+    emit(started, as_json, lambda: _console(stderr=True).print(
+        f"privgov serving {root} on {started['url']} ({workers} worker{'s' if workers > 1 else ''})", markup=False))
+    logging = copy.deepcopy(LOGGING_CONFIG)
+    logging["handlers"]["access"]["stream"] = "ext://sys.stderr"  # stdout holds only the --json document
     uvicorn.run("governance.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
-                ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None, log_level=log_level,
+                ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None, log_level=log_level, log_config=logging,
                 server_header=False, proxy_headers=False)
