@@ -17,6 +17,9 @@ import typer
 
 from governance.cli.common import JsonOpt, WorkspaceOpt, _console, app, emit
 
+FLAGS = {"max_body_bytes": "--max-body-bytes", "rate_per_second": "--rate", "rate_burst": "--burst",
+         "auth_failures_per_minute": "--auth-failures-per-minute"}
+
 
 @app.command()
 def serve(
@@ -58,7 +61,8 @@ def serve(
                                   data_dir=str(root))
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise InputError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
+        flag = FLAGS.get(str(err["loc"][0]), str(err["loc"][0]))
+        raise InputError(f"{flag}: {err['msg']}") from None
     Workspace.open(root).engine.dispose()  # a missing or outdated workspace stops here, before the port opens
     os.environ[WORKSPACE_ENV] = str(root)
     os.environ[SETTINGS_ENV] = settings.to_env()
