@@ -64,3 +64,16 @@ def test_serve_refuses_a_missing_workspace_before_listening(tmp_path, capsys) ->
     assert "privgov init" in capsys.readouterr().err
     assert main(["serve", "--workspace", str(tmp_path / "none"), "--rate", "0"]) == 2
     assert "error: --rate: Input should be greater than 0" in capsys.readouterr().err
+
+
+def test_settings_from_the_environment_are_validated(monkeypatch) -> None:
+    from governance.server.settings import SETTINGS_ENV, ServerSettings
+
+    monkeypatch.setenv(SETTINGS_ENV, '{"rate_burst": 0}')
+    with pytest.raises(InputError, match=r"rate_burst: Input should be greater than or equal to 1"):
+        ServerSettings.from_env()
+    monkeypatch.setenv(SETTINGS_ENV, "{nope")
+    with pytest.raises(InputError, match="expected the JSON of ServerSettings"):
+        ServerSettings.from_env()
+    monkeypatch.setenv(SETTINGS_ENV, ServerSettings(rate_burst=3).to_env())
+    assert ServerSettings.from_env().rate_burst == 3
