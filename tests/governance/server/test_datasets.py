@@ -81,3 +81,14 @@ def test_bad_download_arguments_are_422_naming_the_field(live) -> None:
     with live.client("ana") as c:
         r = c.get(f"/v1/datasets/{DATASET}/versions/{live.data_version}/download")
     assert r.status_code == 422 and r.json()["error"]["message"].startswith("purpose:")
+
+
+def test_a_token_pasted_into_the_purpose_never_reaches_the_log_or_the_answer(live) -> None:
+    pasted = live.tokens["admin"]
+    before = head(live.ws)
+    r = _download(live, "ana", live.data_version, purpose=pasted[:190])
+    assert r.status_code == 403
+    secret = pasted.rsplit("_", 1)[1][:40]
+    assert secret not in r.text
+    events = events_after(live.ws, before)
+    assert events and not any(secret in str(v) for e in events for v in vars(e).values())
