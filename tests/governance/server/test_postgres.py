@@ -38,3 +38,17 @@ def test_decisions_and_download_on_postgres(live_pg) -> None:
     assert ("ana", "read_masked", "deny", "marketing") in got
     assert ("ana", "export", "info", "quality-review") in got
     assert [g for g in got if g[0] == "mallory"] == [("mallory", "list_versions", "deny", None)] * 2
+
+
+def test_long_claims_of_an_unauthenticated_request_are_audited_on_postgres(live_pg) -> None:
+    """PostgreSQL enforces the audit columns' lengths: an uncut 1000-character purpose would make the
+    audit write fail and the refusal go unrecorded."""
+    import httpx
+
+    before = head(live_pg.ws)
+    r = httpx.get(f"{live_pg.url}/v1/datasets/{DATASET}/versions/1/download", params={"purpose": "p" * 1000},
+                  headers={"Authorization": "Bearer pgv_0123456789abcdef_" + "0" * 64})
+    assert r.status_code == 401
+    [ev] = events_after(live_pg.ws, before)
+    assert (ev.principal, ev.action, ev.resource) == ("unauthenticated", "download", DATASET)
+    assert ev.purpose.startswith("p" * 100) and len(ev.purpose) <= 200
