@@ -432,6 +432,9 @@ def resume(checkpoint: str | Path | bytes, train_df: pd.DataFrame, cfg: TrainCon
     if abs(saved["sigma"] - pplan.sigma) > 1e-12 or saved["steps"] != pplan.steps or \
             abs(saved["sample_rate"] - pplan.sample_rate) > 1e-15:
         raise InputError(f"{source}: privacy plan differs from the current plan; resume with the same plan")
+    if "dist" in st:  # its sampler states index per-rank shards (training.distributed)
+        raise InputError(f"{source}: taken by a {int(st['dist']['world'])}-process run; resume with "
+                         f"--nproc {int(st['dist']['world'])}")
     run = _Run(train_df, cfg, pplan, encoder=FeatureEncoder.from_state(st["encoder"]))
     run.load_state_dict(st)
     return run
