@@ -273,6 +273,10 @@ class DistributedRun:
         if dist.is_initialized():
             raise InputError("nproc: this process already belongs to a torch.distributed group")
         self.world = world
+        # W processes share the cores: rank 0 takes its share like the workers (an oversubscribed
+        # intra-op pool spins against the others and was measured 10x slower per step under load)
+        self._threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
         self.probe: list[Any] | None = [] if probe else None
         self.worker_probes: list[Any] = []
         if checkpoint is not None:
@@ -368,7 +372,10 @@ class DistributedRun:
         self._teardown()
 
     def _teardown(self) -> None:
+        import torch
         import torch.distributed as dist
+
+        torch.set_num_threads(self._threads)
 
         for proc in self._procs:
             if proc.is_alive():
