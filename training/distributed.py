@@ -497,6 +497,7 @@ def _main(argv: list[str] | None = None) -> int:
             res = finish_run(run, None, cfg)
             print(json.dumps({"epsilon": res.epsilon_spent, "delta": res.delta, "sigma": res.sigma,
                               "sample_rate": res.sample_rate, "steps": res.steps, "world": world,
+                              "encoder": "fit_on_data: the feature encoding is NOT covered by epsilon",
                               "plan": {k: v for k, v in asdict(pplan).items() if k not in ("orders", "rdp")}}))
         dist.barrier()
         dist.destroy_process_group()
