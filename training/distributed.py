@@ -223,6 +223,8 @@ def _worker_main(rank: int, world: int, port: int, conn: Any) -> None:
     try:
         payload = conn.recv()
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+        if payload["backend"] == "nccl":
+            torch.cuda.set_device(rank)  # one GPU per rank: "cuda" below means this rank's device
         store = dist.TCPStore(HOST, port, world, is_master=False, timeout=dt.timedelta(seconds=TIMEOUT_S))
         dist.init_process_group(payload["backend"], store=store, rank=rank, world_size=world,
                                 timeout=dt.timedelta(seconds=TIMEOUT_S))
@@ -287,7 +289,10 @@ class DistributedRun:
             enc = build_encoder(bound_rows_per_unit(train_df, cfg), cfg)
         parts = shards(train_df, cfg.unit_column, world)
         samplers = checkpoint["dist"]["samplers"] if checkpoint is not None else [None] * world
-        device = "cuda" if cfg.device == "cuda" else "cpu"
+        device = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+        if device == "cuda" and torch.cuda.device_count() < world:
+            raise InputError(f"nproc: {world} processes need {world} GPUs for NCCL (one per rank), found "
+                             f"{torch.cuda.device_count()}; use fewer processes or device: cpu")
         backend = _backend(torch.device(device))
         ctx = _mp.get_context("spawn")
         self._store = dist.TCPStore(HOST, 0, world, is_master=True, timeout=dt.timedelta(seconds=TIMEOUT_S),
@@ -427,33 +432,19 @@ def resume_distributed(raw: bytes, train_df: pd.DataFrame, cfg: Any, pplan: Any,
     representatives) belong to one partition of the units."""
     import torch
 
-    from training.trainer import require_poisson
+    from training.trainer import check_checkpoint_plan, require_poisson
 
     require_poisson(cfg)
     try:
         st = torch.load(io.BytesIO(raw), weights_only=True)
     except Exception as exc:  # noqa: BLE001 - foreign bytes
         raise InputError(f"checkpoint: not a privgov training checkpoint ({type(exc).__name__})") from None
-    saved = st["plan"]
-    if abs(saved["sigma"] - pplan.sigma) > 1e-12 or saved["steps"] != pplan.steps or \
-            abs(saved["sample_rate"] - pplan.sample_rate) > 1e-15:
-        raise InputError("checkpoint: privacy plan differs from the current plan; resume with the same plan")
+    check_checkpoint_plan(st, pplan)
     saved_world = int(st.get("dist", {}).get("world", 1))
     if saved_world != world:
         raise InputError(f"--nproc: the checkpoint was taken with {saved_world} process(es); resume with "
                          f"--nproc {saved_world}")
     return DistributedRun(train_df, cfg, pplan, world, checkpoint=st)
-
-
-def is_distributed_checkpoint(raw: bytes) -> int:
-    """How many processes took this checkpoint (1 for a single-process one)."""
-    import torch
-
-    try:
-        st = torch.load(io.BytesIO(raw), weights_only=True)
-    except Exception:  # noqa: BLE001
-        return 1
-    return int(st.get("dist", {}).get("world", 1))
 
 
 # ------------------------------------------------------------------ torchrun entry
