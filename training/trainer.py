@@ -417,6 +417,14 @@ def start_run(train_df: pd.DataFrame, cfg: TrainConfig, pplan: PrivacyPlan) -> _
     return _Run(train_df, cfg, pplan)
 
 
+def check_checkpoint_plan(st: dict[str, Any], pplan: PrivacyPlan, source: str = "checkpoint") -> None:
+    """A resumed run must spend exactly the plan its reservation was made for."""
+    saved = st["plan"]
+    if abs(saved["sigma"] - pplan.sigma) > 1e-12 or saved["steps"] != pplan.steps or \
+            abs(saved["sample_rate"] - pplan.sample_rate) > 1e-15:
+        raise InputError(f"{source}: privacy plan differs from the current plan; resume with the same plan")
+
+
 def resume(checkpoint: str | Path | bytes, train_df: pd.DataFrame, cfg: TrainConfig, pplan: PrivacyPlan) -> _Run:
     """Rebuild a run from a checkpoint (file path or bytes); it continues with the same Poisson draws and noise."""
     import torch
@@ -428,10 +436,10 @@ def resume(checkpoint: str | Path | bytes, train_df: pd.DataFrame, cfg: TrainCon
         st = torch.load(io.BytesIO(raw), weights_only=True)
     except Exception as exc:  # noqa: BLE001 - the weights-only unpickler raises many types on foreign bytes
         raise InputError(f"{source}: not a privgov training checkpoint ({type(exc).__name__})") from None
-    saved = st["plan"]
-    if abs(saved["sigma"] - pplan.sigma) > 1e-12 or saved["steps"] != pplan.steps or \
-            abs(saved["sample_rate"] - pplan.sample_rate) > 1e-15:
-        raise InputError(f"{source}: privacy plan differs from the current plan; resume with the same plan")
+    check_checkpoint_plan(st, pplan, source)
+    if "dist" in st:  # its sampler states index per-rank shards (training.distributed)
+        raise InputError(f"{source}: taken by a {int(st['dist']['world'])}-process run; resume with "
+                         f"--nproc {int(st['dist']['world'])}")
     run = _Run(train_df, cfg, pplan, encoder=FeatureEncoder.from_state(st["encoder"]))
     run.load_state_dict(st)
     return run

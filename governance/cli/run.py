@@ -21,14 +21,17 @@ def run(
     resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN",
                                          help="Finish training run RUN from its last checkpoint, under the budget "
                                               "it already reserved (after a crash or kill)."),
+    nproc: int = typer.Option(1, "--nproc", min=1, max=64,
+                              help="Train with N processes (torch.distributed: gloo on CPU, NCCL on GPUs); this "
+                                   "process stays rank 0. A resumed run needs the N it started with."),
 ) -> None:
     """Run a declared pipeline end to end with a per-stage progress display."""
-    summary = _run_pipeline(pipeline, workspace, _token(token), adult_dir, resume)
+    summary = _run_pipeline(pipeline, workspace, _token(token), adult_dir, resume, nproc)
     _print_summary(summary, json_out)
 
 
 def _run_pipeline(pipeline: Path, workspace: Optional[Path], token: Optional[str], adult_dir: Optional[Path],
-                  resume: Optional[str] = None):
+                  resume: Optional[str] = None, nproc: int = 1):
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from governance.run.runner import resume_pipeline, run_pipeline
@@ -51,8 +54,8 @@ def _run_pipeline(pipeline: Path, workspace: Optional[Path], token: Optional[str
                     bar.update(tasks[stage], completed=1, description=f"[green]✓[/] {stage}")
 
             if resume:
-                return resume_pipeline(ws, spec, token, resume, progress)
-            return run_pipeline(ws, spec, token, progress)
+                return resume_pipeline(ws, spec, token, resume, progress, nproc=nproc)
+            return run_pipeline(ws, spec, token, progress, nproc=nproc)
 
 
 def _print_summary(summary, json_out: bool) -> None:

@@ -188,16 +188,20 @@ def _lineage_facts(ctx: RunContext) -> Any:
 
 
 # --------------------------------------------------------------------------- the run
-def run_pipeline(ws: Workspace, spec: PipelineSpec, token: str | None, progress: Progress | None = None) -> RunSummary:
-    """Run every declared stage; returns the summary (raises on failure after recording it)."""
+def run_pipeline(ws: Workspace, spec: PipelineSpec, token: str | None, progress: Progress | None = None, *,
+                 nproc: int = 1) -> RunSummary:
+    """Run every declared stage; returns the summary (raises on failure after recording it).
+
+    `nproc` > 1 trains with torch.distributed (`training.distributed`): this
+    process stays rank 0 and keeps admission, the ledger and the audit log."""
     summary = RunSummary(run_uid=uuid.uuid4().hex[:16], dataset=spec.dataset)
     timed = _Timer(summary, progress)
     identity, auth = timed("authenticate", lambda: admit(ws, spec, token))
     ctx = _start(ws, spec, identity, auth, summary.run_uid)
-    return _guarded(ctx, summary, lambda: _body(ctx, summary, timed))
+    return _guarded(ctx, summary, lambda: _body(ctx, summary, timed, nproc))
 
 
-def _body(ctx: RunContext, summary: RunSummary, timed: _Timer) -> None:
+def _body(ctx: RunContext, summary: RunSummary, timed: _Timer, nproc: int = 1) -> None:
     spec = ctx.spec
     per_run_cap = None
     if spec.training:  # decided before any work, so a refused run stores nothing
@@ -255,12 +259,12 @@ def _body(ctx: RunContext, summary: RunSummary, timed: _Timer) -> None:
         except AccessDenied:
             ctx.ws.ledger.release(ctx.run_uid)  # the stored version was never decrypted
             raise
-        trained = timed("train", lambda: training.train(ctx, stored, reservation))
+        trained = timed("train", lambda: training.train(ctx, stored, reservation, nproc=nproc))
         summary.epsilon_spent, summary.metrics = trained.epsilon_spent, trained.metrics
 
 
 def resume_pipeline(ws: Workspace, spec: PipelineSpec, token: str | None, run_uid: str,
-                    progress: Progress | None = None) -> RunSummary:
+                    progress: Progress | None = None, *, nproc: int = 1) -> RunSummary:
     """Finish a training run that died after reserving budget (`privgov run --resume`).
 
     Ingest, quality and storage are not repeated: the run's stored version is
@@ -306,7 +310,7 @@ def resume_pipeline(ws: Workspace, spec: PipelineSpec, token: str | None, run_ui
         training.check_reservation(ctx, pplan.epsilon)
         reservation = Reservation(config=cfg, plan=pplan, epsilon=float(pplan.epsilon),
                                            delta=float(spec.training.delta), epsilon_cap=None)
-        trained = timed("train", lambda: training.train(ctx, stored, reservation, resume=True))
+        trained = timed("train", lambda: training.train(ctx, stored, reservation, resume=True, nproc=nproc))
         summary.epsilon_spent, summary.metrics = trained.epsilon_spent, trained.metrics
 
     return _guarded(ctx, summary, body)

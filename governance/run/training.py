@@ -192,8 +192,13 @@ def check_reservation(ctx: RunContext, epsilon: float) -> None:
                details={"run_uid": ctx.run_uid})
 
 
-def train(ctx: RunContext, stored: Stored, reservation: Reservation, resume: bool = False) -> Trained:
-    """Decrypt the stored version, train (checkpointing), commit the ledger, store the model."""
+def train(ctx: RunContext, stored: Stored, reservation: Reservation, resume: bool = False, *,
+          nproc: int = 1) -> Trained:
+    """Decrypt the stored version, train (checkpointing), commit the ledger, store the model.
+
+    With `nproc` > 1 the shards go to spawned workers in memory
+    (`training.distributed`); this process is rank 0 and alone commits the
+    ledger, once, after every rank agreed on the plan and finished."""
     from governance.data import declarations
     from governance.run import checkpoints
     from governance.storage import catalog
@@ -208,7 +213,7 @@ def train(ctx: RunContext, stored: Stored, reservation: Reservation, resume: boo
                details={"rows": int(len(data)), "for": "train"})
     train_df, test_df = split(ctx, data)
     del data
-    result = _train_with_checkpoints(ctx, stored, train_df, test_df, reservation, resume)
+    result = _train_with_checkpoints(ctx, stored, train_df, test_df, reservation, resume, nproc)
     orders, rdp = reservation.plan.ledger_curve()
     facts = ctx.ws.ledger.commit(run_uid=ctx.run_uid, epsilon=result.epsilon_spent, orders=orders, rdp=rdp)
     _store_model(ctx, stored, result, reservation, covers, facts)
@@ -217,14 +222,14 @@ def train(ctx: RunContext, stored: Stored, reservation: Reservation, resume: boo
 
 
 def _train_with_checkpoints(ctx: RunContext, stored: Stored, train_df: pd.DataFrame, test_df: pd.DataFrame,
-                            reservation: Reservation, resume: bool) -> Any:
+                            reservation: Reservation, resume: bool, nproc: int = 1) -> Any:
     from governance.run import checkpoints
     from training.trainer import checkpoint_bytes, finish_run, resume as resume_run, start_run
 
     cfg, pplan = reservation.config, reservation.plan
     t0 = time.time()
     if not resume:
-        run = start_run(train_df, cfg, pplan)
+        run = start_run(train_df, cfg, pplan) if nproc == 1 else _distributed(train_df, cfg, pplan, nproc)
     else:
         with ctx.ws.session() as s:
             ck = checkpoints.latest(s, ctx.run_uid)
@@ -232,7 +237,7 @@ def _train_with_checkpoints(ctx: RunContext, stored: Stored, train_df: pd.DataFr
                 raise InputError(f"run {ctx.run_uid}: no checkpoint was stored (checkpoint_every_epochs: 0, or it "
                                  "died before its first epoch); its reservation stays charged")
             raw = checkpoints.load(ctx.ws, s, ck)
-        run = resume_run(raw, train_df, cfg, pplan)
+        run = resume_run(raw, train_df, cfg, pplan) if nproc == 1 else _distributed(train_df, cfg, pplan, nproc, raw)
         ctx.record("resume", purpose=ctx.spec.purpose, version=stored.version,
                    details={"run_uid": ctx.run_uid, "step": int(run.steps_done), "steps": int(pplan.steps)})
     every = ctx.spec.training.checkpoint_every_epochs * run.steps_per_epoch
@@ -243,6 +248,15 @@ def _train_with_checkpoints(ctx: RunContext, stored: Stored, train_df: pd.DataFr
         if every and run.steps_done < pplan.steps:
             checkpoints.save(ctx.ws, ctx.run_uid, checkpoint_bytes(run), run.steps_done, pplan.steps)
     return finish_run(run, test_df, cfg, t0=t0, dataset_fingerprint=fingerprint(ctx, stored))
+
+
+def _distributed(train_df: pd.DataFrame, cfg: Any, pplan: Any, nproc: int, raw: bytes | None = None) -> Any:
+    """Rank 0 of an `nproc`-process run in this process; the checkpoint, when resuming, must be one of its kind."""
+    from training.distributed import resume_distributed, start_distributed
+
+    if raw is None:
+        return start_distributed(train_df, cfg, pplan, nproc)
+    return resume_distributed(raw, train_df, cfg, pplan, nproc)
 
 
 def fingerprint(ctx: RunContext, stored: Stored) -> str:
