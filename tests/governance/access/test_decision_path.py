@@ -84,7 +84,7 @@ def test_several_processes_deciding_at_once_keep_one_chain(people):
     """Each process batches its own threads' events; processes serialise on the database lock."""
     ws, tokens = people
     before = head(ws)
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("fork")  # each child opens its own workspace (own engine)
     procs = [ctx.Process(target=_process_worker,
                          args=(str(ws.root), tokens, f"p{k}", os.environ.get("PRIVGOV_DB_PASSWORD")))
              for k in range(3)]
