@@ -19,6 +19,7 @@ by every client.
 
     python benchmarks/server.py                 # full run, writes benchmarks/results/server.json
     python benchmarks/server.py --requests 300  # quick
+    python benchmarks/server.py --requests 160 --smoke  # what tests/benchmarks/test_server_smoke.py runs
 """
 from __future__ import annotations
 
@@ -214,7 +215,8 @@ def over_http(ws: Any, tokens: dict[str, str], n: int, clients: int, options: tu
     answered = res["statuses"].get(200, 0)
     rows = _audit_head(ws) - before
     return {"requests": n, "answered": answered, "statuses": {str(k): v for k, v in sorted(res["statuses"].items())},
-            "transport_errors": len(res["failures"]), "wall_s": round(res["wall_s"], 3),
+            "transport_errors": len(res["failures"]),
+            "transport_error_types": sorted(set(res["failures"])), "wall_s": round(res["wall_s"], 3),
             "decisions_per_s": round(answered / res["wall_s"], 1), **_quantiles(res["latencies"]),
             "cpu_s": {"client": round(client_cpu, 2), **cpu}, "audit_rows": rows,
             "lost_audit_events": max(0, answered - rows)}
@@ -307,5 +309,7 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=3000, help="requests per row")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgresql"])
+    parser.add_argument("--smoke", action="store_true", help="one server setup per backend (keeps the script working)")
     args = parser.parse_args()
-    main(args.requests, args.clients, tuple(args.backend or ("sqlite", "postgresql")))
+    main(args.requests, args.clients, tuple(args.backend or ("sqlite", "postgresql")),
+         SERVER_SETUPS[:1] if args.smoke else SERVER_SETUPS)
