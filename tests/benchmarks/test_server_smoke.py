@@ -7,13 +7,17 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow  # two servers and a PostgreSQL cluster: ~1 min on a busy 2-core machine
 
 
 def test_server_benchmark_small_run_counts_every_audit_event(tmp_path) -> None:
     env = {**os.environ, "PRIVGOV_BENCH_RESULTS": str(tmp_path), "GX_ANALYTICS_ENABLED": "False",
            "PYTHONPATH": str(REPO)}
-    res = subprocess.run([sys.executable, "benchmarks/server.py", "--requests", "160", "--clients", "8", "--smoke"],
+    res = subprocess.run([sys.executable, "benchmarks/server.py", "--requests", "100", "--clients", "8", "--smoke"],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     data = json.loads((tmp_path / "server.json").read_text())
@@ -23,8 +27,8 @@ def test_server_benchmark_small_run_counts_every_audit_event(tmp_path) -> None:
     assert [(r["backend"], r["mode"].split()[0]) for r in rows] == [
         ("sqlite", "in-process"), ("sqlite", "serve"), ("postgresql", "in-process"), ("postgresql", "serve")]
     for r in rows:
-        assert r["answered"] + r.get("transport_errors", 0) + r.get("errors", 0) == 160
-        assert r["answered"] >= 150, r  # a few keep-alive races at most, never a refusal
+        assert r["answered"] + r.get("transport_errors", 0) + r.get("errors", 0) == 100
+        assert r["answered"] >= 90, r  # a few keep-alive races at most, never a refusal
         assert r["audit_rows"] == r["answered"] and r["lost_audit_events"] == 0, r
         assert r["audit_chain_verifies"] is True
         assert r["decisions_per_s"] > 0 and 0 < r["p50_ms"] <= r["p99_ms"]
