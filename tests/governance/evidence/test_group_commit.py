@@ -51,18 +51,24 @@ def _submit_all(gc: GroupCommit, items: list[object], results: dict) -> list[thr
     return threads
 
 
-def test_callers_waiting_during_a_commit_share_the_next_transaction():
-    writer = BlockingWriter()
-    gc = GroupCommit(writer)
+def _behind_a_slow_commit(writer: BlockingWriter, gc: GroupCommit, rest: list[object]) -> dict:
+    """`a` is being committed (slowly) while `rest` arrive; then the commit finishes. Results by item."""
     results: dict = {}
     first = _submit_all(gc, ["a"], results)
     writer.entered.wait(30)
-    rest = _submit_all(gc, list("bcdef"), results)
-    _wait_for(lambda: len(gc._pending) == 5)
+    waiting = _submit_all(gc, rest, results)
+    _wait_for(lambda: len(gc._pending) == len(rest))
     assert results == {}  # nobody is released before the commit holding their event
     writer.release.set()
-    for t in first + rest:
+    for t in first + waiting:
         t.join(30)
+    return results
+
+
+def test_callers_waiting_during_a_commit_share_the_next_transaction():
+    writer = BlockingWriter()
+    gc = GroupCommit(writer)
+    results = _behind_a_slow_commit(writer, gc, list("bcdef"))
     assert writer.batches == [["a"], list("bcdef")]
     assert {k: v[1] for k, v in results.items()} == {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6}
     assert gc.batches == 2 and gc.largest_batch == 5
@@ -70,15 +76,7 @@ def test_callers_waiting_during_a_commit_share_the_next_transaction():
 
 def test_one_bad_event_fails_only_its_caller():
     writer = BlockingWriter(bad="c")
-    gc = GroupCommit(writer)
-    results: dict = {}
-    first = _submit_all(gc, ["a"], results)
-    writer.entered.wait(30)
-    rest = _submit_all(gc, list("bcd"), results)
-    _wait_for(lambda: len(gc._pending) == 3)
-    writer.release.set()
-    for t in first + rest:
-        t.join(30)
+    results = _behind_a_slow_commit(writer, GroupCommit(writer), list("bcd"))
     assert results["c"] == ("error", "refused c")
     assert {k for k, v in results.items() if v[0] == "ok"} == {"a", "b", "d"}
     assert sorted(writer.committed) == ["a", "b", "d"]  # the failed batch committed nothing; each retried alone
