@@ -17,6 +17,7 @@ give the same error, so a token holder cannot probe which datasets exist.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -132,6 +133,11 @@ def authenticate(ws: "Workspace", token: str | None, *, action: str, resource: s
         raise
 
 
+def policy_digest(text: str) -> str:
+    """The content hash a policy text is stored and bound under (sha256 of its UTF-8 bytes)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 class _ParsedPolicies:
     """Parsed bound policies by content hash (sha256 of the text), least recently used out.
 
@@ -174,7 +180,6 @@ def load_bound_policy(session: Any, policy_hash: str | None) -> "Policy | None":
     Raises IntegrityFailure when the stored text no longer hashes to the bound
     hash (edited in the database behind the binding). The returned policy is
     shared (cached): treat it as immutable, as the engine does."""
-    from governance.access.binding import policy_digest
     from governance.storage.store import PolicyRecord
     from policies.schema import parse_policy
 
