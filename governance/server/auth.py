@@ -10,12 +10,15 @@ scrypt hash is computed, so guessing costs the guesser and not the server.
 """
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
-from governance.access.authorize import Identity, authenticate
+from governance.access.authorize import Identity, authenticate, shown
 from governance.server.ratelimit import RateLimiter, retry_after
 from governance.workspace import Workspace
 from privacy.errors import AccessDenied
@@ -32,25 +35,46 @@ def workspace(request: Request) -> Workspace:
 bearer_scheme = HTTPBearer(auto_error=False, description="An API token (`privgov token issue`).")
 
 
-def _route_action(request: Request) -> str:
-    """The audited action of a refused request: the route's stable name (`decide`, `download` ...)."""
+@dataclass(frozen=True)
+class Claimed:
+    """What a request says it is about, for the audit event of a refused authentication - the same
+    fields the CLI records (`action`, `resource`, `purpose`). Cut to what the audit columns hold, so a
+    long value cannot make the refusal itself fail to be recorded."""
+
+    action: str
+    resource: str | None
+    purpose: str | None
+
+
+def _text(value: object, limit: int) -> str | None:
+    return shown(value, limit) if isinstance(value, str) and value else None
+
+
+async def claimed(request: Request) -> Claimed:
+    """The route's stable name (`decide`, `download` ...) or the body's `action`; the dataset from the
+    path or the JSON body; the purpose from the query or the body. Reading the body here costs nothing:
+    FastAPI has already read (and size-limited) it for a route that takes one."""
     route = request.scope.get("route")
-    return str(getattr(route, "name", None) or "http")
-
-
-def _resource(request: Request) -> str | None:
+    action = str(getattr(route, "name", None) or "http")
     params = request.path_params
-    value = params.get("name") or params.get("dataset")
-    return str(value) if value is not None else None
+    resource, purpose = params.get("name") or params.get("dataset"), request.query_params.get("purpose")
+    if request.method in ("POST", "PUT", "PATCH") and "json" in request.headers.get("content-type", ""):
+        try:
+            doc = json.loads(await request.body() or b"null")
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict):
+            action = _text(doc.get("action"), 90) or action
+            resource = resource or doc.get("dataset")
+            purpose = purpose or doc.get("purpose")
+    return Claimed(action=action, resource=_text(resource, 200), purpose=_text(purpose, 190))
 
 
 def _client(request: Request) -> str:
     return f"addr:{request.client.host}" if request.client else "addr:unknown"
 
 
-def current_identity(request: Request, ws: Annotated[Workspace, Depends(workspace)],
-                     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]) -> Identity:
-    """The authenticated caller, or 401 (audited) / 429."""
+def _identify(request: Request, ws: Workspace, token: str | None, claim: Claimed) -> Identity:
     from governance.access.identity import token_id_of
 
     failures: RateLimiter = request.app.state.auth_failures
@@ -58,11 +82,8 @@ def current_identity(request: Request, ws: Annotated[Workspace, Depends(workspac
     if wait:
         raise HTTPException(429, "too many failed authentications from this address; retry later",
                             headers={"Retry-After": retry_after(wait)})
-    token = credentials.credentials.strip() if credentials is not None else None
-    purpose = request.query_params.get("purpose")
     try:
-        identity = authenticate(ws, token, action=_route_action(request), resource=_resource(request),
-                                purpose=purpose)
+        identity = authenticate(ws, token, action=claim.action, resource=claim.resource, purpose=claim.purpose)
     except AccessDenied as exc:
         failures.take(_client(request))
         message = str(exc) if token else "this endpoint needs an API token: send `Authorization: Bearer <token>`"
@@ -72,6 +93,17 @@ def current_identity(request: Request, ws: Annotated[Workspace, Depends(workspac
     if wait:
         raise HTTPException(429, f"rate limit of {limiter.rate:g} requests/s per token exceeded; retry later",
                             headers={"Retry-After": retry_after(wait)})
+    return identity
+
+
+async def current_identity(request: Request, ws: Annotated[Workspace, Depends(workspace)],
+                           credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+                           ) -> Identity:
+    """The authenticated caller, or 401 (audited) / 429. The scrypt check and the audit write run in
+    the thread pool, never on the event loop."""
+    token = credentials.credentials.strip() if credentials is not None else None
+    claim = await claimed(request)
+    identity = await run_in_threadpool(_identify, request, ws, token, claim)
     request.state.identity = identity
     return identity
 

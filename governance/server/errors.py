@@ -20,6 +20,7 @@ built. Every body is ``{"error": {"type": ..., "message": ...}}``.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -27,11 +28,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from governance.evidence.audit import WITHHELD
 from privacy.errors import (
     AccessDenied, BudgetExceeded, InputError, IntegrityFailure, PrivgovError, QualityGateFailed, WorkspaceError,
 )
 
 log = logging.getLogger("privgov.server")
+# Longer than the audit log's pattern needs: `pgv_<16 hex id>_<64 hex secret>` in the 401 for a
+# malformed token is the expected shape, not a token, and must stay readable.
+_TOKENISH = re.compile(r"pgv_[0-9A-Za-z_]{8,}")
 
 # Most specific first: the first class the error is an instance of decides.
 STATUS: tuple[tuple[type[PrivgovError], int, str], ...] = (
@@ -48,7 +53,10 @@ HTTP_TYPES = {401: "unauthenticated", 403: "access_denied", 404: "not_found", 40
 
 
 def error_body(kind: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"error": {"type": kind, "message": message, **extra}}
+    """The one error shape. Token-shaped text in the message (a token pasted into a purpose or a
+    dataset name, echoed by a denial) is withheld, as the audit log withholds it: responses end up
+    in proxy and client logs."""
+    return {"error": {"type": kind, "message": _TOKENISH.sub(WITHHELD, message), **extra}}
 
 
 def status_of(exc: PrivgovError) -> tuple[int, str]:

@@ -27,8 +27,8 @@ def test_missing_or_malformed_token_is_401_and_audited(live, header) -> None:
     r = httpx.post(f"{live.url}/v1/decisions", json=BODY, headers=headers)
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
     assert r.json()["error"]["type"] == "unauthenticated"
-    [ev] = _unauthenticated(live, before)
-    assert (ev.action, ev.decision) == ("decide", "deny")
+    [ev] = _unauthenticated(live, before)  # recorded with what was asked, as the CLI's `check` records it
+    assert (ev.action, ev.decision, ev.resource, ev.purpose) == ("read_masked", "deny", DATASET, "quality-review")
 
 
 @pytest.mark.parametrize("who, why", [("gone", "revoked"), ("late", "expired")])
@@ -69,7 +69,7 @@ def test_oversize_body_is_413(live) -> None:
 
 
 def test_rate_limit_per_token_is_429_with_retry_after(live) -> None:
-    """`flood` spends its own bucket (burst 30, 1/s); other tokens are not affected."""
+    """`flood` spends its own bucket (burst 12, 0.5/s); other tokens are not affected."""
     codes = []
     with live.client("flood") as c:
         for _ in range(4 * BURST):
@@ -82,3 +82,13 @@ def test_rate_limit_per_token_is_429_with_retry_after(live) -> None:
     assert codes[-1] == 429 and codes.count(200) >= BURST - 1
     with live.client("ana") as c:
         assert c.post("/v1/decisions", json=BODY).status_code == 200
+
+
+def test_a_refusal_with_oversized_claims_is_still_audited(live) -> None:
+    """The audit columns are bounded (purpose 200 characters); what the caller claims is cut to fit, so
+    the refusal is recorded rather than failing (PostgreSQL enforces the bound: tests/.../test_postgres.py)."""
+    before = head(live.ws)
+    r = httpx.get(f"{live.url}/v1/datasets/{'d' * 300}/versions/1/download", params={"purpose": "p" * 1000})
+    assert r.status_code == 401
+    [ev] = _unauthenticated(live, before)
+    assert ev.action == "download" and len(ev.purpose) <= 200 and len(ev.resource) <= 500
