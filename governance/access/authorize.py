@@ -17,11 +17,14 @@ give the same error, so a token holder cannot probe which datasets exist.
 """
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from governance.evidence.recorder import UNAUTHENTICATED, record_event
-from privacy.errors import AccessDenied
+from privacy.errors import AccessDenied, IntegrityFailure
 
 if TYPE_CHECKING:  # pragma: no cover
     from policies.engine import Decision
@@ -130,17 +133,70 @@ def authenticate(ws: "Workspace", token: str | None, *, action: str, resource: s
         raise
 
 
+def policy_digest(text: str) -> str:
+    """The content hash a policy text is stored and bound under (sha256 of its UTF-8 bytes)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class _ParsedPolicies:
+    """Parsed bound policies by content hash (sha256 of the text), least recently used out.
+
+    Why: parsing and validating the policy YAML took most of a decision's time
+    (tens of ms). The cache is keyed by the content hash, and the dataset's
+    binding (which hash applies) is read from the database on every decision, so
+    a rebind takes effect for the very next decision in every process. A text
+    is parsed only after its stored bytes are checked against that hash: the
+    cache can never hold something other than what the hash names."""
+
+    def __init__(self, max_entries: int = 64) -> None:
+        self._max = max_entries
+        self._entries: "OrderedDict[str, Policy]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, policy_hash: str) -> "Policy | None":
+        with self._lock:
+            policy = self._entries.get(policy_hash)
+            if policy is not None:
+                self._entries.move_to_end(policy_hash)
+            return policy
+
+    def put(self, policy_hash: str, policy: "Policy") -> None:
+        with self._lock:
+            self._entries[policy_hash] = policy
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+PARSED_POLICIES = _ParsedPolicies()
+
+
 def load_bound_policy(session: Any, policy_hash: str | None) -> "Policy | None":
-    """The policy text an admin bound, parsed; None when nothing (readable) is bound."""
+    """The policy text an admin bound, parsed; None when nothing (readable) is bound.
+
+    Raises IntegrityFailure when the stored text no longer hashes to the bound
+    hash (edited in the database behind the binding). The returned policy is
+    shared (cached): treat it as immutable, as the engine does."""
     from governance.storage.store import PolicyRecord
     from policies.schema import parse_policy
 
     if not policy_hash:
         return None
+    cached = PARSED_POLICIES.get(policy_hash)
+    if cached is not None:
+        return cached
     rec = session.query(PolicyRecord).filter(PolicyRecord.content_hash == policy_hash).one_or_none()
     if rec is None:
         return None
-    return parse_policy(rec.text, source=f"bound policy {rec.name} ({policy_hash[:12]})")
+    if policy_digest(rec.text) != policy_hash:
+        raise IntegrityFailure(f"bound policy {shown(rec.name, 100)} ({policy_hash[:12]}): the stored text does not "
+                               "match its hash (edited in the database after it was bound); rebind the policy file")
+    policy = parse_policy(rec.text, source=f"bound policy {rec.name} ({policy_hash[:12]})")
+    PARSED_POLICIES.put(policy_hash, policy)
+    return policy
 
 
 def decide_for(ws: "Workspace", identity: Identity, action: str, dataset: str, purpose: str | None, *,
@@ -158,7 +214,13 @@ def decide_for(ws: "Workspace", identity: Identity, action: str, dataset: str, p
     with ws.session() as s:
         ds = s.query(Dataset).filter(Dataset.name == dataset).one_or_none()
         ref = dataset_ref(ds) if ds is not None else None
-        policy = load_bound_policy(s, ref.policy_hash) if ref is not None else None
+        try:
+            policy = load_bound_policy(s, ref.policy_hash) if ref is not None else None
+        except IntegrityFailure:  # audited as a deny, then raised (exit 4)
+            record_decision(ws, principal=identity.name, action=action, decision="deny", resource=dataset,
+                            version=version, purpose=purpose, reason="bound policy text does not match its hash",
+                            details=details)
+            raise
     if ref is None or policy is None:
         reason = "no such dataset" if ref is None else "no policy bound to the dataset (deny by default)"
         record_decision(ws, principal=identity.name, action=action, decision="deny", resource=dataset,

@@ -12,14 +12,13 @@ the ledger cap follows the bound policy (only this path may change it).
 """
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from governance.access.authorize import Identity
+from governance.access.authorize import Identity, policy_digest
 from governance.evidence.recorder import record_event
 from privacy.errors import InputError
 
@@ -52,10 +51,6 @@ def check_dataset_name(name: str) -> str:
         raise InputError(f"policy bind: dataset name {name[:120]!r}: expected 1-100 letters, digits, '.', '_' or '-', "
                          "starting with a letter or digit (the names pipelines may declare)")
     return name
-
-
-def policy_digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def read_policy_file(path: Path) -> tuple[str, str]:

@@ -20,6 +20,10 @@ from governance.cli.common import JsonOpt, WorkspaceOpt, _console, app, emit
 FLAGS = {"max_body_bytes": "--max-body-bytes", "rate_per_second": "--rate", "rate_burst": "--burst",
          "auth_failures_per_minute": "--auth-failures-per-minute"}
 
+# uvicorn's own choices; `auto` takes the C implementations (uvicorn[standard]) when installed.
+LOOPS = ("auto", "asyncio", "uvloop")
+HTTP_IMPLS = ("auto", "h11", "httptools")
+
 
 @app.command()
 def serve(
@@ -36,6 +40,9 @@ def serve(
     auth_failures: float = typer.Option(30.0, "--auth-failures-per-minute", help="Failed authentications "
                                         "allowed per client address per minute (429 above)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: critical|error|warning|info|debug."),
+    loop: str = typer.Option("auto", "--loop", help="Event loop: auto (uvloop when installed), asyncio or uvloop."),
+    http: str = typer.Option("auto", "--http", help="HTTP parser: auto (httptools when installed), h11 or "
+                             "httptools."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Serve decisions, masked downloads and evidence over HTTP(S); every route but /healthz needs a token."""
@@ -50,6 +57,9 @@ def serve(
     for opt, path in (("--ssl-certfile", ssl_certfile), ("--ssl-keyfile", ssl_keyfile)):
         if path is not None and not path.is_file():
             raise InputError(f"{opt} {path}: no such file (expected a PEM file)")
+    for opt, value, allowed in (("--loop", loop, LOOPS), ("--http", http, HTTP_IMPLS)):
+        if value not in allowed:
+            raise InputError(f"{opt} {value[:40]!r}: expected one of {', '.join(allowed)}")
     if workers < 1:
         raise InputError(f"--workers: expected 1 or more, got {workers}")
     if not 0 <= port <= 65535:
@@ -82,4 +92,5 @@ def serve(
     uvicorn.run("governance.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
                 ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None, log_level=log_level, log_config=logging,
+                loop=loop, http=http,
                 server_header=False, proxy_headers=False)

@@ -27,6 +27,10 @@ Concurrency: appends serialize on the database write lock. On SQLite the append
 starts the transaction with ``BEGIN IMMEDIATE`` (or is already inside one that
 holds the write lock), so reading the head and inserting the next event cannot
 interleave with another process; ``seq`` is the primary key as a backstop.
+Events that must be committed on their own (every decision) go through
+:meth:`AuditLog.record_committed`: threads of one process deciding at once share
+one transaction (group commit) instead of queueing for the lock one by one, and
+each returns only after its event is committed.
 """
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import JSON, Float, Integer, String, Text, select, text
+from sqlalchemy import JSON, Float, Integer, String, Text, insert, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from governance.errors import InputError, IntegrityFailure
@@ -52,6 +56,7 @@ from governance.evidence.chain import (
     public_key_bytes,
     verify_chain,
 )
+from governance.evidence.group_commit import GroupCommit
 from governance.evidence.witness import WitnessHead, WitnessSink, append_after_commit
 from governance.storage.atomic_write import atomic_path
 from governance.storage.store import Base
@@ -165,6 +170,7 @@ class AuditLog:
         self.signing_key = signing_key
         self.verify_key = verify_key or (signing_key.public_key() if signing_key is not None else None)
         self.checkpoint_every = checkpoint_every
+        self._group: GroupCommit[dict[str, Any], int] = GroupCommit(self._append_committed)
 
     # -- appends -------------------------------------------------------------
 
@@ -185,10 +191,15 @@ class AuditLog:
         row = session.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
         return (0, GENESIS_HASH) if row is None else (int(row[0]), str(row[1]))
 
-    def record(self, session: Session, *, principal: str, action: str, decision: str = "info",
-               resource: str | None = None, version: int | None = None, purpose: str | None = None,
-               reason: str | None = None, epsilon: float | None = None, details: dict | None = None) -> int:
-        """Append one event; returns its seq. Commits with the caller's session."""
+    @staticmethod
+    def prepare(*, principal: str, action: str, decision: str = "info", resource: str | None = None,
+                version: int | None = None, purpose: str | None = None, reason: str | None = None,
+                epsilon: float | None = None, details: dict | None = None) -> dict[str, Any]:
+        """An event's fields, checked, without its place in the chain (seq, ts, prev_hash).
+
+        Why apart from the append: a caller whose event is written by another
+        thread's transaction (group commit) must get its InputError itself, before
+        the event joins a batch."""
         if decision not in DECISIONS:
             raise InputError(f"audit decision {decision!r}: expected one of {', '.join(DECISIONS)}")
         if epsilon is not None and not math.isfinite(float(epsilon)):
@@ -197,19 +208,62 @@ class AuditLog:
         # Events never hold secrets: a token pasted into a name, purpose or reason is withheld here,
         # whatever path the event came by (the log is readable without a token).
         principal, resource, purpose, reason = (withhold_tokens(x) for x in (principal, resource, purpose, reason))
+        return {"principal": principal, "action": action, "resource": resource,
+                "version": None if version is None else int(version), "purpose": purpose, "decision": decision,
+                "reason": reason, "epsilon": None if epsilon is None else float(epsilon), "details": clean}
+
+    def append(self, session: Session, prepared: list[dict[str, Any]]) -> list[int]:
+        """Chain prepared events after the head, in order, in the caller's transaction; their seqs.
+
+        The head is read once under the write lock and the chain continued in
+        memory; a checkpoint is signed at every multiple of ``checkpoint_every``
+        exactly as when each event is appended alone."""
         self._lock_for_append(session)
         seq, prev = self._head(session)
-        fields: dict[str, Any] = {
-            "seq": seq + 1, "ts": _now_iso(), "principal": principal, "action": action,
-            "resource": resource, "version": None if version is None else int(version), "purpose": purpose,
-            "decision": decision, "reason": reason, "epsilon": None if epsilon is None else float(epsilon),
-            "details": clean, "prev_hash": prev,
-        }
-        session.add(AuditEvent(**fields, hash=event_hash(fields)))
-        session.flush()
-        if self.signing_key is not None and self.checkpoint_every and fields["seq"] % self.checkpoint_every == 0:
-            self.checkpoint(session)
-        return int(fields["seq"])
+        seqs: list[int] = []
+        rows: list[dict[str, Any]] = []
+        for event in prepared:
+            seq += 1
+            fields: dict[str, Any] = {**event, "seq": seq, "ts": _now_iso(), "prev_hash": prev}
+            prev = fields["hash"] = event_hash(fields)
+            rows.append(fields)
+            seqs.append(seq)
+            if self.signing_key is not None and self.checkpoint_every and seq % self.checkpoint_every == 0:
+                self._insert(session, rows)  # the checkpoint signs this event as the head
+                rows = []
+                self.checkpoint(session)
+        self._insert(session, rows)
+        return seqs
+
+    @staticmethod
+    def _insert(session: Session, rows: list[dict[str, Any]]) -> None:
+        """One executemany for a batch (the ORM's per-object bookkeeping was most of an append's CPU)."""
+        if rows:
+            session.flush()  # anything the caller added first keeps its order
+            session.execute(insert(AuditEvent), rows)
+
+    def record(self, session: Session, *, principal: str, action: str, decision: str = "info",
+               resource: str | None = None, version: int | None = None, purpose: str | None = None,
+               reason: str | None = None, epsilon: float | None = None, details: dict | None = None) -> int:
+        """Append one event; returns its seq. Commits with the caller's session."""
+        event = self.prepare(principal=principal, action=action, decision=decision, resource=resource,
+                             version=version, purpose=purpose, reason=reason, epsilon=epsilon, details=details)
+        return self.append(session, [event])[0]
+
+    def record_committed(self, **fields: Any) -> int:
+        """Append one event in a transaction of its own and return its seq once that has committed.
+
+        Concurrent callers in this process share transactions (group commit, see
+        :mod:`governance.evidence.group_commit`); none returns before its own
+        event is committed, and an event that cannot be written fails only its caller."""
+        event = self.prepare(**fields)
+        return self._group.submit(event)
+
+    def _append_committed(self, prepared: list[dict[str, Any]]) -> list[int]:
+        if self.session_factory is None:
+            raise InputError("audit: no session factory to write committed events with")
+        with self.session_factory() as session, session.begin():
+            return self.append(session, prepared)
 
     def checkpoint(self, session: Session) -> None:
         """Sign the current head (seq, hash, time) with the audit key; no-op on an empty log."""

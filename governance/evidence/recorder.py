@@ -17,9 +17,11 @@ UNAUTHENTICATED = "unauthenticated"
 
 
 def record_event(ws: "Workspace", *, principal: str, action: str, decision: str = "info", **fields: Any) -> int:
-    """Append one event and commit it at once; returns its seq."""
-    with ws.session() as s:
-        return ws.audit.record(s, principal=principal, action=action, decision=decision, **fields)
+    """Append one event and commit it at once; returns its seq (only once it is committed).
+
+    Concurrent callers share a transaction (group commit in the audit log), so a
+    server deciding many requests at once does not queue one commit per request."""
+    return ws.audit.record_committed(principal=principal, action=action, decision=decision, **fields)
 
 
 @dataclass(frozen=True)

@@ -150,3 +150,118 @@ def test_set_roles(session):
 
 def test_default_scrypt_cost_is_a_slow_hash():
     assert DEFAULT_COST[0] >= 2**14 and DEFAULT_COST[1] >= 8
+
+
+# --------------------------------------------------------------------------- verified-token cache
+# Each call opens its own session, as every command and request does (authorize.authenticate).
+def _auth(engine, token: str, now: dt.datetime | None = None) -> str:
+    with Session(engine) as s, s.begin():
+        return authenticate(s, token, now).name
+
+
+@pytest.fixture()
+def scrypt_calls(monkeypatch) -> list[int]:
+    """Counts slow-hash computations (the real function still runs)."""
+    calls: list[int] = []
+    real = identity._hash_secret
+
+    def counted(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(identity, "_hash_secret", counted)
+    return calls
+
+
+def _issue(engine, name: str = "demo", calls: list[int] | None = None) -> str:
+    with Session(engine) as s, s.begin():
+        token = issue_token(s, name)
+    if calls is not None:
+        calls.clear()  # issuing hashed the secret once; count authentication only
+    return token
+
+
+def test_a_verified_token_is_hashed_once_per_process(session, engine, scrypt_calls):
+    token = _issue(engine, calls=scrypt_calls)
+    assert [_auth(engine, token) for _ in range(5)] == ["demo"] * 5
+    assert len(scrypt_calls) == 1
+
+
+@pytest.mark.parametrize("how", ["token revoked", "principal revoked", "token expired"])
+def test_a_cached_token_is_refused_at_once_when_revoked_or_expired(session, engine, scrypt_calls, how):
+    """Revocation and expiry are read from the database on every call, cached or not: the
+    admin's revocation (another session, as another process would) takes effect on the next call."""
+    token = _issue(engine, calls=scrypt_calls)
+    assert _auth(engine, token) == "demo" and _auth(engine, token) == "demo"
+    with Session(engine) as admin, admin.begin():
+        if how == "token revoked":
+            revoke_token(admin, token)
+        elif how == "principal revoked":
+            revoke_principal(admin, "demo")
+        else:
+            admin.query(ApiToken).update({"expires_at": utcnow() - dt.timedelta(seconds=1)})
+    with pytest.raises(AccessDenied, match=how.split()[-1]):
+        _auth(engine, token)
+    assert len(scrypt_calls) == 1  # refused from the cache's hit: the hash was not the gate
+
+
+def test_a_cached_token_expires_on_time(session, engine):
+    token = _issue(engine)
+    with Session(engine) as s:
+        expires = s.query(ApiToken.expires_at).scalar()
+    assert _auth(engine, token, now=expires - dt.timedelta(seconds=1)) == "demo"
+    with pytest.raises(AccessDenied, match="expired"):
+        _auth(engine, token, now=expires)
+
+
+def test_a_replaced_stored_hash_is_checked_the_slow_way(session, engine, scrypt_calls):
+    """The cache vouches for (token, stored hash) together: once the row holds another hash
+    (rotated, or rewritten by someone with the database), the old secret must match it again."""
+    token = _issue(engine, calls=scrypt_calls)
+    _auth(engine, token)
+    with Session(engine) as s, s.begin():
+        s.query(ApiToken).update({"secret_hash": b"\x00" * 32})
+    with pytest.raises(AccessDenied, match="secret does not match"):
+        _auth(engine, token)
+    assert len(scrypt_calls) == 2
+
+
+def test_wrong_secrets_are_never_remembered(session, engine, scrypt_calls):
+    """Guessing stays as slow as before: every wrong secret pays the slow hash, every time."""
+    token = _issue(engine, calls=scrypt_calls)
+    wrong = token[:-1] + ("0" if token[-1] != "0" else "1")
+    for _ in range(3):
+        with pytest.raises(AccessDenied, match="secret does not match"):
+            _auth(engine, wrong)
+    assert len(scrypt_calls) == 3
+    assert _auth(engine, token) == "demo" and len(scrypt_calls) == 4
+
+
+def test_the_cache_holds_no_token_and_means_nothing_to_another_process(session, engine):
+    from governance.access.token_cache import VERIFIED, VerifiedTokens
+
+    token = _issue(engine)
+    _auth(engine, token)
+    secret = token.split("_")[2]
+    with Session(engine) as s:
+        stored = s.query(ApiToken.secret_hash).scalar()
+    held = [k + v for k, v in VERIFIED._entries.items()]
+    assert held and all(token.encode() not in b and secret.encode() not in b and bytes.fromhex(secret) not in b
+                        for b in held)
+    assert VERIFIED.matches(token, stored) and not VerifiedTokens().matches(token, stored)  # keyed per process
+
+
+def test_last_use_is_recorded_to_the_minute(session, engine):
+    token = _issue(engine)
+    t0 = utcnow()
+
+    def last_used():
+        with Session(engine) as s:
+            return s.query(ApiToken.last_used_at).scalar()
+
+    _auth(engine, token, now=t0)
+    assert last_used() == t0
+    _auth(engine, token, now=t0 + dt.timedelta(seconds=59))
+    assert last_used() == t0  # no write transaction per request
+    _auth(engine, token, now=t0 + identity.LAST_USED_RESOLUTION)
+    assert last_used() == t0 + identity.LAST_USED_RESOLUTION
