@@ -72,6 +72,19 @@ _TOKENISH = re.compile(r"pgv_[0-9A-Za-z_]*")
 WITHHELD = "(withheld: looks like an API token)"
 
 
+def fit_column(text: str | None, width: int) -> str | None:
+    """`text` cut to a column's width, saying that it was cut and how long it was.
+
+    Why: PostgreSQL refuses a value longer than its VARCHAR (SQLite does not), so a
+    caller-chosen 1,000-character purpose made the audit write itself fail - the
+    refusal it should record went unrecorded. Cutting here, where every event
+    passes, keeps one rule for the CLI, the API and the server."""
+    if text is None or len(text) <= width:
+        return text
+    marker = f"...(cut, {len(text)} chars)"
+    return text[: width - len(marker)] + marker
+
+
 def withhold_tokens(text: str | None) -> str | None:
     """`text` with anything shaped like an API token withheld.
 
@@ -208,6 +221,8 @@ class AuditLog:
         # Events never hold secrets: a token pasted into a name, purpose or reason is withheld here,
         # whatever path the event came by (the log is readable without a token).
         principal, resource, purpose, reason = (withhold_tokens(x) for x in (principal, resource, purpose, reason))
+        principal, action = fit_column(principal, 200) or "", fit_column(action, 100) or ""
+        resource, purpose = fit_column(resource, 500), fit_column(purpose, 200)
         return {"principal": principal, "action": action, "resource": resource,
                 "version": None if version is None else int(version), "purpose": purpose, "decision": decision,
                 "reason": reason, "epsilon": None if epsilon is None else float(epsilon), "details": clean}

@@ -633,3 +633,17 @@ def test_token_shaped_text_never_reaches_the_log(engine) -> None:
         ev = s.query(AuditEvent).one()
         assert not any(token in (v or "") for v in (ev.principal, ev.resource, ev.purpose, ev.reason))
         assert "withheld" in ev.resource
+
+
+def test_overlong_caller_fields_are_cut_not_lost(engine, key):
+    """A caller-chosen 1,000-character purpose (or principal, resource, action) is still
+    recorded: cut to the column with a marker, never a refused write (PostgreSQL enforces
+    VARCHAR widths) that would leave a denial unrecorded."""
+    audit = AuditLog(lambda: Session(engine), key)
+    with Session(engine) as s, s.begin():
+        seq = audit.record(s, principal="p" * 1000, action="a" * 1000, decision="deny",
+                           resource="r" * 1000, purpose="x" * 1000)
+    got = row(engine, seq)
+    assert len(got["purpose"]) == 200 and got["purpose"].endswith("(cut, 1000 chars)")
+    assert len(got["principal"]) == 200 and len(got["action"]) == 100 and len(got["resource"]) == 500
+    assert verify(engine, audit).ok
