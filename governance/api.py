@@ -37,13 +37,14 @@ from privacy.errors import (
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+    from governance.access.authorize import Identity
     from governance.evidence.chain import VerifyReport
     from governance.run.records import RunSummary
     from governance.workspace import Workspace
 
 __all__ = [
     "AccessCheck", "ReleasedVersion", "RunSummary", "VerifyReport", "Workspace",
-    "open_workspace", "run_pipeline", "read_version", "check_decision", "verify_audit", "verify_audit_file",
+    "open_workspace", "run_pipeline", "read_version", "check_decision", "check_for", "verify_audit", "verify_audit_file",
     "PrivgovError", "InputError", "AccessDenied", "BudgetExceeded", "IntegrityFailure", "QualityGateFailed",
     "WorkspaceError",
 ]
@@ -154,12 +155,21 @@ def check_decision(ws: "Workspace", action: str, dataset: str, *, purpose: str |
     an insider cannot probe the policy silently. A bad, expired or missing token
     raises :class:`AccessDenied` (audited as unauthenticated); an unknown action
     raises :class:`InputError`."""
-    from governance.access.authorize import authenticate, decide_for
+    from governance.access.authorize import authenticate
     from policies.schema import ACTIONS
 
     if action not in ACTIONS:
         raise InputError(f"action {action!r}: expected one of {', '.join(ACTIONS)}")
     identity = authenticate(ws, _token(token), action=action, resource=dataset, purpose=purpose)
+    return check_for(ws, identity, action, dataset, purpose=purpose, version=version)
+
+
+def check_for(ws: "Workspace", identity: "Identity", action: str, dataset: str, *, purpose: str | None,
+              version: int | None = None) -> AccessCheck:
+    """:func:`check_decision` for an identity already authenticated (the HTTP service's
+    `current_identity`): decided and audited the same way, without hashing the token twice."""
+    from governance.access.authorize import decide_for
+
     try:
         auth = decide_for(ws, identity, action, dataset, purpose, version=version, details={"check_only": True})
     except AccessDenied as exc:

@@ -14,7 +14,7 @@ import os
 import sys
 
 # Importing a command module registers its commands; this order is the order `--help` lists them.
-from governance.cli import workspace, run, datasets, data, models, evidence, admin, db, integrations  # noqa: F401, I001
+from governance.cli import workspace, run, datasets, data, models, evidence, admin, db, integrations, serve  # noqa: F401, I001
 from governance.cli.common import app
 
 __all__ = ["app", "main"]
