@@ -77,18 +77,19 @@ def _iso(t: Any) -> str | None:
 
 
 class JobManager:
-    """Runs submitted pipelines one (or `max_running`) at a time in worker processes."""
+    """Runs submitted pipelines one at a time in worker processes.
 
-    def __init__(self, ws_root: Path, data_dir: Path | None = None, *, max_running: int = 1,
-                 cancel_grace_s: float = 20.0, python: str = sys.executable) -> None:
-        if max_running < 1:
-            raise InputError(f"max_running: expected at least 1, got {max_running}")
+    One at a time because a run holds the workspace lock, as `privgov run` does
+    (the catalog numbers versions under it); the others wait `queued`."""
+
+    def __init__(self, ws_root: Path, data_dir: Path | None = None, *, cancel_grace_s: float = 20.0,
+                 python: str = sys.executable) -> None:
         self.root = Path(ws_root).resolve()
         self.data_dir = Path(os.path.realpath(data_dir)) if data_dir is not None else None
         if self.data_dir is not None and not self.data_dir.is_dir():
             raise InputError(f"--data-dir {data_dir}: no such directory")
         self.ws = Workspace.open(self.root)
-        self.max_running, self.cancel_grace_s, self.python = max_running, cancel_grace_s, python
+        self.cancel_grace_s, self.python = cancel_grace_s, python
         self.jobs_dir = self.root / "jobs"
         self._mutex = threading.RLock()
         self._tokens: dict[str, str] = {}  # queued job -> submitter's token, in memory only
@@ -267,10 +268,10 @@ class JobManager:
 
     # ------------------------------------------------------------------ running
     def _pump(self) -> None:
-        """Start queued jobs while fewer than `max_running` run."""
+        """Start the next queued job when none runs."""
         while True:
             with self._mutex:
-                if self._closing or not self._queue or len(self._live) >= self.max_running:
+                if self._closing or not self._queue or self._live:
                     return
                 job_uid = self._queue.pop(0)
                 token = self._tokens.pop(job_uid)
