@@ -33,6 +33,8 @@ def serve(
     auth_failures: float = typer.Option(30.0, "--auth-failures-per-minute", help="Failed authentications "
                                         "allowed per client address per minute (429 above)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: critical|error|warning|info|debug."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory the files of pipelines submitted "
+                                            "to POST /v1/runs must lie in (no links out of it)."),
 ) -> None:
     """Serve decisions, masked downloads and evidence over HTTP(S); every route but /healthz needs a token."""
     from pydantic import ValidationError
@@ -54,7 +56,7 @@ def serve(
     try:
         settings = ServerSettings(max_body_bytes=max_body_bytes, rate_per_second=rate, rate_burst=burst,
                                   auth_failures_per_minute=auth_failures,
-                                  data_dir=str(root))
+                                  data_dir=str(root), run_data_dir=_run_data_dir(data_dir))
     except ValidationError as exc:
         err = exc.errors()[0]
         raise InputError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
@@ -71,3 +73,13 @@ def serve(
                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
                 ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None, log_level=log_level,
                 server_header=False, proxy_headers=False)
+
+
+def _run_data_dir(data_dir: Optional[Path]) -> Optional[str]:
+    from privacy.errors import InputError
+
+    if data_dir is None:
+        return None
+    if not data_dir.is_dir():
+        raise InputError(f"--data-dir {data_dir}: no such directory")
+    return str(data_dir.resolve())
