@@ -29,6 +29,7 @@ test: $(STAMP)
 # Reference pages generated from the pydantic models (tests/test_docs_gen.py checks they are current).
 docs: $(STAMP)
 	$(PY) -m governance.docs_gen
+	$(PY) -m governance.server.openapi
 
 bench: $(STAMP)
 	$(PY) benchmarks/crypto.py

@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "AccessCheck", "ReleasedVersion", "RunSummary", "VerifyReport", "Workspace",
-    "open_workspace", "run_pipeline", "read_version", "check_decision", "check_for", "verify_audit", "verify_audit_file",
+    "open_workspace", "run_pipeline", "read_version", "check_decision", "verify_audit", "verify_audit_file",
     "PrivgovError", "InputError", "AccessDenied", "BudgetExceeded", "IntegrityFailure", "QualityGateFailed",
     "WorkspaceError",
 ]

@@ -69,18 +69,32 @@ def export_version(ws: "Workspace", token: str | None, name: str, version: int |
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise InputError(f"--out {out}: expected a .csv or .parquet file name")
     identity = authenticate(ws, token, action="export", resource=name, purpose=purpose)
-    released = _release(ws, identity, "read_masked", name, version, purpose, shown_action="export")
+    released = release_for_export(ws, identity, name, version, purpose)
     masked = released.frame
     write_frame(masked, out)
+    record_export(ws, identity, name, purpose, released)
+    return ExportSummary(principal=identity.name, dataset=name, version=released.version, kind=released.kind,
+                         rows=int(len(masked)), columns=int(masked.shape[1]), out=out)
+
+
+def release_for_export(ws: "Workspace", identity: Identity, name: str, version: int | None,
+                       purpose: str) -> "Released":
+    """What `dataset export` (and the HTTP download) hands to an authenticated caller: decided as
+    `read_masked` (`read_quarantine` for a quarantine), obligations applied; the decision is audited."""
+    return _release(ws, identity, "read_masked", name, version, purpose, shown_action="export")
+
+
+def record_export(ws: "Workspace", identity: Identity, name: str, purpose: str, released: "Released",
+                  **details: str | int) -> None:
+    """Audit that `released` left privgov (counts and masked column names only), and sign the head."""
+    masked = released.frame
     masks = ",".join(sorted(released.auth.obligations.column_masks))[:128]
     with ws.session() as s:
         ws.audit.record(s, principal=identity.name, action="export", decision="info", resource=name,
                         version=released.version, purpose=purpose,
                         details={"rows": int(len(masked)), "columns": int(masked.shape[1]), "kind": released.kind,
-                                 "masked_columns": masks})
+                                 "masked_columns": masks, **details})
         ws.audit.checkpoint(s)
-    return ExportSummary(principal=identity.name, dataset=name, version=released.version, kind=released.kind,
-                         rows=int(len(masked)), columns=int(masked.shape[1]), out=out)
 
 
 @dataclass(frozen=True)

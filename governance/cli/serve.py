@@ -15,7 +15,10 @@ from typing import Optional
 
 import typer
 
-from governance.cli.common import WorkspaceOpt, _console, app
+from governance.cli.common import JsonOpt, WorkspaceOpt, _console, app, emit
+
+FLAGS = {"max_body_bytes": "--max-body-bytes", "rate_per_second": "--rate", "rate_burst": "--burst",
+         "auth_failures_per_minute": "--auth-failures-per-minute", "run_data_dir": "--data-dir"}
 
 
 @app.command()
@@ -35,6 +38,7 @@ def serve(
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: critical|error|warning|info|debug."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory the files of pipelines submitted "
                                             "to POST /v1/runs must lie in (no links out of it)."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Serve decisions, masked downloads and evidence over HTTP(S); every route but /healthz needs a token."""
     from pydantic import ValidationError
@@ -59,19 +63,27 @@ def serve(
                                   data_dir=str(root), run_data_dir=_run_data_dir(data_dir))
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise InputError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
+        flag = FLAGS.get(str(err["loc"][0]), str(err["loc"][0]))
+        raise InputError(f"{flag}: {err['msg']}") from None
     Workspace.open(root).engine.dispose()  # a missing or outdated workspace stops here, before the port opens
     os.environ[WORKSPACE_ENV] = str(root)
     os.environ[SETTINGS_ENV] = settings.to_env()
 
+    import copy
+
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     scheme = "https" if ssl_certfile else "http"
-    _console(stderr=True).print(f"privgov serving {root} on {scheme}://{host}:{port} "
-                                f"({workers} worker{'s' if workers > 1 else ''})", markup=False)
+    started = {"url": f"{scheme}://{host}:{port}", "workspace": root, "workers": workers, "tls": bool(ssl_certfile),
+               "settings": settings.model_dump()}
+    emit(started, as_json, lambda: _console(stderr=True).print(
+        f"privgov serving {root} on {started['url']} ({workers} worker{'s' if workers > 1 else ''})", markup=False))
+    logging = copy.deepcopy(LOGGING_CONFIG)
+    logging["handlers"]["access"]["stream"] = "ext://sys.stderr"  # stdout holds only the --json document
     uvicorn.run("governance.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
-                ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None, log_level=log_level,
+                ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None, log_level=log_level, log_config=logging,
                 server_header=False, proxy_headers=False)
 
 

@@ -134,6 +134,20 @@ def score_frame(ws: Workspace, run_uid: str, frame: pd.DataFrame, threshold: flo
                   dataset=dataset, unseen_categories=unseen_shares(bundle.encoder, frame))
 
 
+def frame_from_records(rows: list[dict[str, Any]], row_id: str) -> pd.DataFrame:
+    """Rows sent as JSON records, with the same row id rules as a file (kept if valid, else assigned)."""
+    from governance.data.ingest import ensure_row_ids
+
+    return ensure_row_ids(pd.DataFrame.from_records(rows), row_id, source="body.rows")
+
+
+def frame_from_upload(raw: bytes, fmt: str, row_id: str) -> pd.DataFrame:
+    """An uploaded CSV or Parquet body, read in memory like `privgov predict` reads its file."""
+    from governance.data.ingest import read_table_bytes
+
+    return read_table_bytes(raw, f"body ({fmt})", fmt=fmt, row_id_column=row_id)
+
+
 def row_id_column(ws: Workspace, run_uid: str) -> str:
     """The row id column of the run's dataset (what an input's ids are read as)."""
     with ws.session() as s:

@@ -75,9 +75,11 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     """422 naming each field, without echoing the input (it may hold what the caller should not
     have sent, e.g. a token pasted into the wrong field) or linking pydantic's docs."""
     assert isinstance(exc, RequestValidationError)
-    fields = [{"field": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body",
-               "in": str(err.get("loc", ("body",))[0]), "message": str(err.get("msg", "invalid"))}
-              for err in exc.errors()]
+    fields = []
+    for err in exc.errors():
+        where, *path = err.get("loc", ("body",)) or ("body",)
+        fields.append({"field": ".".join(str(p) for p in path) or str(where), "in": str(where),
+                       "message": str(err.get("msg", "invalid"))})
     first = fields[0] if fields else {"field": "body", "message": "invalid"}
     return JSONResponse(error_body("invalid_request", f"{first['field']}: {first['message']}", fields=fields),
                         status_code=422)

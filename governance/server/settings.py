@@ -49,5 +49,9 @@ class ServerSettings(BaseModel):
             return cls()
         try:
             return cls.model_validate(json.loads(raw))
-        except (ValueError, ValidationError) as exc:
-            raise InputError(f"${SETTINGS_ENV}: expected the JSON of ServerSettings ({exc})") from None
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            raise InputError(f"${SETTINGS_ENV}: {where}: {err['msg']}") from None
+        except ValueError:
+            raise InputError(f"${SETTINGS_ENV}: expected the JSON of ServerSettings") from None

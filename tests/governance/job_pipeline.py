@@ -1,6 +1,6 @@
 """The smallest training pipeline a job can run, and its files in a server data directory.
 
-Shared by the job-manager and server tests: the clinic example shrunk to 1,500
+Shared by the job-manager and server tests: the clinic example shrunk to 800
 generated rows and one epoch, its suite and policy copied into `data_dir` and
 named relative to it (as a pipeline submitted to the server must)."""
 from __future__ import annotations
@@ -24,7 +24,7 @@ def make_data_dir(path: Path) -> Path:
 def job_pipeline(**changes: Any) -> dict[str, Any]:
     """The pipeline as a mapping (dotted keys in `changes` set or, with None, remove a value)."""
     spec = yaml.safe_load((REPO / "examples" / "clinic" / "pipeline.yaml").read_text())
-    spec["source"]["rows"] = 1500
+    spec["source"]["rows"] = 800
     spec["training"].update(epochs=1, device="cpu")
     spec["quality"]["suite"] = "suite.json"
     spec["policy"] = "clinic.yaml"

@@ -74,9 +74,7 @@ async def _body(request: Request) -> bytes:
 
 
 def _frame(raw: bytes, content_type: str, row_id: str) -> Any:
-    import pandas as pd
-
-    from governance.data.ingest import ensure_row_ids, read_table_bytes
+    from governance.run import models
 
     kind = content_type.split(";")[0].strip().lower()
     if kind == "application/json":
@@ -88,11 +86,11 @@ def _frame(raw: bytes, content_type: str, row_id: str) -> Any:
             req = PredictRequest.model_validate(doc)
         except ValidationError as exc:
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
-        return ensure_row_ids(pd.DataFrame.from_records(req.rows), row_id, source="body.rows")
+        return models.frame_from_records(req.rows, row_id)
     if kind == "text/csv":
-        frame = read_table_bytes(raw, "body (CSV)", fmt="csv", row_id_column=row_id)
+        frame = models.frame_from_upload(raw, "csv", row_id)
     elif kind in PARQUET_TYPES:
-        frame = read_table_bytes(raw, "body (Parquet)", fmt="parquet", row_id_column=row_id)
+        frame = models.frame_from_upload(raw, "parquet", row_id)
     else:
         raise HTTPException(415, f"Content-Type {kind or '(none)'}: expected application/json, text/csv or "
                             "application/vnd.apache.parquet")

@@ -24,20 +24,19 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO, new_workspace
+from tests.governance.access.conftest import PEOPLE as ACCESS_PEOPLE
+from tests.governance.access.conftest import events_after, head  # noqa: F401  (re-exported for the tests)
 
 PEOPLE = {
-    "admin": ("admin", ["admin"]),
-    "demo": ("demo-ml-engineer", ["ml-engineer", "data-engineer"]),
-    "ana": ("ana", ["analyst"]),
-    "dora": ("dora", ["data-engineer"]),
-    "mallory": ("mallory", ["contractor"]),
+    **ACCESS_PEOPLE,  # admin, demo, ana (analyst), dora (data-engineer), mallory (contractor)
     "audrey": ("audrey", ["auditor"]),
     "flood": ("flood", ["analyst"]),  # only the rate-limit test spends this token's bucket
     "gone": ("gone", ["analyst"]),
     "late": ("late", ["analyst"]),
 }
+UNKNOWN = "clinic-visitz"  # as long as DATASET, so a denial for it must be byte-identical after renaming
 DATASET = "clinic-visits"
-RATE, BURST = 5.0, 25
+RATE, BURST = 0.5, 12
 
 
 def plain_frame(n: int = 60) -> pd.DataFrame:
@@ -154,17 +153,17 @@ def live(tmp_path_factory) -> Live:
     stop_server(proc)
 
 
-def events_after(ws, seq: int) -> list:
-    from governance.evidence.audit import AuditEvent
 
-    with ws.session() as s:
-        return list(s.query(AuditEvent).filter(AuditEvent.seq > seq).order_by(AuditEvent.seq))
+def same_denial(client, path: str) -> tuple:
+    """(response for DATASET, response for UNKNOWN) of GET `path` (with `{}` for the name); asserts both
+    are 403 and byte-identical once the name the caller sent is swapped."""
+    forbidden = client.get(path.format(DATASET))
+    unknown = client.get(path.format(UNKNOWN))
+    assert forbidden.status_code == unknown.status_code == 403, (forbidden.text, unknown.text)
+    assert forbidden.content.replace(DATASET.encode(), UNKNOWN.encode()) == unknown.content
+    assert forbidden.headers.keys() == unknown.headers.keys()
+    return forbidden, unknown
 
 
-def head(ws) -> int:
-    from sqlalchemy import func
-
-    from governance.evidence.audit import AuditEvent
-
-    with ws.session() as s:
-        return int(s.query(func.max(AuditEvent.seq)).scalar() or 0)
+# Jobs and predictions (tests/governance/server/jobs_live.py): one server that runs jobs, shared by test_runs and test_models.
+from tests.governance.server.jobs_live import jobs_live  # noqa: E402,F401

@@ -1,7 +1,7 @@
 """`POST /v1/decisions` on a live server: the CLI's decision, audited under the token's principal."""
 from __future__ import annotations
 
-from tests.governance.server.conftest import DATASET, events_after, head
+from tests.governance.server.conftest import DATASET, UNKNOWN, events_after, head
 
 
 def _ask(live, who, **body):
@@ -35,9 +35,9 @@ def test_unknown_and_forbidden_dataset_answers_are_identical(live) -> None:
     """mallory (contractor) is denied PHI by an explicit rule; `no-such` does not exist. Same bytes,
     once the dataset name the caller sent is the same."""
     forbidden = _ask(live, "mallory", action="read", dataset=DATASET, purpose="x")
-    unknown = _ask(live, "mallory", action="read", dataset=DATASET.replace("visits", "visitz"), purpose="x")
+    unknown = _ask(live, "mallory", action="read", dataset=UNKNOWN, purpose="x")
     assert forbidden.status_code == unknown.status_code == 200
-    assert forbidden.content.replace(b"visits", b"visitz") == unknown.content
+    assert forbidden.content.replace(DATASET.encode(), UNKNOWN.encode()) == unknown.content
 
 
 def test_principal_cannot_be_chosen_in_the_body(live) -> None:
@@ -54,3 +54,21 @@ def test_bad_body_is_422_naming_the_field_without_leaking(live) -> None:
     with live.client("ana") as c:
         r = c.post("/v1/decisions", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422 and "Traceback" not in r.text
+
+
+def test_concurrent_decisions_keep_one_verifiable_chain(live) -> None:
+    """Requests run in uvicorn's thread pool: audit appends from many at once must still form one
+    hash chain, every decision recorded once under its own principal."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from governance.api import verify_audit
+
+    who = ["ana", "dora", "demo", "admin"] * 4
+    before = head(live.ws)
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda w: _ask(live, w, action="read_masked", dataset=DATASET,
+                                             purpose="quality-review").status_code, who))
+    assert codes == [200] * len(who)
+    decided = sorted(e.principal for e in events_after(live.ws, before) if e.action == "read_masked")
+    assert decided == sorted(["admin", "ana", "demo-ml-engineer", "dora"] * 4)
+    assert verify_audit(live.ws).ok

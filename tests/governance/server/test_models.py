@@ -6,7 +6,6 @@ import io
 import pandas as pd
 
 from tests.governance.server.conftest import events_after, head
-from tests.governance.server.jobs_live import jobs_live  # noqa: F401
 
 ROWS = [{"row_id": 10 + i, "age": age, "sex": sex, "race": "white", "bmi": 27.0 + i, "systolic_bp": 130,
          "hba1c": 6.1, "num_prior_visits": i, "los_days": 3, "num_medications": 5}

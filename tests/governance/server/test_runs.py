@@ -9,7 +9,7 @@ from sqlalchemy import select
 from privacy.ledger import ledger_entries
 from tests.governance.job_pipeline import job_pipeline, job_yaml, make_data_dir, wait_for_line
 from tests.governance.server.conftest import PEOPLE, events_after, head, stop_server
-from tests.governance.server.jobs_live import jobs_live, poll, serve_jobs  # noqa: F401
+from tests.governance.server.jobs_live import poll, serve_jobs
 from tests.conftest import new_workspace
 
 
