@@ -15,6 +15,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # A database made before migrations is completed with every model's table before it is stamped
+    # at the baseline (`Workspace.upgrade_db`), so the table may already be there.
+    if sa.inspect(op.get_bind()).has_table("jobs"):
+        return
     op.create_table('jobs',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('job_uid', sa.String(length=32), nullable=False),
