@@ -29,6 +29,11 @@ def job_pipeline(**changes: Any) -> dict[str, Any]:
     spec["quality"]["suite"] = "suite.json"
     spec["policy"] = "clinic.yaml"
     spec.pop("report")
+    return set_dotted(spec, changes)
+
+
+def set_dotted(spec: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply `{"a.b": value}` changes to a nested mapping; None removes the key."""
     for dotted, value in changes.items():
         node = spec
         *head, last = dotted.split(".")
