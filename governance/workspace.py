@@ -50,6 +50,7 @@ def resolve_root(option: str | Path | None) -> Path:
 def _import_table_modules() -> None:
     """Tables are declared next to the code that owns them; import them all."""
     import governance.evidence.audit  # noqa: F401
+    import governance.storage.jobs  # noqa: F401
     import governance.storage.keyring  # noqa: F401
     import governance.storage.principals  # noqa: F401
 

@@ -35,10 +35,14 @@ def validation_message(path: Path, exc: ValidationError, doc: YamlDoc) -> str:
 
 def parse_model(path: Path, model: type[BaseModel]) -> BaseModel:
     """Load YAML at `path` into `model`, raising one-line InputErrors."""
-    doc = load_yaml_file(path, "YAML file")
+    return validate_doc(load_yaml_file(path, "YAML file"), model, path)
+
+
+def validate_doc(doc: YamlDoc, model: type[BaseModel], source: Path) -> BaseModel:
+    """A parsed document (a file's, or text sent to the server) into `model`, errors naming `source`."""
     if not isinstance(doc.data, dict):
-        raise InputError(f"{path}: expected a YAML mapping at the top level")
+        raise InputError(f"{source}: expected a YAML mapping at the top level")
     try:
         return model.model_validate(doc.data)
     except ValidationError as exc:
-        raise InputError(validation_message(path, exc, doc)) from None
+        raise InputError(validation_message(source, exc, doc)) from None

@@ -66,7 +66,7 @@ ALLOWED_INSIDE = {
     "run": tuple(u for u in EVERYTHING if u != "cli"),
     "demo": ("data", "storage", "access", "run.spec", "workspace"),
     "cli": (*EVERYTHING, "server"),
-    "server": ("api", "access", "evidence", "storage", "workspace"),
+    "server": ("api", "access", "evidence", "run", "storage", "workspace"),  # run: jobs and predictions (GUIDE §1)
     "workspace": ("storage", "evidence"),
     "docs_gen": ("run.spec", "api", "data.cleaning"),
     "api": ("workspace", "run", "access", "evidence", "storage"),

@@ -18,7 +18,7 @@ import typer
 from governance.cli.common import JsonOpt, WorkspaceOpt, _console, app, emit
 
 FLAGS = {"max_body_bytes": "--max-body-bytes", "rate_per_second": "--rate", "rate_burst": "--burst",
-         "auth_failures_per_minute": "--auth-failures-per-minute"}
+         "auth_failures_per_minute": "--auth-failures-per-minute", "run_data_dir": "--data-dir"}
 
 # uvicorn's own choices; `auto` takes the C implementations (uvicorn[standard]) when installed.
 LOOPS = ("auto", "asyncio", "uvloop")
@@ -43,6 +43,8 @@ def serve(
     loop: str = typer.Option("auto", "--loop", help="Event loop: auto (uvloop when installed), asyncio or uvloop."),
     http: str = typer.Option("auto", "--http", help="HTTP parser: auto (httptools when installed), h11 or "
                              "httptools."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory the files of pipelines submitted "
+                                            "to POST /v1/runs must lie in (no links out of it)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Serve decisions, masked downloads and evidence over HTTP(S); every route but /healthz needs a token."""
@@ -68,7 +70,7 @@ def serve(
     try:
         settings = ServerSettings(max_body_bytes=max_body_bytes, rate_per_second=rate, rate_burst=burst,
                                   auth_failures_per_minute=auth_failures,
-                                  data_dir=str(root))
+                                  data_dir=str(root), run_data_dir=_run_data_dir(data_dir))
     except ValidationError as exc:
         err = exc.errors()[0]
         flag = FLAGS.get(str(err["loc"][0]), str(err["loc"][0]))
@@ -94,3 +96,13 @@ def serve(
                 ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None, log_level=log_level, log_config=logging,
                 loop=loop, http=http,
                 server_header=False, proxy_headers=False)
+
+
+def _run_data_dir(data_dir: Optional[Path]) -> Optional[str]:
+    from privacy.errors import InputError
+
+    if data_dir is None:
+        return None
+    if not data_dir.is_dir():
+        raise InputError(f"--data-dir {data_dir}: no such directory")
+    return str(data_dir.resolve())

@@ -103,6 +103,67 @@ def unseen_shares(encoder: Any, df: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+@dataclass
+class Scored:
+    """A frame scored by a run's model: the row ids and scores only, never the input's features."""
+
+    result: pd.DataFrame  # row id column (when the input has it), `probability`, `prediction`
+    target: str
+    positive_label: str
+    dataset: str
+    unseen_categories: dict[str, float]
+
+
+def score_frame(ws: Workspace, run_uid: str, frame: pd.DataFrame, threshold: float = 0.5) -> Scored:
+    """Score an in-memory frame with the run's model (the file and HTTP paths both end here).
+
+    The caller has already authorized `predict` on the run's dataset."""
+    from training.model_bundle import predict_proba
+
+    if not 0 < threshold < 1:
+        raise InputError(f"--threshold: expected a number in (0, 1), got {threshold}")
+    with ws.session() as s:
+        run, bundle = load_run_model(ws, s, run_uid)
+        row_id = catalog.find_dataset(s, run.dataset_name).row_id_column
+        dataset = run.dataset_name
+    prob = predict_proba(bundle, frame)
+    result = pd.DataFrame({row_id: frame[row_id].to_numpy()} if row_id in frame.columns else {})
+    result["probability"] = prob
+    result["prediction"] = (prob >= threshold).astype(np.int64)
+    return Scored(result=result, target=bundle.encoder.target, positive_label=bundle.encoder.positive_label,
+                  dataset=dataset, unseen_categories=unseen_shares(bundle.encoder, frame))
+
+
+def frame_from_records(rows: list[dict[str, Any]], row_id: str) -> pd.DataFrame:
+    """Rows sent as JSON records, with the same row id rules as a file (kept if valid, else assigned)."""
+    from governance.data.ingest import ensure_row_ids
+
+    return ensure_row_ids(pd.DataFrame.from_records(rows), row_id, source="body.rows")
+
+
+def frame_from_upload(raw: bytes, fmt: str, row_id: str) -> pd.DataFrame:
+    """An uploaded CSV or Parquet body, read in memory like `privgov predict` reads its file."""
+    from governance.data.ingest import read_table_bytes
+
+    return read_table_bytes(raw, f"body ({fmt})", fmt=fmt, row_id_column=row_id)
+
+
+def row_id_column(ws: Workspace, run_uid: str) -> str:
+    """The row id column of the run's dataset (what an input's ids are read as)."""
+    with ws.session() as s:
+        return catalog.find_dataset(s, _find_run(s, run_uid).dataset_name).row_id_column
+
+
+def audit_predict(ws: Workspace, principal: str, run_uid: str, dataset: str, purpose: str, rows: int,
+                  input_sha256: str, **details: Any) -> None:
+    """One `predict` info event per scoring call (counts and the input's hash, never values)."""
+    with ws.session() as s:
+        ws.audit.record(s, principal=principal, action="predict", decision="info", resource=dataset,
+                        purpose=purpose, details={"run_uid": run_uid, "rows": rows, "input_sha256": input_sha256,
+                                                  **details})
+        ws.audit.checkpoint(s)
+
+
 def predict(ws: Workspace, principal: str, run_uid: str, data: Path, out: Path, purpose: str,
             threshold: float = 0.5) -> PredictSummary:
     """Score `data` with the run's model and write `out` (CSV or Parquet) atomically.
@@ -113,31 +174,18 @@ def predict(ws: Workspace, principal: str, run_uid: str, data: Path, out: Path, 
     """
     from governance.storage.atomic_write import write_frame
     from governance.data.ingest import read_table
-    from training.model_bundle import predict_proba
 
     if not 0 < threshold < 1:
         raise InputError(f"--threshold: expected a number in (0, 1), got {threshold}")
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise InputError(f"--out {out}: expected a .csv or .parquet file name")
-    with ws.session() as s:
-        run, bundle = load_run_model(ws, s, run_uid)
-        ds = catalog.find_dataset(s, run.dataset_name)
-        row_id = ds.row_id_column
-    frame = read_table(Path(data), row_id_column=row_id)
-    prob = predict_proba(bundle, frame)
-    result = pd.DataFrame({row_id: frame[row_id].to_numpy()} if row_id in frame.columns else {})
-    result["probability"] = prob
-    result["prediction"] = (prob >= threshold).astype(np.int64)
-    write_frame(result, out)
-    summary = PredictSummary(rows=len(result), target=bundle.encoder.target,
-                             positive_label=bundle.encoder.positive_label,
-                             predicted_positive=int(result["prediction"].sum()),
-                             unseen_categories=unseen_shares(bundle.encoder, frame), out=out)
-    with ws.session() as s:
-        ws.audit.record(s, principal=principal, action="predict", decision="info", resource=run.dataset_name,
-                        purpose=purpose, details={"run_uid": run_uid, "rows": summary.rows,
-                                                  "input_sha256": _sha256(Path(data))})
-        ws.audit.checkpoint(s)
+    frame = read_table(Path(data), row_id_column=row_id_column(ws, run_uid))
+    scored = score_frame(ws, run_uid, frame, threshold)
+    write_frame(scored.result, out)
+    summary = PredictSummary(rows=len(scored.result), target=scored.target, positive_label=scored.positive_label,
+                             predicted_positive=int(scored.result["prediction"].sum()),
+                             unseen_categories=scored.unseen_categories, out=out)
+    audit_predict(ws, principal, run_uid, scored.dataset, purpose, summary.rows, _sha256(Path(data)))
     return summary
 
 

@@ -188,13 +188,15 @@ def _lineage_facts(ctx: RunContext) -> Any:
 
 
 # --------------------------------------------------------------------------- the run
-def run_pipeline(ws: Workspace, spec: PipelineSpec, token: str | None, progress: Progress | None = None, *,
-                 nproc: int = 1) -> RunSummary:
+def run_pipeline(ws: Workspace, spec: PipelineSpec, token: str | None, progress: Progress | None = None,
+                 run_uid: str | None = None, *, nproc: int = 1) -> RunSummary:
     """Run every declared stage; returns the summary (raises on failure after recording it).
 
+    `run_uid` lets a caller that must find the run again without hearing back
+    from it (a server job, after a crash) fix the id up front; it must be new.
     `nproc` > 1 trains with torch.distributed (`training.distributed`): this
     process stays rank 0 and keeps admission, the ledger and the audit log."""
-    summary = RunSummary(run_uid=uuid.uuid4().hex[:16], dataset=spec.dataset)
+    summary = RunSummary(run_uid=run_uid or uuid.uuid4().hex[:16], dataset=spec.dataset)
     timed = _Timer(summary, progress)
     identity, auth = timed("authenticate", lambda: admit(ws, spec, token))
     ctx = _start(ws, spec, identity, auth, summary.run_uid)

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from governance.server import errors
 from governance.server.ratelimit import RateLimiter
-from governance.server.routes import ROUTERS
+from governance.server.routes import ROUTERS, runs
 from governance.server.settings import WORKSPACE_ENV, ServerSettings
 from governance.workspace import Workspace
 
@@ -58,9 +58,11 @@ def create_app(ws_root: Path, settings: ServerSettings) -> FastAPI:
     holder = _WorkspaceHolder(Path(settings.data_dir) if settings.data_dir else Path(ws_root))
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         holder()  # fail at start-up, not on the first request
+        runs.start_jobs(app, holder.root, settings.run_data_dir)  # marks a dead server's jobs interrupted
         yield
+        runs.stop_jobs(app)
         holder.close()
 
     app = FastAPI(title="privgov", version=API_VERSION, description=DESCRIPTION, lifespan=lifespan,

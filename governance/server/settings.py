@@ -34,6 +34,10 @@ class ServerSettings(BaseModel):
     data_dir: str | None = Field(default=None, description="Workspace directory served (default: the "
                                  "`--workspace` of `privgov serve`).", examples=["/srv/privgov"])
 
+    run_data_dir: str | None = Field(default=None, description="Directory the files a pipeline submitted to "
+                                     "`POST /v1/runs` may name must lie in (`privgov serve --data-dir`); without "
+                                     "it only `source.sample` pipelines run.", examples=["/srv/privgov-data"])
+
     def to_env(self) -> str:
         return self.model_dump_json()
 

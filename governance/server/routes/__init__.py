@@ -4,6 +4,6 @@ Another concern adds its module here (e.g. `runs`, `models`) and appends its rou
 """
 from __future__ import annotations
 
-from governance.server.routes import datasets, decisions, evidence, health
+from governance.server.routes import datasets, decisions, evidence, health, models, runs
 
-ROUTERS = [health.router, decisions.router, datasets.router, evidence.router]
+ROUTERS = [health.router, decisions.router, datasets.router, evidence.router, runs.router, models.router]

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import ADULT_DIR, REPO, new_workspace
+from tests.governance.job_pipeline import set_dotted
 
 CLINIC = REPO / "examples" / "clinic" / "pipeline.yaml"
 
@@ -24,15 +25,7 @@ def small_spec(tmp_path: Path, **changes) -> Path:
     spec["quality"]["suite"] = str(REPO / "examples" / "clinic" / "suite.json")
     spec["policy"] = str(REPO / "policies" / "examples" / "clinic.yaml")
     spec["report"] = str(tmp_path / "report.html")
-    for dotted, value in changes.items():
-        node = spec
-        *head, last = dotted.split(".")
-        for key in head:
-            node = node[key]
-        if value is None:
-            node.pop(last, None)
-        else:
-            node[last] = value
+    set_dotted(spec, changes)
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path

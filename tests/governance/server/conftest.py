@@ -163,3 +163,7 @@ def same_denial(client, path: str) -> tuple:
     assert forbidden.content.replace(DATASET.encode(), UNKNOWN.encode()) == unknown.content
     assert forbidden.headers.keys() == unknown.headers.keys()
     return forbidden, unknown
+
+
+# Jobs and predictions (tests/governance/server/jobs_live.py): one server that runs jobs, shared by test_runs and test_models.
+from tests.governance.server.jobs_live import jobs_live  # noqa: E402,F401
