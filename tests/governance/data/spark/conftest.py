@@ -1,0 +1,27 @@
+"""One SparkSession (one JVM, ~10 s to start) for every Spark test.
+
+No skip when PySpark or Java is missing: `make test` must run the Spark parity
+test, so a machine without them fails here with the command that fixes it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def spark():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        pytest.fail("PySpark is missing: pip install -c constraints.txt -e '.[spark]'", pytrace=False)
+    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+        pytest.fail("Java 17 is missing: sudo scripts/system-deps.sh (openjdk-17-jre-headless)", pytrace=False)
+    from governance.data.spark import spark_session
+
+    session = spark_session("local[2]")
+    yield session
+    session.stop()
