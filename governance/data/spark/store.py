@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from governance.storage import partitioned
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
     from pyspark.sql import DataFrame
     from sqlalchemy.orm import Session
 
@@ -27,11 +28,39 @@ if TYPE_CHECKING:  # pragma: no cover
 _SEALED_SCHEMA = "index int, rows long, content_sha256 string, blob binary"
 
 
-def sealer(sdf: "DataFrame") -> Callable[[partitioned.Binding, bytes], Iterator[partitioned.SealedPartition]]:
-    """The ``seal`` callable :func:`catalog.write_partitioned_version` runs with the binding and data key."""
+def timestamp_types(df: "pd.DataFrame") -> dict[str, Any]:
+    """Arrow types of the frame's timestamp columns, to store them as the pandas path would.
+
+    Why: Spark keeps every timestamp as microseconds in UTC; a version written by
+    pandas keeps the frame's own unit and (naive) zone. Casting back on the
+    executor makes the stored version read back as the same frame."""
+    import pyarrow as pa
+
+    schema = pa.Schema.from_pandas(df, preserve_index=False)
+    return {f.name: f.type for f in schema if pa.types.is_timestamp(f.type)}
+
+
+def _cast(batch: Any, types: dict[str, Any]) -> Any:
+    import pyarrow as pa
+
+    if not types:
+        return batch
+    cols = [batch.column(i).cast(types[name]) if name in types else batch.column(i)
+            for i, name in enumerate(batch.schema.names)]
+    return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
+
+
+def sealer(sdf: "DataFrame", like: dict[str, Any] | None = None,
+           ) -> Callable[[partitioned.Binding, bytes], Iterator[partitioned.SealedPartition]]:
+    """The ``seal`` callable :func:`catalog.write_partitioned_version` runs with the binding and data key.
+
+    ``like``: column -> Arrow type to cast to on the executor (see :func:`timestamp_types`)."""
+    import pyarrow as pa
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    empty_schema = to_arrow_schema(sdf.schema)
+    types = {k: v for k, v in (like or {}).items() if k in sdf.columns}
+    empty = to_arrow_schema(sdf.schema, timezone="UTC")
+    empty_schema = _cast(pa.RecordBatch.from_pylist([], schema=empty), types).schema
 
     def seal(binding: partitioned.Binding, data_key: bytes) -> Iterator[partitioned.SealedPartition]:
         def task(batches: Iterator[Any]) -> Iterator[Any]:  # runs on an executor
@@ -47,6 +76,7 @@ def sealer(sdf: "DataFrame") -> Callable[[partitioned.Binding, bytes], Iterator[
             index = ctx.partitionId() if ctx is not None else 0
             buf, writer, rows = io.BytesIO(), None, 0
             for batch in batches:
+                batch = _cast(batch, types)
                 if writer is None:
                     writer = pq.ParquetWriter(buf, batch.schema)
                 writer.write_batch(batch)
@@ -74,7 +104,7 @@ def schema_of(sdf: "DataFrame") -> list[dict[str, str]]:
 
 
 def write_version(ws: "Workspace", session: "Session", dataset: "Dataset", sdf: "DataFrame", *,
-                  kind: str = "data", parent_id: int | None = None, steps: list[dict[str, Any]] | None = None,
+                  like: dict[str, Any] | None = None, kind: str = "data", parent_id: int | None = None, steps: list[dict[str, Any]] | None = None,
                   meta: dict[str, Any] | None = None, validation_status: str = "unvalidated") -> "DatasetVersion":
     """Store ``sdf`` as the dataset's next version, partition by partition, encrypted on the executors."""
     from pyspark.sql import functions as F
@@ -85,5 +115,5 @@ def write_version(ws: "Workspace", session: "Session", dataset: "Dataset", sdf: 
     if dataset.privacy_unit and dataset.privacy_unit in sdf.columns:
         unit_count = int(sdf.select(F.countDistinct(F.col(dataset.privacy_unit))).first()[0])
     return catalog.write_partitioned_version(
-        ws, session, dataset, sealer(sdf), schema=schema_of(sdf), unit_count=unit_count, kind=kind,
+        ws, session, dataset, sealer(sdf, like), schema=schema_of(sdf), unit_count=unit_count, kind=kind,
         parent_id=parent_id, steps=steps, meta=meta, validation_status=validation_status)
