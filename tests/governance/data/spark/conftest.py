@@ -12,7 +12,7 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def spark():
+def spark(tmp_path_factory: pytest.TempPathFactory):
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     try:
         import pyspark  # noqa: F401
@@ -22,6 +22,8 @@ def spark():
         pytest.fail("Java 17 is missing: sudo scripts/system-deps.sh (openjdk-17-jre-headless)", pytrace=False)
     from governance.data.spark import spark_session
 
-    session = spark_session("local[2]")
+    # a local dir of our own, so tests can scan Spark's shuffle, spill and temp files for plaintext
+    local = tmp_path_factory.mktemp("spark-local")
+    session = spark_session("local[2]", conf={"spark.local.dir": str(local)})
     yield session
     session.stop()
