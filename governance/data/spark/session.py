@@ -47,10 +47,8 @@ def is_local(master: str) -> bool:
 
 
 def quiet_warnings() -> None:
-    """PySpark's pandas conversion warns about pandas 3 on every call; the warnings say nothing to a user."""
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"pyspark(\..*)?")
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pyspark(\..*)?")
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"pyspark(\..*)?")
+    """PySpark warns about pandas 3 on every conversion; the warning says nothing a user can act on."""
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
 
 def spark_session(master: str | None = None, conf: dict[str, str] | None = None) -> "SparkSession":
