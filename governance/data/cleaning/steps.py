@@ -49,8 +49,13 @@ class TrimWhitespace(Step):
 
     def run(self, df, report, row_id_column):
         for c in self.columns(df, row_id_column):
-            df[c] = _as_text(self.need(df, c, "string")).str.strip()
+            df[c] = trim(self.need(df, c, "string"))
         return df
+
+
+def trim(s: pd.Series) -> pd.Series:
+    """The one definition of `trim_whitespace` (pandas' Unicode whitespace); Spark calls it too."""
+    return _as_text(s).str.strip()
 
 
 class CaseParams(RequiredColumnsParams):
@@ -66,9 +71,13 @@ class NormalizeCase(Step):
 
     def run(self, df, report, row_id_column):
         for c in self.params.columns:
-            s = _as_text(self.need(df, c, "string"))
-            df[c] = getattr(s.str, self.params.case)()
+            df[c] = to_case(self.need(df, c, "string"), self.params.case)
         return df
+
+
+def to_case(s: pd.Series, case: str) -> pd.Series:
+    """pandas' Unicode case mapping (`ß`.upper() is `SS`, title case splits on non-letters)."""
+    return getattr(_as_text(s).str, case)()
 
 
 class MapParams(RequiredColumnsParams):
@@ -84,16 +93,21 @@ class MapValues(Step):
 
     def run(self, df, report, row_id_column):
         for c in self.params.columns:
-            s = self.need(df, c)
-            mapping = dict(self.params.mapping)
-            if not is_text(s):  # YAML/JSON keys are strings; match numeric columns too
-                mapping = {_parse_key(k, s): v for k, v in mapping.items()}
-            hit = s.isin(list(mapping)).to_numpy(dtype=bool)
-            if hit.any():
-                new = s.astype(object).copy()
-                new[hit] = s[hit].map(mapping).astype(object)
-                df[c] = _restore(new, s)
+            df[c] = map_series(self.need(df, c), self.params.mapping)
         return df
+
+
+def map_series(s: pd.Series, mapping: dict[str, Any]) -> pd.Series:
+    """Exact replacements; YAML/JSON keys are strings, so numeric columns match parsed keys."""
+    mapping = dict(mapping)
+    if not is_text(s):
+        mapping = {_parse_key(k, s): v for k, v in mapping.items()}
+    hit = s.isin(list(mapping)).to_numpy(dtype=bool)
+    if not hit.any():
+        return s
+    new = s.astype(object).copy()
+    new[hit] = s[hit].map(mapping).astype(object)
+    return _restore(new, s)
 
 
 def _parse_key(k: str, s: pd.Series) -> Any:
@@ -127,12 +141,16 @@ class NormalizeMissing(Step):
         return _text_columns(df, self.params.columns, row_id_column)
 
     def run(self, df, report, row_id_column):
-        markers = set(self.params.markers)
         for c in self.columns(df, row_id_column):
-            s = _as_text(self.need(df, c, "string"))
-            key = s.str.strip() if self.params.strip else s
-            df[c] = s.mask(key.isin(markers).to_numpy(dtype=bool))
+            df[c] = mask_missing(self.need(df, c, "string"), self.params.markers, self.params.strip)
         return df
+
+
+def mask_missing(s: pd.Series, markers: list[str], strip: bool) -> pd.Series:
+    """Markers become null; compared after pandas' Unicode strip when `strip`."""
+    s = _as_text(s)
+    key = s.str.strip() if strip else s
+    return s.mask(key.isin(set(markers)).to_numpy(dtype=bool))
 
 
 class SuffixParams(RequiredColumnsParams):
@@ -148,8 +166,12 @@ class StripSuffix(Step):
 
     def run(self, df, report, row_id_column):
         for c in self.params.columns:
-            df[c] = _as_text(self.need(df, c, "string")).str.removesuffix(self.params.suffix)
+            df[c] = remove_suffix(self.need(df, c, "string"), self.params.suffix)
         return df
+
+
+def remove_suffix(s: pd.Series, suffix: str) -> pd.Series:
+    return _as_text(s).str.removesuffix(suffix)
 
 
 class CoerceParams(StepParams):
@@ -177,7 +199,7 @@ class CoerceTypes(Step):
     def run(self, df, report, row_id_column):
         for c, t in self.params.types.items():
             s = self.need(df, c)
-            new = self._coerce(s, t)
+            new = self.coerce_series(s, t)
             failed = (s.notna().to_numpy(dtype=bool) & new.isna().to_numpy(dtype=bool))
             if failed.any():
                 ids = df[row_id_column].to_numpy()[failed].tolist()
@@ -188,7 +210,8 @@ class CoerceTypes(Step):
             df[c] = new
         return df
 
-    def _coerce(self, s: pd.Series, t: str) -> pd.Series:
+    def coerce_series(self, s: pd.Series, t: str) -> pd.Series:
+        """One column to type `t` (failures become null); the Spark path calls this in a pandas UDF."""
         if t in ("int", "float"):
             num = pd.to_numeric(s.astype(object) if is_text(s) else s, errors="coerce")
             if t == "float":
