@@ -44,7 +44,7 @@ def run_cleaning(spark, pdf: pd.DataFrame, specs: list[dict[str, Any]], rid: str
     from governance.data.spark.steps import apply_cleaning_spark
 
     exp, exp_rep = apply_steps(pdf, build_steps(specs), row_id_column=rid)
-    sdf, rep = apply_cleaning_spark(spark.createDataFrame(pdf), build_steps(specs), row_id_column=rid)
+    sdf, rep = apply_cleaning_spark(to_spark(spark, pdf), build_steps(specs), row_id_column=rid)
     assert_same_frame(exp, sdf.toPandas(), rid)
     assert [r.to_dict() for r in rep] == [r.to_dict() for r in exp_rep]
     return exp, exp_rep
@@ -55,7 +55,16 @@ def run_deid(spark, pdf: pd.DataFrame, specs: list[dict[str, Any]], rid: str = "
     from privacy.deid import apply_deid
 
     exp, exp_rep = apply_deid(pdf, specs, keys)
-    sdf, rep = apply_deid_spark(spark.createDataFrame(pdf), specs, keys)
+    sdf, rep = apply_deid_spark(to_spark(spark, pdf), specs, keys)
     assert_same_frame(exp, sdf.toPandas(), rid)
     assert rep == exp_rep
     return exp, exp_rep
+
+
+def to_spark(spark, pdf: pd.DataFrame):
+    """`spark.createDataFrame` with the schema Arrow reads from the frame (an empty frame has nothing to infer from)."""
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    schema = from_arrow_schema(pa.Schema.from_pandas(pdf, preserve_index=False))
+    return spark.createDataFrame(pdf, schema=schema)
