@@ -13,6 +13,7 @@ import pandas as pd
 from pydantic import Field
 
 from governance.data.cleaning.base import Step, StepParams, StepReport, is_text, register_step
+from governance.data.cleaning.text import mask_missing, remove_suffix, to_case, trim
 from governance.errors import InputError
 
 DEFAULT_MISSING = ["?", "", "NA", "N/A", "n/a", "na", "null", "NULL", "None", "none", "NaN", "nan", "-"]
@@ -23,9 +24,6 @@ def _text_columns(df: pd.DataFrame, cols: list[str] | None, row_id_column: str) 
         return list(cols)
     return [c for c in df.columns if c != row_id_column and is_text(df[c])]
 
-
-def _as_text(s: pd.Series) -> pd.Series:
-    return s if pd.api.types.is_string_dtype(s.dtype) and s.dtype != object else s.astype("str")
 
 
 class ColumnsParams(StepParams):
@@ -53,10 +51,6 @@ class TrimWhitespace(Step):
         return df
 
 
-def trim(s: pd.Series) -> pd.Series:
-    """The one definition of `trim_whitespace` (pandas' Unicode whitespace); Spark calls it too."""
-    return _as_text(s).str.strip()
-
 
 class CaseParams(RequiredColumnsParams):
     case: Literal["lower", "upper", "title"] = Field(default="lower", description="Target case.")
@@ -74,10 +68,6 @@ class NormalizeCase(Step):
             df[c] = to_case(self.need(df, c, "string"), self.params.case)
         return df
 
-
-def to_case(s: pd.Series, case: str) -> pd.Series:
-    """pandas' Unicode case mapping (`ß`.upper() is `SS`, title case splits on non-letters)."""
-    return getattr(_as_text(s).str, case)()
 
 
 class MapParams(RequiredColumnsParams):
@@ -146,12 +136,6 @@ class NormalizeMissing(Step):
         return df
 
 
-def mask_missing(s: pd.Series, markers: list[str], strip: bool) -> pd.Series:
-    """Markers become null; compared after pandas' Unicode strip when `strip`."""
-    s = _as_text(s)
-    key = s.str.strip() if strip else s
-    return s.mask(key.isin(set(markers)).to_numpy(dtype=bool))
-
 
 class SuffixParams(RequiredColumnsParams):
     suffix: str = Field(min_length=1, description="Trailing text removed where present.")
@@ -169,9 +153,6 @@ class StripSuffix(Step):
             df[c] = remove_suffix(self.need(df, c, "string"), self.params.suffix)
         return df
 
-
-def remove_suffix(s: pd.Series, suffix: str) -> pd.Series:
-    return _as_text(s).str.removesuffix(suffix)
 
 
 class CoerceParams(StepParams):
@@ -314,7 +295,7 @@ class OutlierParams(RequiredColumnsParams):
     z: float = Field(default=3.0, gt=0, description="Standard deviations of the fences (method `zscore`).")
 
 
-def _bounds(s: pd.Series, p: OutlierParams) -> tuple[float, float]:
+def outlier_bounds(s: pd.Series, p: OutlierParams) -> tuple[float, float]:
     v = s.dropna().astype("float64")
     if v.empty:
         return -np.inf, np.inf
@@ -336,7 +317,7 @@ class ClipOutliers(Step):
     def run(self, df, report, row_id_column):
         for c in self.params.columns:
             s = self.need(df, c, "numeric")
-            lo, hi = _bounds(s, self.params)
+            lo, hi = outlier_bounds(s, self.params)
             if pd.api.types.is_integer_dtype(s.dtype):  # keep ints: clip to the integer fences
                 lo, hi = np.ceil(lo), np.floor(hi)
             df[c] = s.clip(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
@@ -361,7 +342,7 @@ class FlagOutliers(Step):
         flagged: dict[str, list[Any]] = {}
         for c in self.params.columns:
             s = self.need(df, c, "numeric")
-            lo, hi = _bounds(s, self.params)
+            lo, hi = outlier_bounds(s, self.params)
             v = s.astype("float64")
             flag = ((v < lo) | (v > hi)).to_numpy(dtype=bool, na_value=False)
             df[c + self.params.suffix] = flag

@@ -28,6 +28,7 @@ from pyspark.sql import types as T
 
 from governance.data.cleaning import StepReport, step_classes
 from governance.data.cleaning import steps as pd_steps
+from governance.data.cleaning import text
 from governance.data.cleaning.base import Step
 from governance.data.spark import frame as fr
 from governance.data.spark.registry import IMPLEMENTED, REFUSED, implements
@@ -60,13 +61,13 @@ def _text_udf(step: Step, sdf: DataFrame, cols: list[str], fn: Any) -> dict[str,
 
 @implements("cleaning", "trim_whitespace")
 def _trim(step: Step, sdf: DataFrame, report: StepReport, rid: str) -> dict[str, Column]:
-    return _text_udf(step, sdf, _text_columns(step, sdf, rid), pd_steps.trim)
+    return _text_udf(step, sdf, _text_columns(step, sdf, rid), text.trim)
 
 
 @implements("cleaning", "normalize_case")
 def _case(step: Step, sdf: DataFrame, report: StepReport, rid: str) -> dict[str, Column]:
     case = step.params.case
-    return _text_udf(step, sdf, list(step.params.columns), lambda s: pd_steps.to_case(s, case))
+    return _text_udf(step, sdf, list(step.params.columns), lambda s: text.to_case(s, case))
 
 
 @implements("cleaning", "normalize_missing")
@@ -75,7 +76,7 @@ def _missing(step: Step, sdf: DataFrame, report: StepReport, rid: str) -> dict[s
     cols = _text_columns(step, sdf, rid)
     if p.strip:
         markers, strip = list(p.markers), p.strip
-        return _text_udf(step, sdf, cols, lambda s: pd_steps.mask_missing(s, markers, strip))
+        return _text_udf(step, sdf, cols, lambda s: text.mask_missing(s, markers, strip))
     out = {}
     for c in cols:
         fr.need(sdf, c, step.label, "string")
@@ -223,7 +224,7 @@ def _impute(step: Step, sdf: DataFrame, report: StepReport, rid: str) -> dict[st
 
 def _fences(step: Step, sdf: DataFrame, c: str) -> tuple[T.DataType, float, float]:
     dt = fr.need(sdf, c, step.label, "numeric")
-    lo, hi = pd_steps._bounds(fr.column_to_pandas(sdf, c), step.params)
+    lo, hi = pd_steps.outlier_bounds(fr.column_to_pandas(sdf, c), step.params)
     return dt, float(lo), float(hi)
 
 
