@@ -182,14 +182,18 @@ class CoerceTypes(Step):
             s = self.need(df, c)
             new = self.coerce_series(s, t)
             failed = (s.notna().to_numpy(dtype=bool) & new.isna().to_numpy(dtype=bool))
-            if failed.any():
-                ids = df[row_id_column].to_numpy()[failed].tolist()
-                if self.params.on_error == "raise":
-                    raise InputError(f"{self.label}: {len(ids)} value(s) in column {c!r} are not {t} "
-                                     f"(first row id {ids[0]}); expected parseable values")
-                report.failed_row_ids[c] = ids
+            self.record_failures(report, c, t, df[row_id_column].to_numpy()[failed].tolist())
             df[c] = new
         return df
+
+    def record_failures(self, report: StepReport, column: str, t: str, ids: list[Any]) -> None:
+        """Unparseable values stop the run (`on_error: raise`) or are reported by row id; both engines call this."""
+        if not ids:
+            return
+        if self.params.on_error == "raise":
+            raise InputError(f"{self.label}: {len(ids)} value(s) in column {column!r} are not {t} "
+                             f"(first row id {ids[0]}); expected parseable values")
+        report.failed_row_ids[column] = ids
 
     def coerce_series(self, s: pd.Series, t: str) -> pd.Series:
         """One column to type `t` (failures become null); the Spark path calls this in a pandas UDF."""

@@ -154,12 +154,7 @@ def _coerce(step: Step, sdf: DataFrame, report: StepReport, rid: str) -> dict[st
         local = type(step)(step.params.model_copy(update={"datetime_format": fmt}), step.index)
         new = fr.series_udf(lambda s, t=t, local=local: local.coerce_series(s, t), dt, _COERCE_TYPES[t])(fr.col(c))
         failed = sdf.where(~fr.is_na(c, dt) & new.isNull())
-        ids = fr.sorted_ids(failed, rid)
-        if ids:
-            if step.params.on_error == "raise":
-                raise InputError(f"{step.label}: {len(ids)} value(s) in column {c!r} are not {t} "
-                                 f"(first row id {ids[0]}); expected parseable values")
-            report.failed_row_ids[c] = ids
+        step.record_failures(report, c, t, fr.sorted_ids(failed, rid))
         out[c] = new
     return out
 
