@@ -139,3 +139,24 @@ def test_a_step_without_spark_implementation_is_refused_before_any_work(spark) -
     finally:
         IMPLEMENTED["cleaning"]["impute"] = saved
         REFUSED["cleaning"].pop("impute")
+
+
+def test_k_anonymity_gate_and_suppression_match_the_pandas_stage(spark) -> None:
+    """The `deid:` block's suppress_below_k and require_k, as governance.run.stages.deidentify runs them."""
+    from governance.data.spark.kanon import k_anonymity_spark, require_k_spark, suppress_below_k_spark
+    from privacy.deid.risk import k_anonymity, require_k
+    from tests.governance.data.spark.test_steps_parity import frame
+
+    pdf, qi, k = frame(), ["sex", "age.years"], 2
+    sdf = to_spark(spark, pdf)
+    assert k_anonymity_spark(sdf, qi).to_dict() == k_anonymity(pdf, qi).to_dict()
+    with pytest.raises(InputError) as pd_err:
+        require_k(pdf, qi, k)
+    with pytest.raises(InputError) as sp_err:
+        require_k_spark(sdf, qi, k)
+    assert str(sp_err.value) == str(pd_err.value)
+    small = (pdf.groupby(qi, dropna=False)["row_id"].transform("size") < k).to_numpy()
+    kept, entry = suppress_below_k_spark(sdf, qi, k, "row_id")
+    assert entry["suppressed_row_ids"] == [int(x) for x in pdf.loc[small, "row_id"]] and entry["rows_suppressed"] > 0
+    assert sorted(r[0] for r in kept.select("row_id").collect()) == pdf.loc[~small, "row_id"].tolist()
+    assert require_k_spark(kept, qi, k).to_dict() == require_k(pdf[~small], qi, k).to_dict()
