@@ -19,11 +19,14 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     except ImportError:
         pytest.fail("PySpark is missing: pip install -c constraints.txt -e '.[spark]'", pytrace=False)
     if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
-        pytest.fail("Java 17 is missing: sudo scripts/system-deps.sh (openjdk-17-jre-headless)", pytrace=False)
+        pytest.fail("java not found: run scripts/system-deps.sh as root (Debian openjdk-17-jre-headless)",
+                    pytrace=False)
     from governance.data.spark import spark_session
 
-    # a local dir of our own, so tests can scan Spark's shuffle, spill and temp files for plaintext
+    # a local dir of our own, so tests can scan Spark's shuffle, spill and temp files for plaintext;
+    # one shuffle partition and parallelism 1 keep small test frames fast (tests repartition explicitly)
     local = tmp_path_factory.mktemp("spark-local")
-    session = spark_session("local[2]", conf={"spark.local.dir": str(local)})
+    session = spark_session("local[2]", conf={"spark.local.dir": str(local), "spark.sql.shuffle.partitions": "1",
+                                              "spark.default.parallelism": "1"})
     yield session
     session.stop()
