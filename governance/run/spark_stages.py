@@ -5,8 +5,8 @@ row ids, on the driver); the frame then becomes a Spark DataFrame and stays one
 through validation, cleaning, quarantine, de-identification and storage. What
 leaves Spark for the driver is small and public-by-construction: failing row
 ids, the quarantined rows (bounded by `max_quarantine_share`, stored encrypted),
-the quasi-identifier columns for the k-anonymity check, the row id / unit /
-split columns for the training plan. PySpark is imported here only.
+the k-anonymity class sizes (never their values), the row id / unit / split
+columns for the training plan. PySpark is imported here only.
 """
 from __future__ import annotations
 
@@ -45,12 +45,10 @@ def split_rows(ctx: RunContext, sdf: "DataFrame", blocking: set[Any]) -> tuple["
 
 
 def deidentify(ctx: RunContext, sdf: "DataFrame") -> Deidentified:
-    """Declared steps as Spark expressions; the identifier and k-anonymity checks as on pandas."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
+    """Declared steps as Spark expressions; the identifier check and k-anonymity gate as on pandas."""
     from governance.data.spark.deid import apply_deid_spark
-    from privacy.deid import enforce_no_direct_identifiers, require_k
+    from governance.data.spark.kanon import require_k_spark, suppress_below_k_spark
+    from privacy.deid import enforce_no_direct_identifiers
 
     d, rid = ctx.spec.deid, ctx.spec.row_id
     out, report = apply_deid_spark(sdf, d.steps, key_for_domain=ctx.ws.keyring.pseudonym_keys(ctx.dataset.name))
@@ -58,15 +56,10 @@ def deidentify(ctx: RunContext, sdf: "DataFrame") -> Deidentified:
     enforce_no_direct_identifiers(out.limit(0).toPandas(), d.direct_identifiers, transformed=transformed)
     k = None
     if d.require_k and d.quasi_identifiers:
-        qis = [F.col(f"`{c}`") for c in d.quasi_identifiers]
         if d.suppress_below_k:
-            sized = out.withColumn("__privgov_k", F.count(F.lit(1)).over(Window.partitionBy(*qis)))
-            small = [r[0] for r in sized.filter(F.col("__privgov_k") < d.require_k).select(rid).collect()]
-            report.append({"step": "suppress_below_k", "column": ",".join(d.quasi_identifiers),
-                           "action": "suppress_rows", "k": d.require_k, "rows_suppressed": len(small),
-                           "suppressed_row_ids": sorted(int(x) for x in small)})
-            out = sized.filter(F.col("__privgov_k") >= d.require_k).drop("__privgov_k")
-        k = int(require_k(out.select(*qis).toPandas(), d.quasi_identifiers, d.require_k).k)
+            out, entry = suppress_below_k_spark(out, d.quasi_identifiers, d.require_k, rid)
+            report.append(entry)
+        k = int(require_k_spark(out, d.quasi_identifiers, d.require_k).k)
     return Deidentified(frame=out, steps=[{"stage": "deid", **r} for r in report], k_anonymity=k)
 
 
