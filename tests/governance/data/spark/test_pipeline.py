@@ -32,6 +32,7 @@ def _spec(tmp: Path, engine: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_spark_run_stores_what_the_pandas_run_stores(spark, tmp_path: Path) -> None:
     from governance.run.runner import run_pipeline
     from governance.run.spec import load_pipeline
