@@ -181,7 +181,7 @@ def _lineage_facts(ctx: RunContext) -> Any:
     return LineageRun(
         run_uid=ctx.run_uid, pipeline=spec.name, dataset=ctx.dataset.name, principal=ctx.identity.name, sources=sources,
         suite=where(spec.quality.suite) if spec.quality else None,
-        engine=spec.quality.engine if spec.quality else None, deid_steps=list(spec.deid.steps),
+        engine=("gx-spark" if spec.engine == "spark" else spec.quality.engine) if spec.quality else None, deid_steps=list(spec.deid.steps),
         require_k=spec.deid.require_k, policy_sha256=ctx.dataset.policy_hash, privacy_unit=ctx.dataset.unit,
         epsilon_target=None, delta=float(spec.training.delta) if spec.training else None,
         training=spec.training is not None)
