@@ -85,3 +85,23 @@ def test_erasure_deletes_every_partition(spark, ws) -> None:
         report = catalog.erase_version(ws, s, catalog.find_dataset(s, "clinic-visits"), number)
     catalog.finalize_erasure(ws, report)
     assert all(not ws.objects.path_for(a).exists() for a in addresses)
+
+
+def test_layout_flag_edited_in_the_database_is_refused(spark, ws) -> None:
+    """`meta_json.storage` is not trusted: flipping it makes the reader use the wrong associated data."""
+    from sqlalchemy.orm.attributes import flag_modified
+
+    df = _frame(40)
+    with ws.session() as s:
+        ds = catalog.find_dataset(s, "clinic-visits")
+        parted = spark_store.write_version(ws, s, ds, spark.createDataFrame(df).repartition(2))
+        plain = catalog.write_version(ws, s, ds, df)
+        storage = parted.meta_json["storage"]
+        parted.meta_json = {k: v for k, v in parted.meta_json.items() if k != "storage"}  # "a single blob"
+        plain.meta_json = {**plain.meta_json, "storage": storage}  # "a manifest"
+        flag_modified(parted, "meta_json")
+        flag_modified(plain, "meta_json")
+        s.flush()
+        for row in (parted, plain):
+            with pytest.raises(IntegrityFailure):
+                catalog.read_version(ws, s, ds, row)
