@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -83,7 +84,10 @@ def quality_validate(
     suite: Path = typer.Option(..., "--suite", help="GX 1.x suite JSON."),
     as_json: bool = JsonOpt,
     fmt: Optional[str] = FormatOpt,
-    engine: str = typer.Option("fast", "--engine", help="fast | gx"),
+    engine: str = typer.Option("fast", "--engine", help="fast | gx | spark (GX's Spark engine; "
+                               "pip install 'privgov[spark]')"),
+    spark_master: Optional[str] = typer.Option(None, "--spark-master", help="With --engine spark: the cluster "
+                                               "(spark.master); default $PRIVGOV_SPARK_MASTER, else local[2]."),
     row_id: Optional[str] = typer.Option(None, "--row-id", help="Row-id column (assigned if absent)."),
     gx_out: Optional[Path] = typer.Option(None, "--gx-out", help="Also write a GX ExpectationSuiteValidationResult JSON."),
     purpose: str = typer.Option("pipeline", "--purpose"),
@@ -99,6 +103,12 @@ def quality_validate(
     from privacy.errors import InputError
 
     as_json = want_json(as_json, fmt)
+    if engine == "spark":
+        from governance.data.spark.session import MASTER_ENV, require_pyspark
+
+        require_pyspark()  # before reading anything: one line with the install command, exit 2
+        if spark_master:
+            os.environ[MASTER_ENV] = spark_master
     opts = _csv(data, delimiter, no_header, names, encoding, na_values, dtype)
     df, rid = _load_data_arg(data, workspace, token, "validate", purpose, opts)
     if row_id:

@@ -181,7 +181,7 @@ def _lineage_facts(ctx: RunContext) -> Any:
     return LineageRun(
         run_uid=ctx.run_uid, pipeline=spec.name, dataset=ctx.dataset.name, principal=ctx.identity.name, sources=sources,
         suite=where(spec.quality.suite) if spec.quality else None,
-        engine=spec.quality.engine if spec.quality else None, deid_steps=list(spec.deid.steps),
+        engine=("gx-spark" if spec.engine == "spark" else spec.quality.engine) if spec.quality else None, deid_steps=list(spec.deid.steps),
         require_k=spec.deid.require_k, policy_sha256=ctx.dataset.policy_hash, privacy_unit=ctx.dataset.unit,
         epsilon_target=None, delta=float(spec.training.delta) if spec.training else None,
         training=spec.training is not None)
@@ -218,6 +218,13 @@ def _body(ctx: RunContext, summary: RunSummary, timed: _Timer, nproc: int = 1) -
     summary.rows_ingested = len(df)
     # before validation, storage and the budget: a direct identifier left in clear stops the run here
     timed("pii_gate", lambda: pii_gate.run_gate(ctx, df, sink=summary.pii_findings))
+    like = None
+    if spec.engine == "spark":  # from here on the frame is a Spark DataFrame (docs/spark.md)
+        from governance.data.spark.store import timestamp_types
+        from governance.run import spark_stages
+
+        like = timestamp_types(df)
+        df = timed("spark", lambda: spark_stages.to_spark(ctx, df))
     steps: list[dict[str, Any]] = []
     validation_ids: list[int] = []
     if spec.quality:
@@ -237,18 +244,18 @@ def _body(ctx: RunContext, summary: RunSummary, timed: _Timer, nproc: int = 1) -
         summary.rows_quarantined, summary.quarantine_reasons = held.rows, dict(held.reasons)
     deid = timed("deidentify", lambda: stages.deidentify(ctx, df))
     df, steps, summary.k_anonymity = deid.frame, steps + deid.steps, deid.k_anonymity
-    summary.rows_clean = len(df)
+    summary.rows_clean = stages.count(df)
     meta: dict[str, Any] = {"pipeline": spec.name, "run_uid": ctx.run_uid,
                             "pii_findings": [dict(f) for f in summary.pii_findings]}
     reservation = None
     if spec.training:
         _binding_unchanged(ctx, "before reserving budget")
-        meta.update(training.split_meta(ctx, df))
+        meta.update(training.split_meta(ctx, stages.for_split(ctx, df)))
         reservation = timed("reserve", lambda: training.reserve(ctx, [str(c) for c in df.columns], meta, per_run_cap))
         summary.epsilon_target, summary.delta = reservation.epsilon, reservation.delta
     try:
         stored = timed("encrypt", lambda: stages.store(ctx, df, held, steps, meta, summary.clean_validation_success,
-                                                          validation_ids))
+                                                          validation_ids, like=like))
     except BaseException:
         if reservation is not None:  # nothing was stored or decrypted: the reservation can go
             ctx.ws.ledger.release(ctx.run_uid)

@@ -206,6 +206,14 @@ class PipelineSpec(_Strict):
     source: SourceSpec = Field(description="Where the rows come from.")
     row_id: str = Field(default="row_id", description="Column assigned at ingest; validation, quarantine and "
                         "findings refer to rows by it.")
+    engine: Literal["pandas", "spark"] = Field(default="pandas", examples=["spark"], description=(
+        "Where the data stages run: `pandas` in this process, or `spark` on PySpark (`pip install "
+        "'privgov[spark]'`): validation with GX's Spark engine, cleaning and de-identification as Spark "
+        "column expressions, and the version stored as encrypted Parquet partitions sealed on the executors "
+        "(see docs/spark.md)."))
+    spark_master: str | None = Field(default=None, examples=["spark://spark-master:7077"], description=(
+        "With `engine: spark`, the cluster to run on (`spark.master`); default `$PRIVGOV_SPARK_MASTER`, "
+        "else `local[2]`."))
     privacy_unit: str | None = Field(default=None, description="May only restate the unit the bound policy "
                                      "declares (a different one is refused).")
     tags: list[str] = Field(default_factory=list, description="Dataset tags; must be among those the dataset "

@@ -31,6 +31,20 @@ def blocking_ids(result: Any) -> set[Any]:
     return ids
 
 
+def count(df: Any) -> int:
+    """Rows of a pandas or Spark frame (the runner holds either, by `engine`)."""
+    return int(len(df)) if isinstance(df, pd.DataFrame) else int(df.count())
+
+
+def for_split(ctx: RunContext, df: Any) -> pd.DataFrame:
+    """The frame the training split is planned on: itself, or on Spark the columns it needs."""
+    if isinstance(df, pd.DataFrame):
+        return df
+    from governance.run.spark_stages import for_split as collect
+
+    return collect(ctx, df)
+
+
 def ingest(ctx: RunContext) -> Ingested:
     """Read the source (file, train/test pair, or the demo generator) with row ids."""
     from governance.data.ingest import read_table
@@ -65,7 +79,12 @@ def validate(ctx: RunContext, df: pd.DataFrame, stage: str) -> Validation:
 
     spec = ctx.spec
     suite = load_suite(spec.resolve(spec.quality.suite))
-    result = run_suite(df, suite, row_id_column=spec.row_id, engine=spec.quality.engine)
+    if spec.engine == "spark":  # df is a Spark DataFrame: GX's Spark engine, the same result type
+        from governance.data.spark.validate import validate_spark
+
+        result = validate_spark(df, suite, row_id_column=spec.row_id)
+    else:
+        result = run_suite(df, suite, row_id_column=spec.row_id, engine=spec.quality.engine)
     failing = len(blocking_ids(result))
     with ctx.ws.session() as s:
         rec = ValidationRecord(
@@ -95,38 +114,63 @@ def suite_sha256(suite: dict[str, Any]) -> str:
 def clean(ctx: RunContext, df: pd.DataFrame) -> Cleaned:
     from governance.data.cleaning import apply_steps, build_steps
 
-    cleaned, reports = apply_steps(df, build_steps(ctx.spec.cleaning), row_id_column=ctx.spec.row_id)
+    apply = apply_steps
+    if ctx.spec.engine == "spark":
+        from governance.data.spark.steps import apply_cleaning_spark as apply
+    cleaned, reports = apply(df, build_steps(ctx.spec.cleaning), row_id_column=ctx.spec.row_id)
     return Cleaned(frame=cleaned, steps=[r.to_dict() if hasattr(r, "to_dict") else dict(r) for r in reports])
 
 
 def quarantine(ctx: RunContext, df: pd.DataFrame, validation: Validation) -> Quarantined:
     """Split off rows that still fail after cleaning (by row id), or stop the run."""
-    spec = ctx.spec
     blocking = blocking_ids(validation.result)
     if not blocking:
         return Quarantined(kept=df, quarantine=None, rows=0, reasons={})
-    if spec.quality.on_failure == "fail":
-        raise QualityGateFailed(f"suite {spec.quality.suite}: {len(blocking)} rows still fail after cleaning")
-    mask = df[spec.row_id].isin(blocking)
-    share = float(mask.mean())
-    if share > spec.quality.max_quarantine_share:
+    if ctx.spec.engine == "spark":
+        from governance.run.spark_stages import split_rows
+    else:
+        split_rows = _split_rows
+    share = len(blocking) / max(validation.result.row_count, 1)
+    check_quarantine_share(ctx, len(blocking), share)
+    kept, held = split_rows(ctx, df, blocking)
+    held["quarantine_reason"] = held[ctx.spec.row_id].map(_reasons(validation))
+    reasons = {_label(r): int(r.unexpected_count) for r in validation.result.failed}
+    return Quarantined(kept=kept, quarantine=held, rows=int(len(held)), reasons=reasons)
+
+
+def check_quarantine_share(ctx: RunContext, rows: int, share: float) -> None:
+    """The gate: `on_failure: fail` stops at any failing row, quarantine stops above the share."""
+    q = ctx.spec.quality
+    if q.on_failure == "fail":
+        raise QualityGateFailed(f"suite {q.suite}: {rows} rows still fail after cleaning")
+    if share > q.max_quarantine_share:
         raise QualityGateFailed(
-            f"suite {spec.quality.suite}: {share:.1%} of rows fail after cleaning (more than "
-            f"max_quarantine_share {spec.quality.max_quarantine_share:.0%}); fix the source or the cleaning steps")
-    reasons_by_row: dict[Any, list[str]] = {}
+            f"suite {q.suite}: {share:.1%} of rows fail after cleaning (more than "
+            f"max_quarantine_share {q.max_quarantine_share:.0%}); fix the source or the cleaning steps")
+
+
+def _split_rows(ctx: RunContext, df: pd.DataFrame, blocking: set[Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    mask = df[ctx.spec.row_id].isin(blocking)
+    return df[~mask].reset_index(drop=True), df[mask].copy()
+
+
+def _reasons(validation: Validation) -> Any:
+    """Row id -> the failed expectations naming it (labels only, never values)."""
+    by_row: dict[Any, list[str]] = {}
     for r in validation.result.failed:
         for rid in r.failing_row_ids:
-            reasons_by_row.setdefault(rid, []).append(_label(r))
-    held = df[mask].copy()
-    held["quarantine_reason"] = held[spec.row_id].map(lambda r: "; ".join(reasons_by_row.get(r, ["failed validation"])))
-    reasons = {_label(r): int(r.unexpected_count) for r in validation.result.failed}
-    return Quarantined(kept=df[~mask].reset_index(drop=True), quarantine=held, rows=int(mask.sum()), reasons=reasons)
+            by_row.setdefault(rid, []).append(_label(r))
+    return lambda rid: "; ".join(by_row.get(rid, ["failed validation"]))
 
 
 def deidentify(ctx: RunContext, df: pd.DataFrame) -> Deidentified:
     """Declared drop / pseudonymize / generalize steps; k-anonymity gate with opt-in suppression."""
     from privacy.deid import apply_deid, enforce_no_direct_identifiers, require_k
 
+    if ctx.spec.engine == "spark":
+        from governance.run.spark_stages import deidentify as deidentify_spark
+
+        return deidentify_spark(ctx, df)
     d, rid = ctx.spec.deid, ctx.spec.row_id
     out, report = apply_deid(df, d.steps, key_for_domain=ctx.ws.keyring.pseudonym_keys(ctx.dataset.name))
     transformed = {r["column"] for r in report if r.get("action") in ("drop", "pseudonymize")}
@@ -145,7 +189,8 @@ def deidentify(ctx: RunContext, df: pd.DataFrame) -> Deidentified:
 
 
 def store(ctx: RunContext, df: pd.DataFrame, held: Quarantined, steps: list[dict[str, Any]],
-          meta: dict[str, Any], clean_success: bool | None, validation_ids: list[int] | None = None) -> Stored:
+          meta: dict[str, Any], clean_success: bool | None, validation_ids: list[int] | None = None,
+          like: dict[str, Any] | None = None) -> Stored:
     """Encrypt the de-identified frame (and the quarantine) as new versions, in one transaction."""
     from governance.storage import catalog
     from governance.storage.store import Dataset, Run, ValidationRecord
@@ -156,8 +201,14 @@ def store(ctx: RunContext, df: pd.DataFrame, held: Quarantined, steps: list[dict
         if ds.row_id_column != spec.row_id and not catalog.versions_of(s, ds):
             ds.row_id_column = spec.row_id
         status = "passed" if clean_success in (True, None) or held.quarantine is not None else "failed"
-        row = catalog.write_version(ctx.ws, s, ds, df, kind="data", steps=steps, meta=meta,
-                                    validation_status=status)
+        if spec.engine == "spark":  # encrypted Parquet partitions, sealed on the executors
+            from governance.run.spark_stages import write_version
+
+            row = write_version(ctx.ws, s, ds, df, like=like, kind="data", steps=steps, meta=meta,
+                                validation_status=status)
+        else:
+            row = catalog.write_version(ctx.ws, s, ds, df, kind="data", steps=steps, meta=meta,
+                                        validation_status=status)
         if validation_ids:
             s.query(ValidationRecord).filter(ValidationRecord.id.in_(list(validation_ids))).update(
                 {"version_id": row.id}, synchronize_session=False)

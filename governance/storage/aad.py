@@ -19,3 +19,13 @@ def model(run_uid: str) -> bytes:
 
 def checkpoint(run_uid: str) -> bytes:
     return f"privgov:checkpoint;run={run_uid}".encode()
+
+
+def partition(dataset: str, version: int, kind: str, index: int) -> bytes:
+    """One partition file of a partitioned version: its index is bound, so files cannot trade places."""
+    return dataset_version(dataset, version, kind) + f";partition={index}".encode()
+
+
+def manifest(dataset: str, version: int, kind: str) -> bytes:
+    """The manifest that lists a partitioned version's files (never interchangeable with a partition)."""
+    return dataset_version(dataset, version, kind) + b";manifest"

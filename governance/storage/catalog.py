@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from governance.storage import partitioned
 from governance.storage.aad import dataset_version as associated_data
 from governance.storage.store import Dataset, DatasetVersion, LineageEdge, Run, utcnow
 from privacy.errors import InputError
@@ -118,11 +119,54 @@ def write_version(
         meta_json=dict(meta or {}),
         validation_status=validation_status,
     )
+    return _add_version(session, row, parent_id, kind)
+
+
+def _add_version(session: Session, row: DatasetVersion, parent_id: int | None, kind: str) -> DatasetVersion:
     session.add(row)
     session.flush()
     if parent_id is not None:
         add_edge(session, "version", parent_id, "version", row.id, kind)
     return row
+
+
+def write_partitioned_version(
+    ws: "Workspace",
+    session: Session,
+    dataset: Dataset,
+    seal: Callable[["partitioned.Binding", bytes], Iterable["partitioned.SealedPartition"]],
+    *,
+    schema: list[dict[str, str]],
+    unit_count: int | None,
+    kind: str = "data",
+    parent_id: int | None = None,
+    steps: list[dict[str, Any]] | None = None,
+    meta: dict[str, Any] | None = None,
+    validation_status: str = "unvalidated",
+) -> DatasetVersion:
+    """Record the next version as encrypted partitions sealed by ``seal(binding, data_key)``.
+
+    Why a callable: the number and the fresh data key are decided here, in the
+    same transaction as the row, and the writer (a Spark job) needs both to bind
+    its partitions; it receives the data key only, never the keyring or the KEK.
+    """
+    number = _next_version(session, dataset)
+    data_key_id, key = ws.keyring.new_data_key(session)
+    binding = partitioned.Binding(dataset.name, number, kind, data_key_id)
+    address, content_hash, entries = partitioned.store_partitions(ws.objects, binding, key, seal(binding, key))
+    row = DatasetVersion(
+        dataset_id=dataset.id, version=number, kind=kind, parent_id=parent_id, content_hash=content_hash,
+        blob_hash=address, data_key_id=data_key_id, row_count=sum(e.rows for e in entries), unit_count=unit_count,
+        schema_json=list(schema), steps_json=list(steps or []),
+        meta_json={**(meta or {}), "storage": {"layout": partitioned.LAYOUT, "partitions": [e.sha256 for e in entries]}},
+        validation_status=validation_status,
+    )
+    try:
+        return _add_version(session, row, parent_id, kind)
+    except BaseException:
+        for a in [address, *(e.sha256 for e in entries)]:
+            ws.objects.delete_address(a)
+        raise
 
 
 def read_version(ws: "Workspace", session: Session, dataset: Dataset, row: DatasetVersion) -> pd.DataFrame:
@@ -131,6 +175,10 @@ def read_version(ws: "Workspace", session: Session, dataset: Dataset, row: Datas
 
     if row.erased_at is not None:
         raise InputError(f"dataset `{dataset.name}` version {row.version} was erased on {row.erased_at:%Y-%m-%d}")
+    if partitioned.partition_addresses(row.meta_json or {}):
+        binding = partitioned.Binding(dataset.name, row.version, row.kind, int(row.data_key_id or 0))
+        key = ws.keyring.data_key(session, binding.data_key_id)
+        return partitioned.read_frame(ws.objects, binding, key, row.blob_hash, row.content_hash)
     ref = BlobRef(
         blob_hash=row.blob_hash, data_key_id=row.data_key_id, content_hash=row.content_hash, size=0
     )
@@ -249,6 +297,8 @@ def finalize_erasure(ws: "Workspace", report: ErasureReport) -> ErasureReport:
         for v in erased:
             ref = BlobRef(blob_hash=v.blob_hash, data_key_id=v.data_key_id or 0, content_hash=v.content_hash, size=0)
             report.blobs_deleted += int(ws.objects.delete(ref))
+            for address in partitioned.partition_addresses(v.meta_json or {}):
+                report.blobs_deleted += int(ws.objects.delete_address(address))
         retired, notes = ws.keyring.retire_unused(session)
     report.retired_keks = retired
     report.not_covered.extend(n for n in notes if n not in report.not_covered)

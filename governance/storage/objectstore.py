@@ -82,7 +82,8 @@ class _HashingSink:
         return self.buf.write(data)
 
 
-def _key_id(data_key_id: int) -> str:
+def key_label(data_key_id: int) -> str:
+    """The key id a blob header names: `dk-<data key id>` (the wrapped key itself lives only in the database)."""
     return f"dk-{data_key_id}"
 
 
@@ -116,7 +117,7 @@ class ObjectStore:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 writer = _HashingWriter(fh)
-                encrypt_stream(reader, writer, key, key_id=_key_id(data_key_id), wrapped_key=b"",
+                encrypt_stream(reader, writer, key, key_id=key_label(data_key_id), wrapped_key=b"",
                                associated=associated)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -134,14 +135,8 @@ class ObjectStore:
     def get_bytes(self, session: Session, ref: BlobRef, *, associated: bytes) -> bytes:
         """Decrypt a blob into memory after checking its address and content hash."""
         key = self.keyring.data_key(session, ref.data_key_id)  # KeyDestroyed first: "erased" beats "missing"
-        path = self.path_for(ref.blob_hash)
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise IntegrityFailure(f"blob {ref.blob_hash[:12]}… is missing from {self.dir}") from None
-        if hashlib.sha256(raw).hexdigest() != ref.blob_hash:
-            raise IntegrityFailure(f"blob {path} does not match its address: the file was modified or replaced")
-        expected = _key_id(ref.data_key_id)
+        raw = self.get_sealed(ref.blob_hash)
+        expected = key_label(ref.data_key_id)
 
         def unwrap(key_id: str, _wrapped: bytes) -> bytes:
             if key_id != expected:
@@ -157,6 +152,53 @@ class ObjectStore:
             raise IntegrityFailure(f"blob {ref.blob_hash[:12]}… decrypted to content that does not match "
                                    "the recorded content hash")
         return sink.buf.getvalue()
+
+    # ---- sealed (already encrypted) blobs ------------------------------------
+    def put_sealed(self, ciphertext: bytes) -> str:
+        """Store bytes that are already STREAM ciphertext; return their address.
+
+        Why: a partitioned version is sealed partition by partition where the data
+        is (a Spark executor), under the version's one data key; the store only
+        adds content addressing and the atomic, fsynced write."""
+        blob_hash = hashlib.sha256(ciphertext).hexdigest()
+        final = self.path_for(blob_hash)
+        if final.exists():
+            return blob_hash
+        final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self.dir / f".tmp-{os.urandom(8).hex()}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(ciphertext)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+            fsync_dir(final.parent)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return blob_hash
+
+    def get_sealed(self, blob_hash: str, *, what: str = "blob") -> bytes:
+        """The ciphertext at ``blob_hash``, checked against its address (IntegrityFailure otherwise)."""
+        path = self.path_for(blob_hash)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise IntegrityFailure(f"{what} {blob_hash[:12]}… is missing from {self.dir}") from None
+        if hashlib.sha256(raw).hexdigest() != blob_hash:
+            raise IntegrityFailure(f"{what} {path} does not match its address: the file was modified or replaced")
+        return raw
+
+    def delete_address(self, blob_hash: str) -> bool:
+        """Remove the ciphertext at ``blob_hash``; True if a file was removed."""
+        path = self.path_for(blob_hash)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        fsync_dir(path.parent)
+        return True
 
     # ---- frames ------------------------------------------------------------
     def put_frame(self, session: Session, df: pd.DataFrame, *, associated: bytes) -> BlobRef:
@@ -178,10 +220,4 @@ class ObjectStore:
         blob too: a key that turns up later (an old backup) then finds nothing in
         this workspace to decrypt.
         """
-        path = self.path_for(ref.blob_hash)
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return False
-        fsync_dir(path.parent)
-        return True
+        return self.delete_address(ref.blob_hash)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from privacy.errors import AccessDenied, InputError
 
-__all__ = ["KAnonReport", "k_anonymity", "l_diversity", "require_k",
+__all__ = ["KAnonReport", "check_k", "k_anonymity", "l_diversity", "report_from_sizes", "require_k",
            "enforce_no_direct_identifiers"]
 
 
@@ -71,14 +71,20 @@ def _class_sizes(df: pd.DataFrame, qis: list[str]) -> np.ndarray:
 def k_anonymity(df: pd.DataFrame, quasi_identifiers: Iterable[str]) -> KAnonReport:
     """The k for which ``df`` is k-anonymous over ``quasi_identifiers``, plus class-size stats."""
     qis = _check_columns(df, quasi_identifiers, "k_anonymity")
-    sizes = _class_sizes(df, qis)
+    return report_from_sizes(_class_sizes(df, qis), int(len(df)), qis)
+
+
+def report_from_sizes(sizes: Any, n_rows: int, quasi_identifiers: Iterable[str]) -> KAnonReport:
+    """The report from the equivalence-class sizes alone, however they were counted (pandas
+    here, an exact Spark ``groupBy`` in governance.data.spark.kanon), so both engines report alike."""
+    ordered = np.sort(np.asarray(sizes, dtype=np.int64))
     return KAnonReport(
-        k=int(sizes[0]) if len(sizes) else 0,
-        n_classes=int(len(sizes)),
-        smallest_class_sizes=[int(v) for v in sizes[:10]],
-        n_rows=int(len(df)),
-        quasi_identifiers=tuple(qis),
-        _sizes=sizes,
+        k=int(ordered[0]) if len(ordered) else 0,
+        n_classes=int(len(ordered)),
+        smallest_class_sizes=[int(v) for v in ordered[:10]],
+        n_rows=int(n_rows),
+        quasi_identifiers=tuple(quasi_identifiers),
+        _sizes=ordered,
     )
 
 
@@ -98,9 +104,18 @@ def l_diversity(df: pd.DataFrame, quasi_identifiers: Iterable[str], sensitive: s
 
 def require_k(df: pd.DataFrame, quasi_identifiers: Iterable[str], k: int) -> KAnonReport:
     """Raise InputError unless every equivalence class has at least ``k`` rows."""
+    _positive_k(k)
+    return check_k(k_anonymity(df, quasi_identifiers), k)
+
+
+def _positive_k(k: object) -> None:
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
         raise InputError(f"require_k: k must be a positive integer, got {k!r}")
-    rep = k_anonymity(df, quasi_identifiers)
+
+
+def check_k(rep: KAnonReport, k: int) -> KAnonReport:
+    """Raise InputError unless every class of ``rep`` has at least ``k`` rows (the gate of ``require_k``)."""
+    _positive_k(k)
     n_below = rep.classes_below(k)
     if n_below:
         sizes = rep.sizes_below(k)

@@ -13,6 +13,7 @@ import pandas as pd
 from pydantic import Field
 
 from governance.data.cleaning.base import Step, StepParams, StepReport, is_text, register_step
+from governance.data.cleaning.text import mask_missing, remove_suffix, to_case, trim
 from governance.errors import InputError
 
 DEFAULT_MISSING = ["?", "", "NA", "N/A", "n/a", "na", "null", "NULL", "None", "none", "NaN", "nan", "-"]
@@ -23,9 +24,6 @@ def _text_columns(df: pd.DataFrame, cols: list[str] | None, row_id_column: str) 
         return list(cols)
     return [c for c in df.columns if c != row_id_column and is_text(df[c])]
 
-
-def _as_text(s: pd.Series) -> pd.Series:
-    return s if pd.api.types.is_string_dtype(s.dtype) and s.dtype != object else s.astype("str")
 
 
 class ColumnsParams(StepParams):
@@ -49,8 +47,9 @@ class TrimWhitespace(Step):
 
     def run(self, df, report, row_id_column):
         for c in self.columns(df, row_id_column):
-            df[c] = _as_text(self.need(df, c, "string")).str.strip()
+            df[c] = trim(self.need(df, c, "string"))
         return df
+
 
 
 class CaseParams(RequiredColumnsParams):
@@ -66,9 +65,9 @@ class NormalizeCase(Step):
 
     def run(self, df, report, row_id_column):
         for c in self.params.columns:
-            s = _as_text(self.need(df, c, "string"))
-            df[c] = getattr(s.str, self.params.case)()
+            df[c] = to_case(self.need(df, c, "string"), self.params.case)
         return df
+
 
 
 class MapParams(RequiredColumnsParams):
@@ -84,16 +83,21 @@ class MapValues(Step):
 
     def run(self, df, report, row_id_column):
         for c in self.params.columns:
-            s = self.need(df, c)
-            mapping = dict(self.params.mapping)
-            if not is_text(s):  # YAML/JSON keys are strings; match numeric columns too
-                mapping = {_parse_key(k, s): v for k, v in mapping.items()}
-            hit = s.isin(list(mapping)).to_numpy(dtype=bool)
-            if hit.any():
-                new = s.astype(object).copy()
-                new[hit] = s[hit].map(mapping).astype(object)
-                df[c] = _restore(new, s)
+            df[c] = map_series(self.need(df, c), self.params.mapping)
         return df
+
+
+def map_series(s: pd.Series, mapping: dict[str, Any]) -> pd.Series:
+    """Exact replacements; YAML/JSON keys are strings, so numeric columns match parsed keys."""
+    mapping = dict(mapping)
+    if not is_text(s):
+        mapping = {_parse_key(k, s): v for k, v in mapping.items()}
+    hit = s.isin(list(mapping)).to_numpy(dtype=bool)
+    if not hit.any():
+        return s
+    new = s.astype(object).copy()
+    new[hit] = s[hit].map(mapping).astype(object)
+    return _restore(new, s)
 
 
 def _parse_key(k: str, s: pd.Series) -> Any:
@@ -127,12 +131,10 @@ class NormalizeMissing(Step):
         return _text_columns(df, self.params.columns, row_id_column)
 
     def run(self, df, report, row_id_column):
-        markers = set(self.params.markers)
         for c in self.columns(df, row_id_column):
-            s = _as_text(self.need(df, c, "string"))
-            key = s.str.strip() if self.params.strip else s
-            df[c] = s.mask(key.isin(markers).to_numpy(dtype=bool))
+            df[c] = mask_missing(self.need(df, c, "string"), self.params.markers, self.params.strip)
         return df
+
 
 
 class SuffixParams(RequiredColumnsParams):
@@ -148,8 +150,9 @@ class StripSuffix(Step):
 
     def run(self, df, report, row_id_column):
         for c in self.params.columns:
-            df[c] = _as_text(self.need(df, c, "string")).str.removesuffix(self.params.suffix)
+            df[c] = remove_suffix(self.need(df, c, "string"), self.params.suffix)
         return df
+
 
 
 class CoerceParams(StepParams):
@@ -177,18 +180,23 @@ class CoerceTypes(Step):
     def run(self, df, report, row_id_column):
         for c, t in self.params.types.items():
             s = self.need(df, c)
-            new = self._coerce(s, t)
+            new = self.coerce_series(s, t)
             failed = (s.notna().to_numpy(dtype=bool) & new.isna().to_numpy(dtype=bool))
-            if failed.any():
-                ids = df[row_id_column].to_numpy()[failed].tolist()
-                if self.params.on_error == "raise":
-                    raise InputError(f"{self.label}: {len(ids)} value(s) in column {c!r} are not {t} "
-                                     f"(first row id {ids[0]}); expected parseable values")
-                report.failed_row_ids[c] = ids
+            self.record_failures(report, c, t, df[row_id_column].to_numpy()[failed].tolist())
             df[c] = new
         return df
 
-    def _coerce(self, s: pd.Series, t: str) -> pd.Series:
+    def record_failures(self, report: StepReport, column: str, t: str, ids: list[Any]) -> None:
+        """Unparseable values stop the run (`on_error: raise`) or are reported by row id; both engines call this."""
+        if not ids:
+            return
+        if self.params.on_error == "raise":
+            raise InputError(f"{self.label}: {len(ids)} value(s) in column {column!r} are not {t} "
+                             f"(first row id {ids[0]}); expected parseable values")
+        report.failed_row_ids[column] = ids
+
+    def coerce_series(self, s: pd.Series, t: str) -> pd.Series:
+        """One column to type `t` (failures become null); the Spark path calls this in a pandas UDF."""
         if t in ("int", "float"):
             num = pd.to_numeric(s.astype(object) if is_text(s) else s, errors="coerce")
             if t == "float":
@@ -291,7 +299,7 @@ class OutlierParams(RequiredColumnsParams):
     z: float = Field(default=3.0, gt=0, description="Standard deviations of the fences (method `zscore`).")
 
 
-def _bounds(s: pd.Series, p: OutlierParams) -> tuple[float, float]:
+def outlier_bounds(s: pd.Series, p: OutlierParams) -> tuple[float, float]:
     v = s.dropna().astype("float64")
     if v.empty:
         return -np.inf, np.inf
@@ -313,7 +321,7 @@ class ClipOutliers(Step):
     def run(self, df, report, row_id_column):
         for c in self.params.columns:
             s = self.need(df, c, "numeric")
-            lo, hi = _bounds(s, self.params)
+            lo, hi = outlier_bounds(s, self.params)
             if pd.api.types.is_integer_dtype(s.dtype):  # keep ints: clip to the integer fences
                 lo, hi = np.ceil(lo), np.floor(hi)
             df[c] = s.clip(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
@@ -338,7 +346,7 @@ class FlagOutliers(Step):
         flagged: dict[str, list[Any]] = {}
         for c in self.params.columns:
             s = self.need(df, c, "numeric")
-            lo, hi = _bounds(s, self.params)
+            lo, hi = outlier_bounds(s, self.params)
             v = s.astype("float64")
             flag = ((v < lo) | (v > hi)).to_numpy(dtype=bool, na_value=False)
             df[c + self.params.suffix] = flag

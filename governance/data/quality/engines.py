@@ -1,6 +1,6 @@
 """Validation engine registry and the `validate` entry point.
 
-Why a registry: the pipeline picks an engine by name (`fast` or `gx`); a new
+Why a registry: the pipeline picks an engine by name (`fast`, `gx` or `spark`); a new
 backend (say, a SQL pushdown) registers itself without touching callers.
 An engine takes (frame, suite, row id column) and returns one
 `ExpectationResult` per suite expectation, in suite order.
@@ -82,8 +82,18 @@ def to_result(index: int, exp: dict[str, Any], p: fast.Partial, engine: str = "f
     )
 
 
+def _spark_engine(df: pd.DataFrame, suite: dict[str, Any], row_id_column: str) -> list[ExpectationResult]:
+    from governance.data.spark.session import require_pyspark
+
+    require_pyspark()  # one line with the install command, before anything else is imported
+    from governance.data.spark.validate import spark_engine
+
+    return spark_engine(df, suite, row_id_column)
+
+
 register_engine("fast", _fast_engine)
 register_engine("gx", _gx_engine)
+register_engine("spark", _spark_engine)
 
 
 def validate(

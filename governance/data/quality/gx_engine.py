@@ -45,9 +45,13 @@ def _context() -> Any:
 
 
 def run_gx(
-    df: pd.DataFrame, expectations: list[tuple[int, dict[str, Any]]], row_id_column: str, suite_name: str
+    df: Any, expectations: list[tuple[int, dict[str, Any]]], row_id_column: str, suite_name: str,
+    *, source: str = "pandas", rows: int | None = None,
 ) -> list[ExpectationResult]:
-    """Validate `df` against (suite index, expectation) pairs; results keep the suite index."""
+    """Validate `df` against (suite index, expectation) pairs; results keep the suite index.
+
+    `source` is GX's execution engine: `pandas` for a pandas frame, `spark` for a
+    Spark DataFrame (GX's SparkDFExecutionEngine; `rows` saves a count job)."""
     if not expectations:
         return []
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -56,8 +60,10 @@ def run_gx(
 
     ctx = _context()
     tag = uuid.uuid4().hex[:8]
+    sources = ctx.data_sources
+    add_source = sources.add_spark if source == "spark" else sources.add_pandas
     bd = (
-        ctx.data_sources.add_pandas(f"privgov_{tag}")
+        add_source(f"privgov_{tag}")
         .add_dataframe_asset(f"frame_{tag}")
         .add_batch_definition_whole_dataframe(f"whole_{tag}")
     )
@@ -76,6 +82,7 @@ def run_gx(
         by_id[str(added.id)] = (idx, exp)
     vd = gx.ValidationDefinition(name=f"vd_{tag}", data=bd, suite=suite)
     res = vd.run(batch_parameters={"dataframe": df}, result_format=result_format(row_id_column))
+    engine = "gx-spark" if source == "spark" else "gx"
     out: list[ExpectationResult] = []
     for er in res.results:
         idx, exp = by_id[str(er.expectation_config.id)]
@@ -92,8 +99,9 @@ def run_gx(
         out.append(ExpectationResult(
             index=idx, type=exp["type"], column=",".join(cols) if cols else None,
             success=bool(er.success) and error is None, unexpected_count=int(r.get("unexpected_count") or 0),
-            element_count=int(r.get("element_count") or len(df)), failing_row_ids=sorted(set(ids), key=_key),
-            engine="gx", error=error, severity=exp.get("severity", "critical"),
+            element_count=int(r.get("element_count") or (len(df) if rows is None else rows)),
+            failing_row_ids=sorted(set(ids), key=_key), engine=engine, error=error,
+            severity=exp.get("severity", "critical"),
         ))
     return sorted(out, key=lambda x: x.index)
 

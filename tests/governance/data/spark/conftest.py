@@ -1,0 +1,32 @@
+"""One SparkSession (one JVM, ~10 s to start) for every Spark test.
+
+No skip when PySpark or Java is missing: `make test` must run the Spark parity
+test, so a machine without them fails here with the command that fixes it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory):
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        pytest.fail("PySpark is missing: pip install -c constraints.txt -e '.[spark]'", pytrace=False)
+    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+        pytest.fail("java not found: run scripts/system-deps.sh as root (Debian openjdk-17-jre-headless)",
+                    pytrace=False)
+    from governance.data.spark import spark_session
+
+    # a local dir of our own, so tests can scan Spark's shuffle, spill and temp files for plaintext;
+    # one shuffle partition and parallelism 1 keep small test frames fast (tests repartition explicitly)
+    local = tmp_path_factory.mktemp("spark-local")
+    session = spark_session("local[2]", conf={"spark.local.dir": str(local), "spark.sql.shuffle.partitions": "1",
+                                              "spark.default.parallelism": "1"})
+    yield session
+    session.stop()
