@@ -100,16 +100,18 @@ def series_udf(fn: Callable[[pd.Series], pd.Series], in_dt: T.DataType, out_dt: 
     return F.pandas_udf(run, out_dt)  # type: ignore[call-overload]
 
 
-def column_to_pandas(sdf: DataFrame, name: str) -> pd.Series:
-    """One column on the driver, as the pandas path would hold it.
+def column_to_pandas(sdf: DataFrame, name: str, row_id_column: str) -> pd.Series:
+    """One column on the driver, as the pandas path would hold it, in row-id order.
 
     Why collect rather than aggregate in Spark: `avg`/`stddev` sum in another order and
     `percentile` interpolates with another formula than numpy, so fences, means and medians would
     differ in the last bits and clip or flag another row at a boundary. A single numeric column is
     8 bytes per row on the driver; the statistic is then computed by the very pandas helper the
-    pandas path uses."""
+    pandas path uses. Row-id order (the pandas frame's order after ingest) matters: numpy sums
+    pairwise, so a mean over the same values in another order can differ in the last bit."""
     dt = dtype_of(sdf, name)
-    s = sdf.select(col(name).alias("v")).toPandas()["v"]
+    s = sdf.select(col(row_id_column), col(name).alias("__privgov_v")).orderBy(col(row_id_column)).toPandas()
+    s = s["__privgov_v"]
     return as_pandas_input(s, dt).rename(name)
 
 

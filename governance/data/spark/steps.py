@@ -192,7 +192,7 @@ def _impute(step: Step, sdf: DataFrame, report: StepReport, rid: str) -> dict[st
         dt = fr.need(sdf, c, step.label, "numeric" if strat in ("mean", "median") else None)
         n = int(sdf.where(fr.is_na(c, dt)).count())
         if strat in ("mean", "median"):
-            s = fr.column_to_pandas(sdf, c)
+            s = fr.column_to_pandas(sdf, c, rid)
             fill: Any = s.mean() if strat == "mean" else s.median()
         elif strat == "mode":
             top = (sdf.where(~fr.is_na(c, dt)).groupBy(fr.na(c, dt).alias("v")).count()
@@ -217,9 +217,9 @@ def _impute(step: Step, sdf: DataFrame, report: StepReport, rid: str) -> dict[st
     return out
 
 
-def _fences(step: Step, sdf: DataFrame, c: str) -> tuple[T.DataType, float, float]:
+def _fences(step: Step, sdf: DataFrame, c: str, rid: str) -> tuple[T.DataType, float, float]:
     dt = fr.need(sdf, c, step.label, "numeric")
-    lo, hi = pd_steps.outlier_bounds(fr.column_to_pandas(sdf, c), step.params)
+    lo, hi = pd_steps.outlier_bounds(fr.column_to_pandas(sdf, c, rid), step.params)
     return dt, float(lo), float(hi)
 
 
@@ -227,7 +227,7 @@ def _fences(step: Step, sdf: DataFrame, c: str) -> tuple[T.DataType, float, floa
 def _clip(step: Step, sdf: DataFrame, report: StepReport, rid: str) -> dict[str, Column]:
     out = {}
     for c in step.params.columns:
-        dt, lo, hi = _fences(step, sdf, c)
+        dt, lo, hi = _fences(step, sdf, c, rid)
         if isinstance(dt, fr.INTEGRAL):
             lo, hi = float(np.ceil(lo)), float(np.floor(hi))
         x = fr.na(c, dt)
@@ -244,7 +244,7 @@ def _clip(step: Step, sdf: DataFrame, report: StepReport, rid: str) -> dict[str,
 def _flag(step: Step, sdf: DataFrame, report: StepReport, rid: str) -> DataFrame:
     flagged: dict[str, list[Any]] = {}
     for c in step.params.columns:
-        dt, lo, hi = _fences(step, sdf, c)
+        dt, lo, hi = _fences(step, sdf, c, rid)
         v = fr.na(c, dt).cast("double")
         flag = F.coalesce((v < F.lit(lo)) | (v > F.lit(hi)), F.lit(False))
         sdf = sdf.withColumn(c + step.params.suffix, flag)
@@ -257,7 +257,7 @@ def _rescale(step: Step, sdf: DataFrame, report: StepReport, rid: str) -> dict[s
     out = {}
     for c in step.params.columns:
         dt = fr.need(sdf, c, step.label, "numeric")
-        center, scale = step.center_scale(fr.column_to_pandas(sdf, c).astype("float64"))
+        center, scale = step.center_scale(fr.column_to_pandas(sdf, c, rid).astype("float64"))
         v = fr.na(c, dt).cast("double")
         out[c] = (v - F.lit(float(center))) / F.lit(float(scale)) if scale > 0 else v * F.lit(0.0)
     return out

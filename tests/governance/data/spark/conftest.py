@@ -24,9 +24,12 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     from governance.data.spark import spark_session
 
     # a local dir of our own, so tests can scan Spark's shuffle, spill and temp files for plaintext;
-    # one shuffle partition and parallelism 1 keep small test frames fast (tests repartition explicitly)
+    # one shuffle partition and parallelism 1 keep small test frames fast (tests repartition explicitly);
+    # tiny frames: compiling whole-stage code and re-planning cost more than they save
     local = tmp_path_factory.mktemp("spark-local")
-    session = spark_session("local[2]", conf={"spark.local.dir": str(local), "spark.sql.shuffle.partitions": "1",
-                                              "spark.default.parallelism": "1"})
+    session = spark_session("local[2]", conf={
+        "spark.local.dir": str(local), "spark.sql.shuffle.partitions": "1", "spark.default.parallelism": "1",
+        "spark.sql.session.timeZone": "UTC", "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.codegen.wholeStage": "false", "spark.sql.adaptive.enabled": "false"})
     yield session
     session.stop()

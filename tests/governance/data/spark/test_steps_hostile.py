@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from governance.errors import InputError
@@ -33,16 +33,25 @@ def frames(draw) -> pd.DataFrame:
     })
 
 
+# found by hypothesis: after drop_duplicates Spark held the rows in another order, and numpy's
+# pairwise mean over the same values in that order differed in the last bit
+SHUFFLED = pd.DataFrame({"row_id": pd.Series(range(6), dtype="int64"), "a b": pd.Series([None] * 6, dtype="str"),
+                         "x.y": pd.Series([None] * 6, dtype="Int64"),
+                         "f": [0.0, -587199.738654, -827338.335737, None, -749373.14815, 517282.71286]})
+
+
+@pytest.mark.slow
 @SETTINGS
 @given(frames())
+@example(SHUFFLED)
 def test_generated_frames_clean_alike(spark, pdf: pd.DataFrame) -> None:
     run_cleaning(spark, pdf, [
         {"step": "trim_whitespace"}, {"step": "normalize_missing"},
         {"step": "normalize_case", "columns": ["a b"], "case": "title"},
-        {"step": "drop_duplicates"}, {"step": "clip_outliers", "columns": ["x.y"], "k": 0.5},
-        {"step": "standardize", "columns": ["f"]}])
+        {"step": "drop_duplicates"}, {"step": "standardize", "columns": ["f", "x.y"]}])
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(frames())
 def test_generated_frames_deidentify_alike(spark, pdf: pd.DataFrame) -> None:
@@ -83,6 +92,7 @@ def test_many_batches_give_one_answer(spark) -> None:
     assert rep2 == exp_rep2 and rep2[0]["spans_replaced"] == exp_rep2[0]["spans_replaced"] > n
 
 
+@pytest.mark.slow
 def test_clinic_example_end_to_end(spark) -> None:
     """The demo pipeline's own cleaning and de-identification steps, on its generator's dirt."""
     import yaml
