@@ -46,7 +46,8 @@ Each privgov row also carries a step-time breakdown: `step_ms`, `sample_ms`
 generators of the same kind, also as process CPU time (`*_cpu_ms`).
 `--repeat R` runs the engine list R times, interleaved, and reports the
 median (spread in `samples_per_s_runs`). Engines a device cannot run are
-listed in `skipped` with the reason (so an unmeasured figure is visible).
+listed in `skipped` with the reason, engines that raised in `failed` with
+the error (the other rows are still written), so an unmeasured figure shows.
 
 Usage: python benchmarks/dp_throughput.py [--quick] [--device auto|cpu|cuda] [--repeat 3]
                                           [--out benchmarks/results/dp_throughput_h200.json]
@@ -85,6 +86,7 @@ WORKLOADS = {
     "cnn_b256": dict(kind="cnn", batch=256, n=50000),
 }
 SIGMA, CLIP, LR = 1.0, 1.0, 0.05
+QUICK_BATCH = 256  # --quick caps the batch: a smoke run checks code paths, not the workload's figures
 GOAL_RNG = 0.05  # the secure generator may cost at most 5% throughput against the old one
 
 
@@ -364,6 +366,11 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     if nonpriv and priv:
         bp = max(priv, key=lambda r: r["samples_per_s"])
         bn = max(nonpriv, key=lambda r: r["samples_per_s"])
+        if not bp["baseline"]:  # the best privgov ran in a mode no non-private row ran in: no fair headline
+            out["headline"] = {"ratio": None, "privgov": bp["engine"], "privgov_mode": bp["mode_used"],
+                               "why": f"no non-private row ran in mode {bp['mode_used']!r}; add "
+                                      f"{BASELINE[bp['mode_used']]} to --engines"}
+            return out
         out["headline"] = {
             "privgov": bp["engine"], "privgov_mode": bp["mode_used"], "privgov_samples_per_s": bp["samples_per_s"],
             "nonprivate": bn["engine"], "nonprivate_mode": bn["mode_used"],
@@ -411,7 +418,8 @@ def _tag(device: torch.device) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="few steps, smaller data (CPU smoke run)")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"few steps, batch <= {QUICK_BATCH}, 4 batches of data (CPU smoke run; not a figure)")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--tag", default=None, help="file name part when --out is not given")
     ap.add_argument("--out", type=Path, default=None, help="write the JSON here")
@@ -436,11 +444,12 @@ def main(argv: list[str] | None = None) -> int:
     skipped = {e: why for e in asked if (why := skip_reason(e, device, explicit=bool(args.engines)))}
     engines = [e for e in asked if e not in skipped]
     mem = Memory(device)
-    results, workloads = [], []
+    results, workloads, failed = [], [], {}
     for threads, wname in ((t, w) for t in thread_counts for w in args.workloads.split(",")):
         torch.set_num_threads(threads)
         w = WORKLOADS[wname]
-        n = min(w["n"], 4 * w["batch"] + 64) if args.quick else w["n"]
+        batch = min(w["batch"], QUICK_BATCH) if args.quick else w["batch"]
+        n = min(w["n"], 4 * batch + 64) if args.quick else w["n"]
         warmup, steps = (2, 4) if args.quick else (20, args.steps or (200 if w["kind"] == "mlp" else 100))
         _, x, y = _make(w["kind"], n, device)
         runs: dict[str, list[dict[str, Any]]] = {}
@@ -449,11 +458,16 @@ def main(argv: list[str] | None = None) -> int:
                 slow = eng == "opacus_usual" and not args.quick
                 st, wu = (max(steps // 4, 3), 3) if slow else (steps, warmup)
                 start = mem.start()
-                r = run_engine(eng, w["kind"], w["batch"], x, y, device, wu, st)
+                try:
+                    r = run_engine(eng, w["kind"], batch, x, y, device, wu, st)
+                except Exception as exc:  # one broken engine must not cost the other rows of a GPU session
+                    failed[f"{wname}/t{threads}/{eng}"] = f"{type(exc).__name__}: {exc}"[:500]
+                    print(f"{wname:10s} t{threads} {eng:22s} FAILED {failed[f'{wname}/t{threads}/{eng}']}", flush=True)
+                    continue
                 r.update(workload=wname, engine=eng, mode=ENGINES[eng].mode, threads=threads, n_rows=n, steps=st,
-                         start_mib=round(start, 1), peak_mib=round(mem.peak(), 1))
+                         batch=batch, start_mib=round(start, 1), peak_mib=round(mem.peak(), 1))
                 runs.setdefault(eng, []).append(r)
-        rows = [_median_row(runs[e]) for e in engines]
+        rows = [_median_row(runs[e]) for e in engines if e in runs]
         for r in rows:
             r["samples_per_s"] = round(r["samples_per_s"], 1)
         pair_with_baselines(rows)
@@ -477,10 +491,10 @@ def main(argv: list[str] | None = None) -> int:
                             "peak_kind": mem.kind},
                "fairness": "every ratio_to_baseline is against the non-private step in the mode the row actually "
                            "ran (eager/eager, cuda_graph/cuda_graph); quote `workloads[].headline`",
-               "skipped": skipped, "workloads": workloads, "results": results}
+               "skipped": skipped, "failed": failed, "workloads": workloads, "results": results}
     path = _meta.write_results(f"dp_throughput_{args.tag or _tag(device)}.json", payload, args.out)
     print(f"wrote {path}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
