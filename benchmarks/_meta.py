@@ -79,9 +79,35 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def write_results(name: str, payload: dict[str, Any]) -> Path:
-    out = results_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / name
+def reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (Linux `clear_refs` 5), so a later reading is one section's peak.
+
+    Why: ru_maxrss only grows, so after the first big engine every later row
+    would report that engine's peak. False where the kernel refuses."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def rss_mib(field: str = "VmHWM") -> float:
+    """VmHWM (peak since the last reset) or VmRSS (now) of this process, MiB; ru_maxrss where /proc is absent."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return peak_rss_mib()
+
+
+def write_results(name: str, payload: dict[str, Any], path: Path | None = None) -> Path:
+    """Write under results_dir(), or to `path` when the caller names the file."""
+    if path is None:
+        path = results_dir() / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
     return path

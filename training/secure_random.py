@@ -79,6 +79,7 @@ DESCRIPTION = ("Poisson masks, unit representatives and Gaussian noise from a Ch
                "256 bits from os.urandom; `seed` sets only weight initialisation and the data split")
 _MAX_BLOCKS = 2 ** 32            # RFC 8439's 32-bit block counter: 256 GiB per draw
 _CHUNK_PAIRS = 16384             # polar pairs per CPU chunk: 256 KiB of keystream, float64 scratch in L2
+_DEVICE_CHUNK_BLOCKS = 2 ** 18   # device path: at most 16 MiB of keystream per round (one round up to ~1.6M values)
 _POLAR_MARGIN_SD = 6.0           # device path: draw expected pairs + 6 sd, so a second round is ~never needed
 _MASK32 = 0xFFFFFFFF
 _SIGMA = (0x61707865, 0x3320646E, 0x79622D32, 0x6B206574)  # "expand 32-byte k"
@@ -161,7 +162,8 @@ def chacha20_words_torch(key: bytes, nonce: bytes, n_blocks: int, device: torch.
         b.copy_(b.roll(-1, 0)), c.copy_(c.roll(-2, 0)), d.copy_(d.roll(-3, 0))
         _quarter(a, b, c, d)                                   # diagonal round
         b.copy_(b.roll(1, 0)), c.copy_(c.roll(2, 0)), d.copy_(d.roll(3, 0))
-    out = (x.view(16, n_blocks) + init) & _MASK32
+    out = x.view(16, n_blocks).add_(init).bitwise_and_(_MASK32)  # in place: no second (16, n_blocks) state
+    del init
     return out.t().reshape(-1)
 
 
@@ -354,25 +356,41 @@ class SecureRandom:
         return res
 
     def _normal_torch(self, nonce: bytes, n: int) -> torch.Tensor:
-        """Device path: the same polar pairs and sums with torch ops (float64, unscaled)."""
-        got, parts, block = 0, [], 0
-        while got < 4 * n:
-            need_pairs = (4 * n - got) // 2 + 1
+        """Device path: the same polar pairs and sums with torch ops (float64, unscaled).
+
+        At most `_DEVICE_CHUNK_BLOCKS` keystream blocks per round, summed into
+        the result as they complete (leftover normals carried to the next
+        round, as on the CPU path): the int64 ChaCha state and its temporaries
+        take ~500 bytes per noise value, so one round for a 10M-parameter
+        model would hold gigabytes for a moment. Rounds walk the same blocks
+        in stream order, so the values do not depend on the chunk size."""
+        res = torch.empty(n, dtype=torch.float64, device=self.device)
+        carry = torch.zeros(0, dtype=torch.float64, device=self.device)
+        filled, block = 0, 0
+        while filled < n:
+            need_pairs = (4 * (n - filled) - carry.numel()) // 2 + 1
             pairs = max(64, int(need_pairs * 4 / math.pi + _POLAR_MARGIN_SD * math.sqrt(need_pairs) + 64))
-            n_blocks = -(-pairs // 4)
+            n_blocks = min(-(-pairs // 4), _DEVICE_CHUNK_BLOCKS)
             w = chacha20_words_torch(self._key, nonce, n_blocks, self.device, block_counter=block)
             block += n_blocks
             w = w.view(-1, 2)
             u = ((w[:, 1] << 21) | (w[:, 0] >> 11)).to(torch.float64).mul_(2.0 ** -52).sub_(1.0).view(-1, 2)
+            del w
             s = u[:, 0] * u[:, 0] + u[:, 1] * u[:, 1]
             ok = (s > 0.0) & (s < 1.0)
             sa = s[ok]
             f = sa.log().mul_(-2.0).div_(sa).sqrt_()
             normals = (u[ok] * f[:, None]).reshape(-1)
-            parts.append(normals)
-            got += normals.numel()
-        quad = torch.cat(parts)[:4 * n].view(n, 4)
-        return (quad[:, 0] + quad[:, 1]).add_(quad[:, 2]).add_(quad[:, 3])
+            del u, s, ok, sa, f
+            if carry.numel():
+                normals = torch.cat((carry, normals))
+            take = min(normals.numel() // 4, n - filled)
+            quad = normals[:4 * take].view(take, 4)
+            torch.add(quad[:, 0], quad[:, 1], out=res[filled:filled + take])
+            res[filled:filled + take].add_(quad[:, 2]).add_(quad[:, 3])
+            filled += take
+            carry = normals[4 * take:].clone()
+        return res
 
     # -------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:

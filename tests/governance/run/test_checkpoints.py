@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import REPO, new_workspace
 from tests.governance.run.test_runner import cli, error_line, small_spec
 
-EPOCHS = 60
+EPOCHS = 20  # 19 epochs after the first checkpoint: ample margin for the SIGKILL (the poller reacts within 20 ms)
 
 
 def _checkpoint_step(db: Path) -> int | None:
