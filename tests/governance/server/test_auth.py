@@ -69,7 +69,7 @@ def test_oversize_body_is_413(live) -> None:
 
 
 def test_rate_limit_per_token_is_429_with_retry_after(live) -> None:
-    """`flood` spends its own bucket (burst 12, 0.5/s); other tokens are not affected."""
+    """`flood` spends its own bucket (conftest RATE and BURST); other tokens are not affected."""
     codes = []
     with live.client("flood") as c:
         for _ in range(4 * BURST):
