@@ -10,13 +10,13 @@ into the result.
 """
 from __future__ import annotations
 
-import os
 import uuid
 from typing import Any
 
 import pandas as pd
 
 from governance.errors import InputError
+from governance.data.quality.gx_import import import_gx
 from governance.data.quality.result import ExpectationResult
 from governance.data.quality.suite import expectation_columns
 
@@ -32,8 +32,7 @@ def result_format(row_id_column: str) -> dict[str, Any]:
 
 
 def _context() -> Any:
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    import great_expectations as gx
+    gx = import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     ctx = gx.get_context(mode="ephemeral")
@@ -54,8 +53,7 @@ def run_gx(
     Spark DataFrame (GX's SparkDFExecutionEngine; `rows` saves a count job)."""
     if not expectations:
         return []
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    import great_expectations as gx
+    gx = import_gx()
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     ctx = _context()

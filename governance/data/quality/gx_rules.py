@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from typing import Any
 
 from governance.errors import InputError
+from governance.data.quality.gx_import import import_gx
 from governance.data.quality.suite_model import SEVERITIES
 # Types where GX accepts min_value > max_value at construction and then raises when the
 # metric runs (``column_values.between``). Elsewhere GX answers "fail" (every row, for
@@ -44,7 +44,7 @@ def check_with_gx(suite: dict[str, Any], source: str) -> None:
         return
     for i, exp in enumerate(suite["expectations"]):
         _check_range(exp, f"{source}: expectations[{i}]")
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import_gx()
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     for i, exp in enumerate(suite["expectations"]):
