@@ -1,0 +1,400 @@
+"""Read CSV and Parquet files as a re-readable sequence of record batches.
+
+Why: `validate`, `scan` and `run` must handle files larger than memory, so they
+see a file as batches of at most `batch_rows` rows, with the same row ids,
+column names and dtypes that :func:`governance.data.ingest.read_table` gives the
+whole file. Peak memory is then a few batches, whatever the file size.
+
+Parquet carries its types, so batches come straight from
+``ParquetFile.iter_batches``. CSV is read with Arrow's streaming reader
+(``pyarrow.csv.open_csv``), every column as text, and typed in two passes:
+the first pass keeps, per column, a handful of flags and two lengths (constant
+state) that decide the same type :func:`governance.data.coerce.infer_column`
+would pick for the whole column; the second pass converts each batch to that
+type. A type guessed from one batch could differ from the whole file's (a ZIP
+column whose leading zeros appear only late), so guessing per batch is never done.
+
+CSV options Arrow's reader cannot honour (`comment`, `skipinitialspace`) are
+refused in streaming mode with a message saying so, rather than read differently.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from governance.data.coerce import (
+    FIXED_WIDTH_MIN_DIGITS, MAX_EXACT_DIGITS, _FALSE, _LEADING_ZERO, _NUMBER_RE, _TRUE, convert_column,
+)
+from governance.data.csv_options import CsvOptions, csv_options as check_csv_options
+from governance.data.ingest import detect_format, ensure_row_ids
+from governance.errors import InputError
+
+MIN_BATCH_ROWS = 10_000
+MAX_BATCH_ROWS = 1_000_000
+# Bytes of memory budgeted per row of a batch: a decoded row of a dozen columns takes
+# ~200-400 B in pandas; a batch is held about 4 times over (source, cleaned, de-identified,
+# Arrow copy for the writer), and we aim to use at most 1/8 of what is available.
+_BYTES_PER_ROW_BUDGET = 8 * 4 * 400
+
+
+def available_memory() -> int:
+    """Bytes the kernel says can be allocated without swapping (MemAvailable), psutil when present."""
+    try:
+        import psutil  # type: ignore[import-not-found]
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 2 << 30  # unknown: assume 2 GiB
+
+
+def default_batch_rows(available: int | None = None) -> int:
+    """`MemAvailable / 12800 B`, clamped to [10 000, 1 000 000] rows (see docs/streaming.md)."""
+    avail = available_memory() if available is None else available
+    return int(min(MAX_BATCH_ROWS, max(MIN_BATCH_ROWS, avail // _BYTES_PER_ROW_BUDGET)))
+
+
+def parse_batch_rows(value: str | int | None, source: str = "--batch-rows") -> int | None:
+    """`None`/`0` -> in memory, `auto` -> :func:`default_batch_rows`, `N` -> N rows per batch."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text == "auto":
+        return default_batch_rows()
+    if not re.fullmatch(r"\d{1,12}", text):
+        raise InputError(f"{source} {str(value)[:40]!r}: expected a number of rows, `auto`, or 0 (read in memory)")
+    n = int(text)
+    return n or None
+
+
+# --------------------------------------------------------------------------- CSV typing
+@dataclass
+class _ColumnStats:
+    """Everything :func:`governance.data.coerce.infer_column` looks at, in constant space."""
+
+    nonnull: int = 0
+    nulls: int = 0
+    all_number: bool = True
+    all_bool: bool = True
+    plus: bool = False
+    leading_zero: bool = False
+    dot: bool = False
+    exp: bool = False
+    min_len: int = 1 << 62
+    max_len: int = 0
+    first: Any = None
+    several: bool = False  # at least two distinct values
+
+    def update(self, arr: Any) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        self.nulls += arr.null_count
+        values = pc.drop_null(arr)
+        if len(values) == 0:
+            return
+        self.nonnull += len(values)
+        uniques = pc.unique(values)
+        if not self.several:
+            if self.first is None:
+                self.first = uniques[0].as_py()
+            self.several = len(uniques) > 1 or uniques[0].as_py() != self.first
+        if self.all_bool:
+            self.all_bool = bool(pc.all(pc.is_in(uniques, value_set=pa.array(sorted(_TRUE | _FALSE)))).as_py())
+        if not self.all_number:
+            return
+        if not pc.all(pc.match_substring_regex(uniques, _NUMBER_RE)).as_py():
+            self.all_number = False
+            return
+        text = pc.utf8_trim_whitespace(uniques)
+        self.plus |= bool(pc.any(pc.starts_with(text, "+")).as_py())
+        self.leading_zero |= bool(pc.any(pc.match_substring_regex(text, _LEADING_ZERO)).as_py())
+        self.dot |= bool(pc.any(pc.match_substring(text, ".")).as_py())
+        self.exp |= bool(pc.any(pc.match_substring_regex(text, "[eE]")).as_py())
+        mm = pc.min_max(pc.utf8_length(pc.utf8_ltrim(text, characters="-"))).as_py()
+        self.min_len, self.max_len = min(self.min_len, mm["min"]), max(self.max_len, mm["max"])
+
+    def kind(self) -> str:
+        """The dtype `infer_column` gives the whole column: float (all null), int, float, bool, boolean, str."""
+        if self.nonnull == 0:
+            return "null"
+        if self.all_number and not self._identifier():
+            return "int" if not (self.dot or self.exp) and self.nulls == 0 else "float"
+        if self.all_bool:
+            return "bool" if self.nulls == 0 else "boolean"
+        return "str"
+
+    def _identifier(self) -> bool:
+        if self.plus or self.leading_zero or (self.exp and not self.dot):
+            return True
+        if self.dot:
+            return False
+        if self.max_len > MAX_EXACT_DIGITS:
+            return True
+        return self.several and self.min_len == self.max_len >= FIXED_WIDTH_MIN_DIGITS
+
+
+def _typed(name: str, arr: Any, kind: str, explicit: str | None, nulls: bool, *, source: str,
+           first_line: int) -> pd.Series:
+    """One text column of a batch converted to the type chosen for the whole file."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if explicit is not None:
+        col = pd.Series(arr.to_pandas(), name=name)
+        col = col.where(col.notna(), np.nan) if col.dtype == object else col
+        out = convert_column(col, explicit, source=source, first_data_line=first_line)
+        if explicit == "int" and nulls and out.dtype != "Int64":
+            out = out.astype("Int64")  # the whole column has gaps: every batch is nullable
+        return out
+    if kind == "null":
+        return pd.Series(np.full(len(arr), np.nan), name=name)
+    if kind in ("int", "float"):
+        trimmed = pc.utf8_trim_whitespace(arr)
+        target = pa.int64() if kind == "int" else pa.float64()
+        return pd.Series(pc.cast(trimmed, target).to_numpy(zero_copy_only=False), name=name)
+    if kind == "bool":
+        return pd.Series(pc.is_in(arr, value_set=pa.array(sorted(_TRUE))).to_numpy(zero_copy_only=False), name=name)
+    col = pd.Series(arr.to_pandas(), name=name)
+    if kind == "boolean":
+        return col.map(lambda v: None if v is None or v != v else v in _TRUE).astype("boolean")
+    return col.where(col.notna(), np.nan)  # pandas' reader gives NaN, Arrow None: keep the in-memory form
+
+
+# --------------------------------------------------------------------------- the source
+@dataclass
+class BatchSource:
+    """A file opened for streaming; iterate it (any number of times) for DataFrames of <= batch_rows rows.
+
+    ``max_batch_rows_seen`` records the largest batch handed out (tests use it to show that
+    memory is bounded by the batch size, not the file size)."""
+
+    path: Path
+    batch_rows: int
+    row_id_column: str = "row_id"
+    kind: str = "parquet"
+    options: CsvOptions | None = None
+    max_batch_rows_seen: int = 0
+    rows: int | None = None
+    _kinds: dict[str, str] = field(default_factory=dict)
+    _nulls: dict[str, bool] = field(default_factory=dict)
+    _names: list[str] | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names as batches carry them (the row id first when it is assigned)."""
+        if self._names is None:
+            for _ in self:
+                break
+        assert self._names is not None
+        return list(self._names)
+
+    def count(self) -> int:
+        """Rows in the file (Parquet metadata, the CSV typing pass, or one pass)."""
+        if self.rows is None and self.kind == "parquet":
+            import pyarrow.parquet as pq
+
+            self.rows = int(pq.ParquetFile(self.path).metadata.num_rows)
+        if self.rows is None and self.kind == "csv":
+            self._infer()
+        if self.rows is None:
+            self.rows = sum(len(df) for df in self)
+        return int(self.rows)
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        it = self._parquet() if self.kind == "parquet" else self._csv()
+        offset = 0
+        for df in it:
+            n = len(df)
+            self.max_batch_rows_seen = max(self.max_batch_rows_seen, n)
+            df = ensure_row_ids(df, self.row_id_column, source=str(self.path), start=offset)
+            df.index = pd.RangeIndex(offset, offset + n)
+            offset += n
+            if self._names is None:
+                self._names = [str(c) for c in df.columns]
+            yield df
+        if offset == 0:
+            raise InputError(f"{self.path}: no data rows (header only?); expected at least one row")
+        self.rows = offset
+
+    # ---- Parquet
+    def _parquet(self) -> Iterator[pd.DataFrame]:
+        import pyarrow.parquet as pq
+
+        try:
+            pf = pq.ParquetFile(self.path)
+        except Exception as exc:
+            raise InputError(f"{self.path}: not a readable Parquet file ({type(exc).__name__}); "
+                             "expected a valid Parquet file") from None
+        if self.rows is None:
+            self.rows = int(pf.metadata.num_rows)
+        for batch in pf.iter_batches(batch_size=self.batch_rows):
+            yield batch.to_pandas()
+
+    # ---- CSV
+    def _reader(self) -> Any:
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+        from pandas._libs.parsers import STR_NA_VALUES
+
+        o = self.options or CsvOptions()
+        names = self._header_names(o)
+        read = pcsv.ReadOptions(encoding=o.encoding, skip_rows=o.skip_rows + (1 if o.has_header else 0),
+                                column_names=names, block_size=1 << 22)
+        parse = pcsv.ParseOptions(delimiter=self._sep(o), quote_char=o.quotechar, newlines_in_values=True)
+        nulls = sorted(set(STR_NA_VALUES) | set(o.na_values or []))
+        conv = pcsv.ConvertOptions(column_types={n: pa.string() for n in names}, null_values=nulls,
+                                   strings_can_be_null=True, quoted_strings_can_be_null=True)
+        try:
+            return pcsv.open_csv(self.path, read_options=read, parse_options=parse, convert_options=conv)
+        except Exception as exc:
+            raise self._csv_error(exc) from None
+
+    def _sep(self, o: CsvOptions) -> str:
+        if o.sep is None and o.delimiter is None and self.path.suffix.lower() in (".tsv", ".tab"):
+            return "\t"
+        return o.separator
+
+    def _header_names(self, o: CsvOptions) -> list[str]:
+        """Column names from the options or the header line (read with the stdlib csv module)."""
+        import csv
+        import io
+
+        if o.names is not None and not o.has_header:
+            return list(o.names)
+        with open(self.path, "rb") as fh:
+            head = fh.read(1 << 20)
+        try:
+            text = head.decode(o.encoding, errors="strict")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 8:
+                raise InputError(f"{self.path}: byte 0x{head[exc.start]:02x} at offset {exc.start} is not valid "
+                                 f"{o.encoding}; expected {o.encoding} text (set option encoding)") from None
+            text = head[: exc.start].decode(o.encoding)
+        text = text.removeprefix("\ufeff")
+        rows = csv.reader(io.StringIO(text, newline=""), delimiter=self._sep(o), quotechar=o.quotechar)
+        header: list[str] | None = None
+        for i, rec in enumerate(rows):
+            if i < o.skip_rows or not rec:
+                continue
+            header = rec
+            break
+        if header is None:
+            raise InputError(f"{self.path}: no header or data lines; expected a header row and data rows")
+        if o.names is not None:
+            if len(o.names) != len(header):
+                raise InputError(f"{self.path}: option names gives {len(o.names)} column name(s) but the rows have "
+                                 f"{len(header)} field(s); expected one name per field")
+            return list(o.names)
+        return header
+
+    def _csv_error(self, exc: Exception) -> InputError:
+        """Arrow's parse errors quote the offending row; keep only the field counts."""
+        msg = str(exc)
+        m = re.search(r"Expected (\d+) columns, got (\d+)", msg)
+        if m:
+            return InputError(f"{self.path}: a row has {m.group(2)} fields; expected {m.group(1)} like the header "
+                              "(ragged row)")
+        if "UTF8" in msg or "decode" in msg.lower():
+            enc = (self.options or CsvOptions()).encoding
+            return InputError(f"{self.path}: text that is not valid {enc}; expected {enc} text "
+                              "(set option encoding, e.g. --encoding latin-1)")
+        return InputError(f"{self.path}: could not parse as CSV ({type(exc).__name__}); "
+                          "expected rectangular delimited text")
+
+    def _text_batches(self) -> Iterator[Any]:
+        reader = self._reader()
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise self._csv_error(exc) from None
+            # Arrow's blocks do not follow batch_rows: cut them to size
+            for start in range(0, batch.num_rows, self.batch_rows):
+                yield batch.slice(start, self.batch_rows)
+
+    def _infer(self) -> None:
+        o = self.options or CsvOptions()
+        stats: dict[str, _ColumnStats] = {}
+        for batch in self._text_batches():
+            for name, arr in zip(batch.schema.names, batch.columns):
+                stats.setdefault(name, _ColumnStats()).update(arr)
+        unknown = [c for c in o.dtype if c not in stats]
+        if unknown:
+            raise InputError(f"{self.path}: option dtype names column(s) {', '.join(map(repr, unknown[:5]))} that "
+                             f"the file does not have; expected some of {', '.join(list(stats)[:20])}")
+        self.rows = max((s.nonnull + s.nulls for s in stats.values()), default=0)
+        self._kinds = {n: s.kind() for n, s in stats.items()}
+        self._nulls = {n: s.nulls > 0 for n, s in stats.items()}
+
+    def _csv(self) -> Iterator[pd.DataFrame]:
+        o = self.options or CsvOptions()
+        if not self._kinds:
+            self._infer()
+        line = o.skip_rows + (2 if o.has_header else 1)
+        for batch in self._text_batches():
+            cols = {name: _typed(name, arr, self._kinds[name], o.dtype.get(name), self._nulls[name],
+                                 source=str(self.path), first_line=line)
+                    for name, arr in zip(batch.schema.names, batch.columns)}
+            line += batch.num_rows
+            yield pd.DataFrame(cols)
+
+
+def open_batches(path: Path | str, batch_rows: int, *, row_id_column: str = "row_id", fmt: str | None = None,
+                 csv_options: CsvOptions | dict[str, Any] | None = None) -> BatchSource:
+    """Check the file and options up front (one-line InputError), then return a :class:`BatchSource`."""
+    path = Path(path)
+    if batch_rows < 1:
+        raise InputError(f"batch_rows={batch_rows}: expected a positive number of rows")
+    if not path.exists():
+        raise InputError(f"{path}: file not found; expected a CSV or Parquet file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; expected a CSV or Parquet file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty (0 bytes); expected a header row and data rows")
+    with open(path, "rb") as fh:
+        head = fh.read(8192)
+    kind = (fmt or detect_format(path, head)).lower()
+    if kind == "tsv":
+        kind = "csv"
+    if kind not in ("csv", "parquet"):
+        raise InputError(f"{path}: unknown format {fmt!r}; expected 'csv' or 'parquet'")
+    opts = None
+    if kind == "csv":
+        opts = check_csv_options(csv_options, str(path))
+        for key in ("comment", "skipinitialspace"):
+            if getattr(opts, key):
+                raise InputError(f"{path}: csv option `{key}` is not supported when streaming (--batch-rows); "
+                                 "expected it unset, or read the file in memory (--batch-rows 0)")
+    return BatchSource(path=path, batch_rows=int(batch_rows), row_id_column=row_id_column, kind=kind,
+                       options=opts)
+
+
+def should_stream(path: Path | str, batch_rows: int | None, *, explicit: bool) -> bool:
+    """Stream when asked to; without the flag, only a file too large to read in memory comfortably.
+
+    Why a size rule: a decoded table takes roughly 5-10x its file size; a file over
+    1/10 of available memory is streamed with the default batch size rather than risk the OOM killer."""
+    if explicit:
+        return batch_rows is not None
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        return False
+    return size * 10 > available_memory()
