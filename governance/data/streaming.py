@@ -193,6 +193,7 @@ class BatchSource:
     _kinds: dict[str, str] = field(default_factory=dict)
     _nulls: dict[str, bool] = field(default_factory=dict)
     _names: list[str] | None = None
+    _ids_verified: bool = False
 
     @property
     def columns(self) -> list[str]:
@@ -218,10 +219,14 @@ class BatchSource:
     def __iter__(self) -> Iterator[pd.DataFrame]:
         it = self._parquet() if self.kind == "parquet" else self._csv()
         offset = 0
+        seen = None if self._ids_verified else np.empty(0, dtype=np.int64)
         for df in it:
             n = len(df)
             self.max_batch_rows_seen = max(self.max_batch_rows_seen, n)
+            own_ids = self.row_id_column in df.columns
             df = ensure_row_ids(df, self.row_id_column, source=str(self.path), start=offset)
+            if own_ids and seen is not None:
+                seen = self._check_ids_across_batches(df[self.row_id_column], seen)
             df.index = pd.RangeIndex(offset, offset + n)
             offset += n
             if self._names is None:
@@ -230,6 +235,23 @@ class BatchSource:
         if offset == 0:
             raise InputError(f"{self.path}: no data rows (header only?); expected at least one row")
         self.rows = offset
+        self._ids_verified = True
+
+    def _check_ids_across_batches(self, ids: pd.Series, seen: np.ndarray) -> np.ndarray:
+        """A file's own row ids must be unique across the whole file, as `read_table` demands.
+
+        Why: quarantine and reports name rows by id; a duplicate in a later batch would let one
+        row's verdict fall on another. Checked on the first full pass only; the state is the sorted
+        ids seen so far (8 bytes per row, as a hash when the ids are not integers)."""
+        if pd.api.types.is_integer_dtype(ids.dtype):
+            vals = ids.to_numpy(dtype=np.int64)
+        else:
+            vals = pd.util.hash_pandas_object(ids, index=False).to_numpy().view(np.int64)
+        dup = int(np.isin(vals, seen).sum())
+        if dup:
+            raise InputError(f"{self.path}: row id column {self.row_id_column!r} has {dup} duplicate id(s) across "
+                             "batches; expected unique ids (drop the column to have ids assigned)")
+        return np.union1d(seen, vals)
 
     # ---- Parquet
     def _parquet(self) -> Iterator[pd.DataFrame]:

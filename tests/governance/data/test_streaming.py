@@ -66,6 +66,20 @@ def test_parquet_batches_and_memory_bound(tmp_path) -> None:
         assert src.max_batch_rows_seen == 1000 and src.count() == n
 
 
+def test_duplicate_row_ids_across_batches_are_refused(tmp_path) -> None:
+    """A hostile file repeats an id in a later batch: quarantine by id would hit the wrong row."""
+    from governance.data.streaming import open_batches
+    from privacy.errors import InputError
+
+    p = tmp_path / "ids.parquet"
+    pd.DataFrame({"row_id": [1, 2, 3, 4, 5, 2], "x": range(6)}).to_parquet(p)
+    with pytest.raises(InputError, match="1 duplicate id.*across batches"):
+        list(open_batches(p, 4))
+    ok = tmp_path / "ok.parquet"
+    pd.DataFrame({"row_id": [10, 2, 30, 4, 50, 6], "x": range(6)}).to_parquet(ok)
+    assert pd.concat(list(open_batches(ok, 4)))["row_id"].tolist() == [10, 2, 30, 4, 50, 6]
+
+
 def test_bad_csv_is_one_line_without_cell_values(tmp_path) -> None:
     from governance.data.streaming import open_batches
     from privacy.errors import InputError
