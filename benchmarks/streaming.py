@@ -213,9 +213,7 @@ def main() -> None:
         child(args.child, int(args.batch_rows) if args.batch_rows and args.batch_rows != "auto" else None, args.out)
         return
 
-    from _meta import machine, versions, write_results
-
-    from governance.data.streaming import available_memory, default_batch_rows
+    from governance.data.streaming import default_batch_rows
 
     batch = default_batch_rows() if args.batch_rows == "auto" else int(args.batch_rows)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -237,6 +235,7 @@ def main() -> None:
             row["streamed"] = measure(path, batch, args.timeout)
             if n <= args.inmem_max:
                 row["in_memory"] = measure(path, None, args.timeout)
+            row["loadavg_after"] = list(os.getloadavg())  # the machine is shared: contention beside the figure
             rows_out.append(row)
             s = row["streamed"]
             print(f"{n:>10,} rows  streamed: {s.get('rows_per_s', 0) or 0:,.0f} rows/s, peak RSS "
@@ -245,9 +244,17 @@ def main() -> None:
                      f"{row['in_memory'].get('peak_rss_mib', float('nan')):.0f} MiB" if "in_memory" in row else ""),
                   flush=True)
             path.unlink()
+            report(args, batch, load, rows_out)  # after every size: a long run that is cut short keeps its rows
     finally:
         if args.data_dir is None:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def report(args: argparse.Namespace, batch: int, load: Any, rows_out: list[dict[str, Any]]) -> None:
+    from _meta import machine, versions, write_results
+
+    from governance.data.streaming import available_memory
+
     ok = [r for r in rows_out if "error" not in r["streamed"]]
     goals: dict[str, Any] = {"rss_ratio_max": 1.2, "rows_per_s_min": 1_000_000}
     if len(ok) >= 2:
@@ -264,6 +271,7 @@ def main() -> None:
         "settings": {"format": args.format, "batch_rows": batch, "batch_rows_arg": args.batch_rows,
                      "available_memory_mib": available_memory() // (1 << 20), "loadavg_at_start": load,
                      "suite": SUITE, "cleaning": CLEANING, "deid": DEID,
+                     "sizes_requested": args.sizes,
                      "note": "one fresh subprocess per run; rows/s = rows ingested / run wall time (interpreter "
                              "start-up excluded, in process_s); peak RSS = ru_maxrss of the child"},
         "goals": goals, "rows": rows_out,

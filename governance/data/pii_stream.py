@@ -8,8 +8,11 @@ does), so a larger file needs no more memory for them. Memory held while streami
   in-memory scan's ``DataFrame.sample`` permutes all N positions). Files of at most ``sample_rows``
   rows are examined whole, exactly as in memory; larger files see a different (equally uniform,
   equally seeded) sample than the in-memory scan, so a borderline column can score differently;
-* the k-anonymity note over the quasi-identifiers: one count per distinct combination of their
-  values (grows with the number of combinations, not with rows), merged batch by batch.
+* the k-anonymity note over the quasi-identifiers: exact for a file examined whole; for a larger
+  file it is computed on the sample and says so ("in 10,000 sampled rows"). Exact counts would need
+  one counter per distinct combination of quasi values, which for a ZIP x age x sex x race set is
+  about one per row: memory growing with the file, the thing streaming must not do.
+  (:func:`quasi_k_batches` computes the exact figure, for callers that accept that memory.)
 """
 from __future__ import annotations
 
@@ -60,10 +63,11 @@ def quasi_k_batches(source: BatchSource, columns: list[str]) -> tuple[int, float
 
 def scan_batches(source: BatchSource, *, seed: int = 0) -> list[dict[str, Any]]:
     """The records `privgov scan` prints, computed with bounded memory (see the module docstring)."""
-    from privacy.deid.scan import scan_sample
+    from privacy.deid.scan import quasi_k, scan_sample
 
     sample, assigned = sample_rows(source, SAMPLE_ROWS, seed)
     if assigned:
         sample = sample.drop(columns=[source.row_id_column])
-    findings = scan_sample(sample, k_of=lambda cols: quasi_k_batches(source, cols))
+    whole = len(sample) == source.count()
+    findings = scan_sample(sample, k_of=(lambda cols: quasi_k(sample, cols)) if whole else None)
     return [finding_record(f) for f in findings]

@@ -112,7 +112,7 @@ def scan_sample(sample: pd.DataFrame, *, row_id: str | None = None, types: Itera
     """The findings of :func:`scan` from a sample drawn elsewhere (e.g. while streaming a file in batches).
 
     ``k_of(quasi_columns)`` gives (min k, share of unique rows) over *all* rows; without it the
-    k-anonymity note is computed on the sample. ``full`` is what detectors see as the whole column
+    k-anonymity note is computed on the sample and says so. ``full`` is what detectors see as the whole column
     (the sample itself when None: no detector reads more than the sample today)."""
     wanted = None if types is None else set(types)
     whole = sample if full is None else full
@@ -139,7 +139,9 @@ def scan_sample(sample: pd.DataFrame, *, row_id: str | None = None, types: Itera
     quasi = [f.column for f in findings if f.kind == "quasi"]
     if quasi:
         k, unique = (k_of or (lambda cols: quasi_k(sample, cols)))(quasi)
-        note = f"; k-anonymity over quasi set ({len(quasi)} columns): min k = {k}, {unique:.1%} of rows unique"
+        scope = "" if k_of is not None else f" in {len(sample):,} sampled rows"
+        note = (f"; k-anonymity over quasi set ({len(quasi)} columns){scope}: min k = {k}, "
+                f"{unique:.1%} of rows unique")
         findings = [ColumnFinding(**{**f.to_dict(), "evidence": f.evidence + note}) if f.kind == "quasi" else f
                     for f in findings]
     return findings

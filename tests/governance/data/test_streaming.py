@@ -155,7 +155,10 @@ def test_batch_scan_of_a_larger_file_finds_the_same_columns(tmp_path) -> None:
     sample, assigned = sample_rows(src, 10_000)
     assert len(sample) == 10_000 and assigned and sample["row_id"].is_unique
     whole = {(f["column"], f["pii_type"], f["kind"]) for f in scan_records(read_table(p))}
-    assert whole == {(f["column"], f["pii_type"], f["kind"]) for f in scan_batches(src)}
+    streamed = scan_batches(src)
+    assert whole == {(f["column"], f["pii_type"], f["kind"]) for f in streamed}
+    quasi = [f for f in streamed if f["kind"] == "quasi"]
+    assert quasi and all("in 10,000 sampled rows: min k" in f["evidence"] for f in quasi)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
