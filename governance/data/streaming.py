@@ -31,7 +31,7 @@ import pandas as pd
 
 from governance.data.stream_typing import ColumnStats, typed
 from governance.data.csv_options import CsvOptions, csv_options as check_csv_options
-from governance.data.ingest import detect_format, ensure_row_ids
+from governance.data.ingest import detect_format, ensure_row_ids, source_head
 from governance.errors import InputError
 
 MIN_BATCH_ROWS = 10_000
@@ -288,15 +288,7 @@ def open_batches(path: Path | str, batch_rows: int, *, row_id_column: str = "row
     path = Path(path)
     if batch_rows < 1:
         raise InputError(f"batch_rows={batch_rows}: expected a positive number of rows")
-    if not path.exists():
-        raise InputError(f"{path}: file not found; expected a CSV or Parquet file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory; expected a CSV or Parquet file")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: file is empty (0 bytes); expected a header row and data rows")
-    with open(path, "rb") as fh:
-        head = fh.read(8192)
-    kind = (fmt or detect_format(path, head)).lower()
+    kind = (fmt or detect_format(path, source_head(path))).lower()
     if kind == "tsv":
         kind = "csv"
     if kind not in ("csv", "parquet"):

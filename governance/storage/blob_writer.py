@@ -10,14 +10,12 @@ same guarantees as :meth:`ObjectStore.put_bytes`, whose blobs this format matche
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from governance.storage.atomic_write import fsync_dir
 from governance.storage.crypto import EncryptingWriter
-from governance.storage.objectstore import BlobRef, ObjectStore, _HashingWriter, _key_id
+from governance.storage.objectstore import BlobRef, ObjectStore, _key_id
 
 if TYPE_CHECKING:  # pragma: no cover
     from sqlalchemy.orm import Session
@@ -53,26 +51,11 @@ class PlaintextSink:
 @contextmanager
 def open_blob(store: ObjectStore, session: "Session", *, associated: bytes) -> Iterator[PlaintextSink]:
     """Yield a sink; on a clean exit the blob is sealed, stored under its address and ``sink.ref`` is set."""
-    data_key_id, key = store.keyring.new_data_key(session)
-    store.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = store.dir / f".tmp-{os.urandom(8).hex()}"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            writer = _HashingWriter(fh)
-            enc = EncryptingWriter(writer, key, key_id=_key_id(data_key_id), wrapped_key=b"", associated=associated)
-            sink = PlaintextSink(enc)
-            yield sink
-            enc.close()
-            fh.flush()
-            os.fsync(fh.fileno())
-        blob_hash = writer.sha.hexdigest()
-        final = store.path_for(blob_hash)
-        final.parent.mkdir(exist_ok=True, mode=0o700)
-        os.replace(tmp, final)
-        fsync_dir(final.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    sink.ref = BlobRef(blob_hash=blob_hash, data_key_id=data_key_id, content_hash=sink.sha.hexdigest(),
+    with store.new_blob(session) as blob:
+        enc = EncryptingWriter(blob.writer, blob.key, key_id=_key_id(blob.data_key_id), wrapped_key=b"",
+                               associated=associated)
+        sink = PlaintextSink(enc)
+        yield sink
+        enc.close()
+    sink.ref = BlobRef(blob_hash=blob.blob_hash, data_key_id=blob.data_key_id, content_hash=sink.sha.hexdigest(),
                        size=sink.count)
