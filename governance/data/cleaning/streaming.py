@@ -143,17 +143,38 @@ class StreamCleaner:
         self._pass: list[Step] = []
 
     def fit(self, batches: Iterable[pd.DataFrame] | Any) -> None:
-        """One pass per step that needs a whole-column statistic, over the output of the steps before it."""
-        for j, step in enumerate(self.steps):
-            if not needs_fit(step):
-                continue
-            moments = {c: _Moments() for c in step.params.columns}
+        """Compute every whole-column statistic, over the output of the steps before each step.
+
+        Steps whose columns no earlier unfitted step touches share one pass (e.g. clip `bmi`, then
+        impute `hba1c`): an unfitted step changes only its own columns, never which rows exist -
+        unless a row-dropping step (drop_duplicates, drop_missing: an unfitted impute changes which
+        values are missing) lies between them, which starts a new pass."""
+        pending = [j for j, step in enumerate(self.steps) if needs_fit(step)]
+        while pending:
+            group = self._group(pending)
+            moments = {j: {c: _Moments() for c in self.steps[j].params.columns} for j in group}
             self.start()
             for df in batches:
-                out = self._apply(df, upto=j)
-                for c, m in moments.items():
-                    m.add(step.need(out, c, "numeric"))
-            step.fixed = {c: m.fixed_for(step) for c, m in moments.items()}
+                out = df
+                for j in range(group[-1] + 1):
+                    if j in moments:
+                        for c, m in moments[j].items():
+                            m.add(self.steps[j].need(out, c, "numeric"))
+                    out, _ = apply_steps(out, [self._pass[j]], row_id_column=self.row_id_column)
+            for j in group:
+                self.steps[j].fixed = {c: m.fixed_for(self.steps[j]) for c, m in moments[j].items()}
+            pending = pending[len(group):]
+
+    def _group(self, pending: list[int]) -> list[int]:
+        group, touched = [pending[0]], set(self.steps[pending[0]].params.columns)
+        for j in pending[1:]:
+            cols = set(self.steps[j].params.columns)
+            between = self.steps[group[-1] + 1:j]
+            if cols & touched or any(s.name in ("drop_duplicates", "drop_missing") for s in between):
+                break
+            group.append(j)
+            touched |= cols
+        return group
 
     def start(self) -> None:
         """A fresh pass: stateful steps forget the rows of the previous pass; reports restart."""
