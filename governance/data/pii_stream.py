@@ -12,7 +12,6 @@ does), so a larger file needs no more memory for them. Memory held while streami
   file it is computed on the sample and says so ("in 10,000 sampled rows"). Exact counts would need
   one counter per distinct combination of quasi values, which for a ZIP x age x sex x race set is
   about one per row: memory growing with the file, the thing streaming must not do.
-  (:func:`quasi_k_batches` computes the exact figure, for callers that accept that memory.)
 """
 from __future__ import annotations
 
@@ -46,19 +45,6 @@ def sample_rows(source: BatchSource, n: int = SAMPLE_ROWS, seed: int = 0) -> tup
                 parts.append(df.iloc[chosen[lo:hi] - offset])
         offset += m
     return pd.concat(parts, ignore_index=True), assigned
-
-
-def quasi_k_batches(source: BatchSource, columns: list[str]) -> tuple[int, float]:
-    """(smallest class, share of rows in classes of size 1) over all rows, merging per-batch counts."""
-    sizes: pd.Series | None = None
-    total = 0
-    for df in source:
-        total += len(df)
-        part = df.groupby(columns, dropna=False, sort=False, observed=True).size()
-        sizes = part if sizes is None else sizes.add(part, fill_value=0)
-    if sizes is None or total == 0:
-        return 0, 0.0
-    return int(sizes.min()), float(sizes[sizes == 1].sum()) / total
 
 
 def scan_batches(source: BatchSource, *, seed: int = 0) -> list[dict[str, Any]]:
