@@ -38,6 +38,9 @@ NoHeaderOpt = typer.Option(False, "--no-header", help="The file has no header ro
 NamesOpt = typer.Option(None, "--names", help="Column names, comma-separated (a,b,c); with --no-header, or to rename the header.")
 EncodingOpt = typer.Option(None, "--encoding", help="Text encoding (default utf-8), e.g. latin-1, cp1252.")
 NaValuesOpt = typer.Option(None, "--na-values", help="Extra markers of a missing value, comma-separated (e.g. '?,-').")
+BatchRowsOpt = typer.Option(None, "--batch-rows", metavar="N|auto",
+                            help="Read the file in record batches of N rows (auto: from available memory; 0: in "
+                                 "memory). Default: in memory, unless the file is over 1/10 of available memory.")
 DtypeOpt = typer.Option(None, "--dtype", help="COLUMN=TYPE (str, int, float, bool, date); repeatable. "
                         "Identifier-like columns (leading zeros, fixed width, + prefix) stay text by default.")
 
@@ -55,6 +58,21 @@ def _csv(data: str, delimiter: Optional[str], no_header: bool, names: Optional[s
         raise InputError(f"{data}: CSV options (--delimiter, --names, --dtype ...) apply to files, not stored datasets")
     return from_cli(delimiter=delimiter, no_header=no_header, names=names, encoding=encoding, na_values=na_values,
                     dtype=dtype, source=data)
+
+
+def _batches(data: str, batch_rows: Optional[str], opts, row_id: str = "row_id"):
+    """A streaming source for a file when --batch-rows asks for one (or the file is very large), else None."""
+    from governance.data.streaming import default_batch_rows, open_batches, parse_batch_rows, should_stream
+    from privacy.errors import InputError
+
+    if data.startswith("dataset:"):
+        if batch_rows is not None:
+            raise InputError(f"{data}: --batch-rows applies to files; a stored version is decrypted in memory")
+        return None
+    rows = parse_batch_rows(batch_rows)
+    if not should_stream(data, rows, explicit=batch_rows is not None):
+        return None
+    return open_batches(Path(data), rows or default_batch_rows(), row_id_column=row_id, csv_options=opts)
 
 
 def _read_file(data: str, opts) -> "object":
@@ -94,6 +112,7 @@ def quality_validate(
     delimiter: Optional[str] = DelimiterOpt, no_header: bool = NoHeaderOpt, names: Optional[str] = NamesOpt,
     encoding: Optional[str] = EncodingOpt, na_values: Optional[str] = NaValuesOpt,
     dtype: Optional[list[str]] = DtypeOpt,
+    batch_rows: Optional[str] = BatchRowsOpt,
     workspace: Optional[Path] = WorkspaceOpt,
     token: Optional[str] = TokenOpt,
 ) -> None:
@@ -110,14 +129,25 @@ def quality_validate(
         if spark_master:
             os.environ[MASTER_ENV] = spark_master
     opts = _csv(data, delimiter, no_header, names, encoding, na_values, dtype)
-    df, rid = _load_data_arg(data, workspace, token, "validate", purpose, opts)
-    if row_id:
-        from governance.data.ingest import ensure_row_ids
+    source = _batches(data, batch_rows, opts, row_id or "row_id")
+    if source is not None:
+        from governance.data.quality.batches import validate_batches
 
-        df = ensure_row_ids(df, row_id, source=data)
-        rid = row_id
-    st = load_suite(suite, columns=list(df.columns))
-    result = validate(df, st, row_id_column=rid, engine=engine)
+        if engine != "fast":
+            raise InputError(f"--engine {engine}: only the fast engine validates in batches; expected --engine fast "
+                             "or --batch-rows 0")
+        st = load_suite(suite, columns=source.columns)
+        result = validate_batches(source, st, columns=source.columns, row_id_column=source.row_id_column,
+                                  source=data)
+    else:
+        df, rid = _load_data_arg(data, workspace, token, "validate", purpose, opts)
+        if row_id:
+            from governance.data.ingest import ensure_row_ids
+
+            df = ensure_row_ids(df, row_id, source=data)
+            rid = row_id
+        st = load_suite(suite, columns=list(df.columns))
+        result = validate(df, st, row_id_column=rid, engine=engine)
     if as_json:
         emit(json.loads(result.to_json()), True)
     else:
@@ -174,18 +204,27 @@ def pii_scan(
     delimiter: Optional[str] = DelimiterOpt, no_header: bool = NoHeaderOpt, names: Optional[str] = NamesOpt,
     encoding: Optional[str] = EncodingOpt, na_values: Optional[str] = NaValuesOpt,
     dtype: Optional[list[str]] = DtypeOpt,
+    batch_rows: Optional[str] = BatchRowsOpt,
 ) -> None:
     """Detect PII per column (type, kind, confidence, evidence); values are never printed."""
     from governance.data.pii_report import scan_records
 
     as_json = want_json(as_json, fmt)
     opts = _csv(str(data), delimiter, no_header, names, encoding, na_values, dtype)
-    df = _read_file(str(data), opts)
-    findings = scan_records(df)
+    source = _batches(str(data), batch_rows, opts)
+    if source is not None:
+        from governance.data.pii_stream import scan_batches
+
+        findings = scan_batches(source)
+        shape = (source.count(), len(source.columns))
+    else:
+        df = _read_file(str(data), opts)
+        findings = scan_records(df)
+        shape = df.shape
     if as_json:
         emit(findings, True)
         return
-    _print_findings(findings, f"{data}: {df.shape[1] - 1} columns, {len(df):,} rows scanned")
+    _print_findings(findings, f"{data}: {shape[1] - 1} columns, {shape[0]:,} rows scanned")
 
 
 def _print_findings(findings: list[dict], title: str) -> None:

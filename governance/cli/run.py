@@ -24,14 +24,17 @@ def run(
     nproc: int = typer.Option(1, "--nproc", min=1, max=64,
                               help="Train with N processes (torch.distributed: gloo on CPU, NCCL on GPUs); this "
                                    "process stays rank 0. A resumed run needs the N it started with."),
+    batch_rows: Optional[str] = typer.Option(None, "--batch-rows", metavar="N|auto",
+                                             help="Stream the source in batches of N rows (auto: from available "
+                                                  "memory; 0: in memory); overrides the pipeline's batch_rows."),
 ) -> None:
     """Run a declared pipeline end to end with a per-stage progress display."""
-    summary = _run_pipeline(pipeline, workspace, _token(token), adult_dir, resume, nproc)
+    summary = _run_pipeline(pipeline, workspace, _token(token), adult_dir, resume, nproc, batch_rows)
     _print_summary(summary, json_out)
 
 
 def _run_pipeline(pipeline: Path, workspace: Optional[Path], token: Optional[str], adult_dir: Optional[Path],
-                  resume: Optional[str] = None, nproc: int = 1):
+                  resume: Optional[str] = None, nproc: int = 1, batch_rows: Optional[str] = None):
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from governance.run.runner import resume_pipeline, run_pipeline
@@ -39,6 +42,10 @@ def _run_pipeline(pipeline: Path, workspace: Optional[Path], token: Optional[str
 
     overrides = {"PRIVGOV_ADULT_DIR": str(adult_dir.resolve())} if adult_dir else None
     spec = load_pipeline(pipeline, overrides)
+    if batch_rows is not None:
+        from governance.data.streaming import parse_batch_rows
+
+        spec = spec.model_copy(update={"batch_rows": parse_batch_rows(batch_rows)})
     ws = _open(workspace)
     with ws.lock():
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),

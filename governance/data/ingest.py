@@ -76,15 +76,7 @@ def read_table(
     """
     path = Path(path)
     opts = _merge_options(path, csv_options, na_values=na_values, names=names, skip_rows=skip_rows)
-    if not path.exists():
-        raise InputError(f"{path}: file not found; expected a CSV or Parquet file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory; expected a CSV or Parquet file")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: file is empty (0 bytes); expected a header row and data rows")
-    with open(path, "rb") as fh:
-        head = fh.read(_SNIFF_BYTES)
-    kind = (fmt or detect_format(path, head)).lower()
+    kind = (fmt or detect_format(path, source_head(path))).lower()
     if kind == "parquet":
         df = _read_parquet(path)
     elif kind in ("csv", "tsv"):
@@ -96,6 +88,18 @@ def read_table(
     if len(df) == 0:
         raise InputError(f"{path}: no data rows (header only?); expected at least one row")
     return ensure_row_ids(df, row_id_column, source=str(path))
+
+
+def source_head(path: Path) -> bytes:
+    """The first bytes of a source file, after the checks every reader makes (exists, a file, not empty)."""
+    if not path.exists():
+        raise InputError(f"{path}: file not found; expected a CSV or Parquet file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; expected a CSV or Parquet file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty (0 bytes); expected a header row and data rows")
+    with open(path, "rb") as fh:
+        return fh.read(_SNIFF_BYTES)
 
 
 def ensure_row_ids(

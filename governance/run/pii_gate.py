@@ -66,13 +66,13 @@ def transforms_by_column(steps: Iterable[dict[str, Any]]) -> dict[str, str]:
 
 
 def scan_findings(df: pd.DataFrame, *, row_id: str, steps: Iterable[dict[str, Any]],
-                  keeps: Iterable[str]) -> list[PiiFinding]:
+                  keeps: Iterable[str], records: list[dict[str, Any]] | None = None) -> list[PiiFinding]:
     """Scan `df` and say, per detected column, whether the run transforms it, keeps it, or neither."""
     from governance.data.pii_report import scan_records
 
     transforms, kept = transforms_by_column(steps), set(keeps)
     findings = []
-    for r in scan_records(df, row_id):
+    for r in (scan_records(df, row_id) if records is None else records):
         column = r["column"]
         transform = transforms.get(column)
         action = "transformed" if transform else ("keep" if column in kept else "none")
@@ -126,12 +126,14 @@ def _check_keeps(ctx: RunContext, df: pd.DataFrame, by_column: dict[str, PiiFind
                            "instead")
 
 
-def run_gate(ctx: RunContext, df: pd.DataFrame, sink: list[dict[str, Any]] | None = None) -> PiiGateResult:
+def run_gate(ctx: RunContext, df: pd.DataFrame, sink: list[dict[str, Any]] | None = None,
+             records: list[dict[str, Any]] | None = None) -> PiiGateResult:
     """Scan the ingested frame; refuse (audited, exit 3) before anything is stored. See the module docstring.
 
-    `sink` receives the findings before any refusal, so a refused run still reports them."""
+    `sink` receives the findings before any refusal, so a refused run still reports them. A streaming
+    run passes the scan's `records` (governance/data/pii_stream.py) and a frame with the columns only."""
     spec, threshold = ctx.spec, float(ctx.policy.pii.threshold)
-    findings = scan_findings(df, row_id=spec.row_id, steps=spec.deid.steps, keeps=spec.pii)
+    findings = scan_findings(df, row_id=spec.row_id, steps=spec.deid.steps, keeps=spec.pii, records=records)
     if sink is not None:
         sink.extend(f.to_dict() for f in findings)
     by_column = {f.column: f for f in findings}

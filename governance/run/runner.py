@@ -205,6 +205,14 @@ def run_pipeline(ws: Workspace, spec: PipelineSpec, token: str | None, progress:
 
 def _body(ctx: RunContext, summary: RunSummary, timed: _Timer, nproc: int = 1) -> None:
     spec = ctx.spec
+    if spec.batch_rows is not None:  # constant-memory path: governance/run/streaming_stages.py
+        from governance.data.streaming import parse_batch_rows
+        from governance.run.streaming_stages import run_streaming
+
+        batch_rows = parse_batch_rows(spec.batch_rows, f"pipeline `{spec.name}`: batch_rows")
+        if batch_rows:
+            run_streaming(ctx, summary, timed, batch_rows)
+            return
     per_run_cap = None
     if spec.training:  # decided before any work, so a refused run stores nothing
         def decide_train() -> float | None:

@@ -224,6 +224,11 @@ class PipelineSpec(_Strict):
         default_factory=list, description="Cleaning steps in order, each `{step: NAME, ...}` from the cleaning "
         "registry (`governance/data/cleaning/steps.py`), checked when the pipeline loads.")
     deid: DeidSpec = Field(default_factory=DeidSpec, description="De-identification.")
+    batch_rows: Annotated[int, Field(ge=0)] | Literal["auto"] | None = Field(
+        default=None, examples=[200000, "auto"], description=(
+            "Stream the source in record batches of this many rows (`auto`: from available memory, see "
+            "docs/streaming.md), so peak memory does not grow with the file; unset: read it in memory. "
+            "`privgov run --batch-rows` overrides it."))
     pii: dict[Annotated[str, Field(min_length=1, max_length=200)], PiiAcknowledgement] = Field(
         default_factory=dict, description="Acknowledged detected identifiers kept in clear, "
         "`{COLUMN: {action: keep, reason}}`; the bound policy must allow keeps (`pii.allow_keep`), each is audited.")

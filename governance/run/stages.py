@@ -75,7 +75,6 @@ def ingest(ctx: RunContext) -> Ingested:
 def validate(ctx: RunContext, df: pd.DataFrame, stage: str) -> Validation:
     """Run the suite; the result (row ids, never values) is kept as evidence."""
     from governance.data.quality import load_suite, validate as run_suite
-    from governance.storage.store import ValidationRecord
 
     spec = ctx.spec
     suite = load_suite(spec.resolve(spec.quality.suite))
@@ -85,6 +84,14 @@ def validate(ctx: RunContext, df: pd.DataFrame, stage: str) -> Validation:
         result = validate_spark(df, suite, row_id_column=spec.row_id)
     else:
         result = run_suite(df, suite, row_id_column=spec.row_id, engine=spec.quality.engine)
+    return record_validation(ctx, suite, result, stage)
+
+
+def record_validation(ctx: RunContext, suite: dict[str, Any], result: Any, stage: str) -> Validation:
+    """Keep a suite's result as evidence and audit it; shared by the in-memory and streaming runs."""
+    from governance.storage.store import ValidationRecord
+
+    spec = ctx.spec
     failing = len(blocking_ids(result))
     with ctx.ws.session() as s:
         rec = ValidationRecord(
@@ -190,8 +197,12 @@ def deidentify(ctx: RunContext, df: pd.DataFrame) -> Deidentified:
 
 def store(ctx: RunContext, df: pd.DataFrame, held: Quarantined, steps: list[dict[str, Any]],
           meta: dict[str, Any], clean_success: bool | None, validation_ids: list[int] | None = None,
-          like: dict[str, Any] | None = None) -> Stored:
-    """Encrypt the de-identified frame (and the quarantine) as new versions, in one transaction."""
+          like: dict[str, Any] | None = None, write: Any = None) -> Stored:
+    """Encrypt the de-identified frame (and the quarantine) as new versions, in one transaction.
+
+    `write` replaces `catalog.write_version` (same signature): the streaming run passes a writer that
+    produces both versions batch by batch (governance/run/streaming_stages.py). `like` is the ingested
+    frame a Spark run casts its timestamp columns back to."""
     from governance.storage import catalog
     from governance.storage.store import Dataset, Run, ValidationRecord
 
@@ -201,23 +212,22 @@ def store(ctx: RunContext, df: pd.DataFrame, held: Quarantined, steps: list[dict
         if ds.row_id_column != spec.row_id and not catalog.versions_of(s, ds):
             ds.row_id_column = spec.row_id
         status = "passed" if clean_success in (True, None) or held.quarantine is not None else "failed"
+        put = write or catalog.write_version
         if spec.engine == "spark":  # encrypted Parquet partitions, sealed on the executors
             from governance.run.spark_stages import write_version
 
             row = write_version(ctx.ws, s, ds, df, like=like, kind="data", steps=steps, meta=meta,
                                 validation_status=status)
         else:
-            row = catalog.write_version(ctx.ws, s, ds, df, kind="data", steps=steps, meta=meta,
-                                        validation_status=status)
+            row = put(ctx.ws, s, ds, df, kind="data", steps=steps, meta=meta, validation_status=status)
         if validation_ids:
             s.query(ValidationRecord).filter(ValidationRecord.id.in_(list(validation_ids))).update(
                 {"version_id": row.id}, synchronize_session=False)
         s.query(Run).filter(Run.run_uid == ctx.run_uid).update({"version_id": row.id})
         qver = None
         if held.quarantine is not None and len(held.quarantine):
-            q = catalog.write_version(ctx.ws, s, ds, held.quarantine, kind="quarantine", parent_id=row.id,
-                                      meta={"reasons": held.reasons, "run_uid": ctx.run_uid},
-                                      validation_status="failed")
+            q = put(ctx.ws, s, ds, held.quarantine, kind="quarantine", parent_id=row.id,
+                    meta={"reasons": held.reasons, "run_uid": ctx.run_uid}, validation_status="failed")
             qver = q.version
         stored = Stored(version=row.version, version_id=row.id, row_count=int(row.row_count),
                         content_hash=row.content_hash, meta=dict(meta), quarantine_version=qver)

@@ -99,11 +99,37 @@ def write_version(
     validation_status: str = "unvalidated",
 ) -> DatasetVersion:
     """Encrypt `df` into the object store and record it as the next version."""
-    number = _next_version(session, dataset)
+    number = next_version(session, dataset)
     ref = ws.objects.put_frame(session, df, associated=associated_data(dataset.name, number, kind))
     unit_count = None
     if dataset.privacy_unit and dataset.privacy_unit in df.columns:
         unit_count = int(df[dataset.privacy_unit].nunique())
+    return record_version(session, dataset, number, ref, kind=kind, row_count=int(len(df)), unit_count=unit_count,
+                          schema=schema_of(df), parent_id=parent_id, steps=steps, meta=meta,
+                          validation_status=validation_status)
+
+
+def next_version(session: Session, dataset: Dataset) -> int:
+    """The number the next version of `dataset` gets (bound into its ciphertext as associated data)."""
+    return _next_version(session, dataset)
+
+
+def record_version(
+    session: Session,
+    dataset: Dataset,
+    number: int,
+    ref: Any,
+    *,
+    kind: str,
+    row_count: int,
+    unit_count: int | None,
+    schema: list[dict[str, str]],
+    parent_id: int | None = None,
+    steps: list[dict[str, Any]] | None = None,
+    meta: dict[str, Any] | None = None,
+    validation_status: str = "unvalidated",
+) -> DatasetVersion:
+    """Record an already encrypted blob (`ref`) as version `number`; shared by the in-memory and streaming writers."""
     row = DatasetVersion(
         dataset_id=dataset.id,
         version=number,
@@ -112,9 +138,9 @@ def write_version(
         content_hash=ref.content_hash,
         blob_hash=ref.blob_hash,
         data_key_id=ref.data_key_id,
-        row_count=int(len(df)),
+        row_count=int(row_count),
         unit_count=unit_count,
-        schema_json=schema_of(df),
+        schema_json=list(schema),
         steps_json=list(steps or []),
         meta_json=dict(meta or {}),
         validation_status=validation_status,

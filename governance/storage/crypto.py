@@ -272,3 +272,70 @@ def decrypt_bytes(blob: bytes, unwrap: Unwrap, *, associated: bytes) -> bytes:
 def fixed_key(data_key: bytes) -> Unwrap:
     """An ``unwrap`` callable that always returns ``data_key`` (for standalone files and tests)."""
     return lambda _key_id, _wrapped: data_key
+
+
+class EncryptingWriter:
+    """Push-mode :func:`encrypt_stream`: ``write()`` plaintext as it is produced, ``close()`` seals it.
+
+    Why: a Parquet writer fed batch by batch *pushes* bytes, while ``encrypt_stream`` *pulls*
+    them. The output is byte-for-byte the format ``encrypt_stream`` writes (full chunks are
+    never final; ``close()`` writes the short - possibly empty - final chunk), so
+    :func:`decrypt_stream` reads it unchanged. Memory: one chunk of plaintext buffered.
+    A writer that is never closed leaves a file without a final chunk, which never decrypts.
+    """
+
+    def __init__(self, dst: BinaryIO, data_key: bytes, *, key_id: str, wrapped_key: bytes, associated: bytes,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+        if len(data_key) != KEY_SIZE:
+            raise InputError(f"data key must be {KEY_SIZE} bytes (AES-256), got {len(data_key)}")
+        if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
+            raise InputError(f"chunk size must be {MIN_CHUNK_SIZE}..{MAX_CHUNK_SIZE} bytes, got {chunk_size}")
+        associated = bytes(associated)
+        self._header = _build_header(data_key, key_id, wrapped_key, associated, chunk_size)
+        self._dst, self._chunk = dst, chunk_size
+        self._aead, self._aad = AESGCM(data_key), self._header.raw + associated
+        self._buf = bytearray()
+        self._counter = 0
+        self.total = 0
+        self.closed = False
+        dst.write(self._header.raw)
+
+    def writable(self) -> bool:
+        return True
+
+    def _seal(self, data: bytes | memoryview, final: bool) -> None:
+        if self._counter >= MAX_CHUNKS:
+            raise InputError(f"input too large for one encrypted file ({MAX_CHUNKS} chunks of {self._chunk} bytes)")
+        nonce = _nonce(self._header.nonce_prefix, self._counter, final)
+        self._dst.write(self._aead.encrypt(nonce, bytes(data), self._aad))
+        self._counter += 1
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self.closed:
+            raise ValueError("write to a closed EncryptingWriter")
+        view = memoryview(data).cast("B")
+        n = len(view)
+        self.total += n
+        self._buf += view
+        if len(self._buf) > self._chunk:  # keep at least one byte back: only close() may seal the final chunk
+            whole = (len(self._buf) - 1) // self._chunk * self._chunk
+            mv = memoryview(self._buf)
+            for start in range(0, whole, self._chunk):
+                self._seal(mv[start:start + self._chunk], final=False)
+            mv.release()
+            del self._buf[:whole]
+        return n
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        """Seal the remaining bytes as the final chunk (a full chunk then an empty final one, as encrypt_stream)."""
+        if self.closed:
+            return
+        if len(self._buf) == self._chunk:
+            self._seal(memoryview(self._buf), final=False)
+            self._buf.clear()
+        self._seal(memoryview(self._buf), final=True)
+        self._buf.clear()
+        self.closed = True

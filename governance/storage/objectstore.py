@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -82,6 +84,16 @@ class _HashingSink:
         return self.buf.write(data)
 
 
+@dataclass
+class NewBlob:
+    """A blob being written: its data key and the hashing writer over its temp file."""
+
+    data_key_id: int
+    key: bytes
+    writer: _HashingWriter
+    blob_hash: str = ""
+
+
 def key_label(data_key_id: int) -> str:
     """The key id a blob header names: `dk-<data key id>` (the wrapped key itself lives only in the database)."""
     return f"dk-{data_key_id}"
@@ -109,28 +121,36 @@ class ObjectStore:
         failure, so a crash leaves either the complete blob or nothing.
         """
         src: BinaryIO = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+        reader = _HashingReader(src)
+        with self.new_blob(session) as blob:
+            encrypt_stream(reader, blob.writer, blob.key, key_id=key_label(blob.data_key_id), wrapped_key=b"",
+                           associated=associated)
+        return BlobRef(blob_hash=blob.blob_hash, data_key_id=blob.data_key_id,
+                       content_hash=reader.sha.hexdigest(), size=reader.count)
+
+    @contextmanager
+    def new_blob(self, session: Session) -> Iterator[NewBlob]:
+        """A fresh data key and a temp file for its ciphertext; on a clean exit the file is fsynced and
+        renamed to its address (``blob.blob_hash``), on any failure removed. Shared by
+        :meth:`put_bytes` and the streaming writer (governance/storage/blob_writer.py)."""
         data_key_id, key = self.keyring.new_data_key(session)
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = self.dir / f".tmp-{os.urandom(8).hex()}"
-        reader = _HashingReader(src)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
-                writer = _HashingWriter(fh)
-                encrypt_stream(reader, writer, key, key_id=key_label(data_key_id), wrapped_key=b"",
-                               associated=associated)
+                blob = NewBlob(data_key_id, key, _HashingWriter(fh))
+                yield blob
                 fh.flush()
                 os.fsync(fh.fileno())
-            blob_hash = writer.sha.hexdigest()
-            final = self.path_for(blob_hash)
+            blob.blob_hash = blob.writer.sha.hexdigest()
+            final = self.path_for(blob.blob_hash)
             final.parent.mkdir(exist_ok=True, mode=0o700)
             os.replace(tmp, final)
             fsync_dir(final.parent)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return BlobRef(blob_hash=blob_hash, data_key_id=data_key_id,
-                       content_hash=reader.sha.hexdigest(), size=reader.count)
 
     def get_bytes(self, session: Session, ref: BlobRef, *, associated: bytes) -> bytes:
         """Decrypt a blob into memory after checking its address and content hash."""

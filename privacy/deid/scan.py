@@ -18,7 +18,7 @@ national identifiers carry their own types (``ssn``, ``uk_nino``, ``de_idnr``, `
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 
@@ -26,7 +26,7 @@ from privacy.deid.detect import ColumnSample, Verdict, registered
 from privacy.deid.detect.base import as_text
 from privacy.errors import InputError
 
-__all__ = ["ColumnFinding", "scan", "quasi_k"]
+__all__ = ["ColumnFinding", "scan", "scan_sample", "quasi_k"]
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,21 @@ def scan(df: pd.DataFrame, sample_rows: int = 10000, seed: int = 0, *, row_id: s
         raise InputError(f"scan: column name {dup!r} occurs more than once")
     wanted = None if types is None else set(types)
     sample = df.sample(n=sample_rows, random_state=seed) if len(df) > sample_rows else df
+    return scan_sample(sample, row_id=row_id, types=wanted, full=df, k_of=lambda cols: quasi_k(df, cols))
+
+
+def scan_sample(sample: pd.DataFrame, *, row_id: str | None = None, types: Iterable[str] | None = None,
+                full: pd.DataFrame | None = None,
+                k_of: Callable[[list[str]], tuple[int, float]] | None = None) -> list[ColumnFinding]:
+    """The findings of :func:`scan` from a sample drawn elsewhere (e.g. while streaming a file in batches).
+
+    ``k_of(quasi_columns)`` gives (min k, share of unique rows) over *all* rows; without it the
+    k-anonymity note is computed on the sample and says so. ``full`` is what detectors see as the whole column
+    (the sample itself when None: no detector reads more than the sample today)."""
+    wanted = None if types is None else set(types)
+    whole = sample if full is None else full
     findings: list[ColumnFinding] = []
-    for column in df.columns:
+    for column in sample.columns:
         if row_id is not None and column == row_id:
             continue
         raw = sample[column]
@@ -118,15 +131,17 @@ def scan(df: pd.DataFrame, sample_rows: int = 10000, seed: int = 0, *, row_id: s
             continue
         # object dtype: the str accessor then runs Python regexes directly (the Arrow-backed
         # accessor re-checks every pattern per call, ~10x slower on a few hundred values)
-        col = ColumnSample(str(column), pd.Series(values.tolist(), dtype=object), df[column], _dtype(raw))
+        col = ColumnSample(str(column), pd.Series(values.tolist(), dtype=object), whole[column], _dtype(raw))
         v = _best(col, wanted)
         if v is not None:
             findings.append(ColumnFinding(str(column), v.pii_type, v.share, v.confidence, v.is_direct_identifier,
                                           col.n, v.hinted, v.evidence, v.kind))
     quasi = [f.column for f in findings if f.kind == "quasi"]
     if quasi:
-        k, unique = quasi_k(df, quasi)
-        note = f"; k-anonymity over quasi set ({len(quasi)} columns): min k = {k}, {unique:.1%} of rows unique"
+        k, unique = (k_of or (lambda cols: quasi_k(sample, cols)))(quasi)
+        scope = "" if k_of is not None else f" in {len(sample):,} sampled rows"
+        note = (f"; k-anonymity over quasi set ({len(quasi)} columns){scope}: min k = {k}, "
+                f"{unique:.1%} of rows unique")
         findings = [ColumnFinding(**{**f.to_dict(), "evidence": f.evidence + note}) if f.kind == "quasi" else f
                     for f in findings]
     return findings

@@ -57,6 +57,9 @@ class Step:
     def __init__(self, params: StepParams, index: int = 0) -> None:
         self.params = params
         self.index = index
+        # Per-column statistics computed over the whole file by a first pass when streaming
+        # (governance/data/cleaning/streaming.py); empty in memory, where each step computes its own.
+        self.fixed: dict[str, Any] = {}
 
     @property
     def label(self) -> str:

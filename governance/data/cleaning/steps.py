@@ -255,7 +255,7 @@ class Impute(Step):
         for c in self.params.columns:
             s = self.need(df, c, "numeric" if strat in ("mean", "median") else None)
             if strat == "mean":
-                fill = s.mean()
+                fill = self.fixed[c] if c in self.fixed else s.mean()
             elif strat == "median":
                 fill = s.median()
             elif strat == "mode":
@@ -321,7 +321,7 @@ class ClipOutliers(Step):
     def run(self, df, report, row_id_column):
         for c in self.params.columns:
             s = self.need(df, c, "numeric")
-            lo, hi = outlier_bounds(s, self.params)
+            lo, hi = self.fixed[c] if c in self.fixed else outlier_bounds(s, self.params)
             if pd.api.types.is_integer_dtype(s.dtype):  # keep ints: clip to the integer fences
                 lo, hi = np.ceil(lo), np.floor(hi)
             df[c] = s.clip(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
@@ -346,7 +346,7 @@ class FlagOutliers(Step):
         flagged: dict[str, list[Any]] = {}
         for c in self.params.columns:
             s = self.need(df, c, "numeric")
-            lo, hi = outlier_bounds(s, self.params)
+            lo, hi = self.fixed[c] if c in self.fixed else outlier_bounds(s, self.params)
             v = s.astype("float64")
             flag = ((v < lo) | (v > hi)).to_numpy(dtype=bool, na_value=False)
             df[c + self.params.suffix] = flag
@@ -366,7 +366,7 @@ class _Rescale(Step):
     def run(self, df, report, row_id_column):
         for c in self.params.columns:
             v = self.need(df, c, "numeric").astype("float64")
-            center, scale = self.center_scale(v)
+            center, scale = self.fixed[c] if c in self.fixed else self.center_scale(v)
             df[c] = (v - center) / scale if scale > 0 else v * 0.0
         return df
 

@@ -18,7 +18,7 @@ batch-mergeable here and raises InputError naming the expectation.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -76,47 +76,83 @@ def validate_parquet_batches(
     """Validate a Parquet file batch by batch with the fast engine; see the module docstring."""
     import pyarrow.parquet as pq
 
-    suite = parse_suite(suite, source=f"suite {suite.get('name', '?') if isinstance(suite, dict) else '?'}")
-    exps = suite["expectations"]
-    bad = [f"{i} ({e['type']})" for i, e in enumerate(exps)
-           if e["type"] not in MERGEABLE_TYPES or fast._GX_ONLY_KWARGS & set(e["kwargs"])]
-    if bad:
-        raise InputError(
-            f"suite {suite['name']}: expectation(s) {', '.join(bad)} cannot be merged across Parquet "
-            "batches; expected only batch-mergeable types (validate in memory instead)"
-        )
     try:
         names = pq.ParquetFile(Path(path)).schema_arrow.names
     except FileNotFoundError:
         raise InputError(f"{path}: file not found; expected a Parquet file") from None
     except Exception as exc:
         raise InputError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
-    check_columns(suite, [*names, row_id_column], source=f"suite {suite['name']}")
-    partials: list[fast.Partial | None] = [None] * len(exps)
-    hashes: dict[int, list[np.ndarray]] = {}
-    hash_ids: dict[int, list[np.ndarray]] = {}
-    seen = 0
-    for df in iter_parquet_batches(Path(path), batch_rows, row_id_column=row_id_column):
-        ids = df[row_id_column].to_numpy()
-        seen += len(df)
-        for i, exp in enumerate(exps):
+    return validate_batches(iter_parquet_batches(Path(path), batch_rows, row_id_column=row_id_column), suite,
+                            columns=names, row_id_column=row_id_column, source=str(path))
+
+
+def check_mergeable(suite: dict[str, Any]) -> dict[str, Any]:
+    """Parse the suite and refuse expectations that cannot be merged across batches (before reading data)."""
+    suite = parse_suite(suite, source=f"suite {suite.get('name', '?') if isinstance(suite, dict) else '?'}")
+    bad = [f"{i} ({e['type']})" for i, e in enumerate(suite["expectations"])
+           if e["type"] not in MERGEABLE_TYPES or fast._GX_ONLY_KWARGS & set(e["kwargs"])]
+    if bad:
+        raise InputError(
+            f"suite {suite['name']}: expectation(s) {', '.join(bad)} cannot be merged across "
+            "batches; expected only batch-mergeable types (validate in memory instead)"
+        )
+    return suite
+
+
+class BatchValidator:
+    """Feed batches with :meth:`add`, then :meth:`result`; state as the module docstring bounds it."""
+
+    def __init__(self, suite: dict[str, Any], *, row_id_column: str = "row_id") -> None:
+        self.suite = check_mergeable(suite)
+        self.row_id_column = row_id_column
+        self.exps = self.suite["expectations"]
+        self.partials: list[fast.Partial | None] = [None] * len(self.exps)
+        self.hashes: dict[int, list[np.ndarray]] = {}
+        self.hash_ids: dict[int, list[np.ndarray]] = {}
+        self.seen = 0
+
+    def add(self, df: pd.DataFrame) -> None:
+        ids = df[self.row_id_column].to_numpy()
+        self.seen += len(df)
+        for i, exp in enumerate(self.exps):
             if exp["type"] in fast.GLOBAL_TYPES:
                 h, keep, considered = _hash_rows(df, exp)
-                hashes.setdefault(i, []).append(h)
-                hash_ids.setdefault(i, []).append(ids[keep])
+                self.hashes.setdefault(i, []).append(h)
+                self.hash_ids.setdefault(i, []).append(ids[keep])
                 p = fast.Partial("map", total=len(df), considered=considered)
             else:
                 if not fast.supports(exp, df):
                     raise InputError(
-                        f"suite {suite['name']}: expectation {i} ({exp['type']}) is not supported "
+                        f"suite {self.suite['name']}: expectation {i} ({exp['type']}) is not supported "
                         "by the fast engine for this column's type; validate in memory instead"
                     )
                 p = fast.partial(exp, df, ids)
-            partials[i] = p if partials[i] is None else fast.merge(partials[i], p)
-    if seen == 0:
-        raise InputError(f"{path}: no rows; expected at least one row")
-    for i in hashes:
-        partials[i].unexpected_ids = _duplicated_ids(np.concatenate(hashes[i]), np.concatenate(hash_ids[i]))
-    results = [to_result(i, exp, partials[i]) for i, exp in enumerate(exps)]
-    return ValidationResult(suite=suite["name"], success=all(r.success for r in results),
-                            row_count=seen, results=results, row_id_column=row_id_column)
+            prev = self.partials[i]
+            self.partials[i] = p if prev is None else fast.merge(prev, p)
+
+    def result(self, source: str = "data") -> ValidationResult:
+        if self.seen == 0:
+            raise InputError(f"{source}: no rows; expected at least one row")
+        for i in self.hashes:
+            part = self.partials[i]
+            assert part is not None
+            part.unexpected_ids = _duplicated_ids(np.concatenate(self.hashes[i]), np.concatenate(self.hash_ids[i]))
+        results = [to_result(i, exp, self.partials[i]) for i, exp in enumerate(self.exps)]
+        return ValidationResult(suite=self.suite["name"], success=all(r.success for r in results),
+                                row_count=self.seen, results=results, row_id_column=self.row_id_column)
+
+
+def validate_batches(
+    batches: Iterable[pd.DataFrame],
+    suite: dict[str, Any],
+    *,
+    columns: list[str],
+    row_id_column: str = "row_id",
+    source: str = "data",
+) -> ValidationResult:
+    """Validate any sequence of batches (Parquet or CSV, see governance.data.streaming) with the fast engine."""
+    v = BatchValidator(suite, row_id_column=row_id_column)
+    check_columns(v.suite, [*columns, row_id_column], source=f"suite {v.suite['name']}")
+    for df in batches:
+        v.add(df)
+    return v.result(source)
