@@ -77,7 +77,7 @@ def test_device_path_that_needs_several_rounds_reads_the_same_stream(monkeypatch
 
 
 
-@pytest.mark.parametrize("n", [1, 5, 4_099, 60_001])
+@pytest.mark.parametrize("n", [1, 5, 4_099, 9_001])
 def test_device_noise_does_not_depend_on_the_round_size(monkeypatch, n):
     """Bounded rounds (memory) walk the same blocks in the same order: bit for bit the one-round result,
     including the normals carried over a round boundary."""
