@@ -134,17 +134,26 @@ class ObjectStore:
         renamed to its address (``blob.blob_hash``), on any failure removed. Shared by
         :meth:`put_bytes` and the streaming writer (governance/storage/blob_writer.py)."""
         data_key_id, key = self.keyring.new_data_key(session)
+        with self._content_addressed() as writer:
+            blob = NewBlob(data_key_id, key, writer)
+            yield blob
+        blob.blob_hash = writer.sha.hexdigest()
+
+    @contextmanager
+    def _content_addressed(self) -> Iterator[_HashingWriter]:
+        """The one atomic write of every blob: a private temp file that only ever receives
+        ciphertext, fsynced and renamed to the sha256 of what was written on a clean exit
+        (so a crash leaves the whole blob or nothing), removed on any failure."""
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = self.dir / f".tmp-{os.urandom(8).hex()}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
-                blob = NewBlob(data_key_id, key, _HashingWriter(fh))
-                yield blob
+                writer = _HashingWriter(fh)
+                yield writer
                 fh.flush()
                 os.fsync(fh.fileno())
-            blob.blob_hash = blob.writer.sha.hexdigest()
-            final = self.path_for(blob.blob_hash)
+            final = self.path_for(writer.sha.hexdigest())
             final.parent.mkdir(exist_ok=True, mode=0o700)
             os.replace(tmp, final)
             fsync_dir(final.parent)
@@ -181,22 +190,10 @@ class ObjectStore:
         is (a Spark executor), under the version's one data key; the store only
         adds content addressing and the atomic, fsynced write."""
         blob_hash = hashlib.sha256(ciphertext).hexdigest()
-        final = self.path_for(blob_hash)
-        if final.exists():
+        if self.path_for(blob_hash).exists():
             return blob_hash
-        final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.dir / f".tmp-{os.urandom(8).hex()}"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(ciphertext)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-            fsync_dir(final.parent)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with self._content_addressed() as writer:
+            writer.write(ciphertext)
         return blob_hash
 
     def get_sealed(self, blob_hash: str, *, what: str = "blob") -> bytes:
