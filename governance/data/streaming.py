@@ -32,6 +32,7 @@ import pandas as pd
 from governance.data.stream_typing import ColumnStats, typed
 from governance.data.csv_options import CsvOptions, csv_options as check_csv_options
 from governance.data.ingest import detect_format, ensure_row_ids, source_head
+from governance.data.key_spill import KeySpill
 from governance.errors import InputError
 
 MIN_BATCH_ROWS = 10_000
@@ -98,6 +99,7 @@ class BatchSource:
     _nulls: dict[str, bool] = field(default_factory=dict)
     _names: list[str] | None = None
     _ids_verified: bool = False
+    spill_dir: Path | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -123,39 +125,47 @@ class BatchSource:
     def __iter__(self) -> Iterator[pd.DataFrame]:
         it = self._parquet() if self.kind == "parquet" else self._csv()
         offset = 0
-        seen = None if self._ids_verified else np.empty(0, dtype=np.int64)
-        for df in it:
-            n = len(df)
-            self.max_batch_rows_seen = max(self.max_batch_rows_seen, n)
-            own_ids = self.row_id_column in df.columns
-            df = ensure_row_ids(df, self.row_id_column, source=str(self.path), start=offset)
-            if own_ids and seen is not None:
-                seen = self._check_ids_across_batches(df[self.row_id_column], seen)
-            df.index = pd.RangeIndex(offset, offset + n)
-            offset += n
-            if self._names is None:
-                self._names = [str(c) for c in df.columns]
-            yield df
-        if offset == 0:
-            raise InputError(f"{self.path}: no data rows (header only?); expected at least one row")
-        self.rows = offset
-        self._ids_verified = True
+        seen = None if self._ids_verified else KeySpill(directory=self.spill_dir)
+        try:
+            for df in it:
+                n = len(df)
+                self.max_batch_rows_seen = max(self.max_batch_rows_seen, n)
+                own_ids = self.row_id_column in df.columns
+                df = ensure_row_ids(df, self.row_id_column, source=str(self.path), start=offset)
+                if own_ids and seen is not None:
+                    seen.add(self._id_keys(df[self.row_id_column], seen))
+                df.index = pd.RangeIndex(offset, offset + n)
+                offset += n
+                if self._names is None:
+                    self._names = [str(c) for c in df.columns]
+                yield df
+            if offset == 0:
+                raise InputError(f"{self.path}: no data rows (header only?); expected at least one row")
+            if seen is not None and seen.count:
+                self._check_ids_across_batches(seen)
+            self.rows = offset
+            self._ids_verified = True
+        finally:
+            if seen is not None:
+                seen.close()
 
-    def _check_ids_across_batches(self, ids: pd.Series, seen: np.ndarray) -> np.ndarray:
+    def _id_keys(self, ids: pd.Series, seen: KeySpill) -> np.ndarray:
+        """Integer ids are their own keys (exact); other ids a keyed 64-bit hash."""
+        if pd.api.types.is_integer_dtype(ids.dtype):
+            return ids.to_numpy(dtype=np.int64).view(np.uint64)
+        return seen.hash(ids)
+
+    def _check_ids_across_batches(self, seen: KeySpill) -> None:
         """A file's own row ids must be unique across the whole file, as `read_table` demands.
 
         Why: quarantine and reports name rows by id; a duplicate in a later batch would let one
-        row's verdict fall on another. Checked on the first full pass only; the state is the sorted
-        ids seen so far (8 bytes per row, as a hash when the ids are not integers)."""
-        if pd.api.types.is_integer_dtype(ids.dtype):
-            vals = ids.to_numpy(dtype=np.int64)
-        else:
-            vals = pd.util.hash_pandas_object(ids, index=False).to_numpy().view(np.int64)
-        dup = int(np.isin(vals, seen).sum())
+        row's verdict fall on another. Checked at the end of the first full pass (before any
+        pass's result is used: the store pass is always a later one), with the ids kept in a
+        :class:`KeySpill` so that memory does not grow with the file."""
+        dup = seen.count - seen.distinct()
         if dup:
             raise InputError(f"{self.path}: row id column {self.row_id_column!r} has {dup} duplicate id(s) across "
                              "batches; expected unique ids (drop the column to have ids assigned)")
-        return np.union1d(seen, vals)
 
     # ---- Parquet
     def _parquet(self) -> Iterator[pd.DataFrame]:
@@ -283,7 +293,8 @@ class BatchSource:
 
 
 def open_batches(path: Path | str, batch_rows: int, *, row_id_column: str = "row_id", fmt: str | None = None,
-                 csv_options: CsvOptions | dict[str, Any] | None = None) -> BatchSource:
+                 csv_options: CsvOptions | dict[str, Any] | None = None,
+                 spill_dir: Path | str | None = None) -> BatchSource:
     """Check the file and options up front (one-line InputError), then return a :class:`BatchSource`."""
     path = Path(path)
     if batch_rows < 1:
@@ -301,7 +312,7 @@ def open_batches(path: Path | str, batch_rows: int, *, row_id_column: str = "row
                 raise InputError(f"{path}: csv option `{key}` is not supported when streaming (--batch-rows); "
                                  "expected it unset, or read the file in memory (--batch-rows 0)")
     return BatchSource(path=path, batch_rows=int(batch_rows), row_id_column=row_id_column, kind=kind,
-                       options=opts)
+                       options=opts, spill_dir=Path(spill_dir) if spill_dir is not None else None)
 
 
 def should_stream(path: Path | str, batch_rows: int | None, *, explicit: bool) -> bool:

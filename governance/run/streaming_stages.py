@@ -13,10 +13,13 @@ file is read several times instead (Parquet and CSV are re-readable; nothing is 
    Parquet writer whose bytes are encrypted as they are produced (governance/storage/blob_writer.py).
 
 The stored version holds the same rows and values (same pseudonyms) as the in-memory run.
-State that grows: failing row ids (8 bytes each, plus their reason labels for the quarantine),
-uniqueness hashes (16 bytes per row checked), drop_duplicates key hashes (8 bytes per distinct
-key), one count per quasi-identifier combination for `require_k`, one hash per distinct privacy
-unit for the version's unit count. Refused here, with a message: training (it reads the stored
+State that grows: failing row ids (8 bytes per failing row and expectation; bounded by
+`max_quarantine_share`), drop_duplicates key hashes (8 bytes per distinct key), one count per
+quasi-identifier combination for `require_k`. The privacy units of the stored version and the
+values of uniqueness expectations are counted exactly through a
+:class:`~governance.data.key_spill.KeySpill` (about 1M keys in memory, the rest partitioned on
+disk under the workspace's object directory, keyed hashes only, removed at the end), so neither
+grows memory with the file. Refused here, with a message: training (it reads the stored
 version into memory anyway: run it from the stored version), a `test_path` pair, the `sample`
 generator, the GX engine, `suppress_rare` and `suppress_below_k` (both need global counts
 before the first row is written).
@@ -28,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from governance.data.key_spill import KeySpill
 from governance.data.streaming import BatchSource, open_batches
 from governance.run import pii_gate, stages
 from governance.run.context import RunContext
@@ -57,18 +61,14 @@ def _refuse(ctx: RunContext) -> None:
                          "expected a streamable pipeline (see docs/streaming.md), or run it in memory (--batch-rows 0)")
 
 
-def _hashes(s: pd.Series) -> np.ndarray:
-    return np.unique(pd.util.hash_pandas_object(s.dropna(), index=False).to_numpy())
-
-
 class StreamWriter:
     """`write` for :func:`governance.run.stages.store`: the data version is written by one pass that
     also writes the quarantine version, each to its own encrypted blob, inside the store's transaction."""
 
     def __init__(self, ctx: RunContext, source: BatchSource, clean: Callable[[pd.DataFrame], pd.DataFrame],
-                 blocking: set[Any], reasons: dict[Any, list[str]]) -> None:
+                 blocking: np.ndarray, reasons: list[tuple[str, np.ndarray]]) -> None:
         self.ctx, self.source, self.clean = ctx, source, clean
-        self.blocking = np.array(sorted(blocking)) if blocking else np.empty(0, dtype=np.int64)
+        self.blocking = blocking
         self.reasons = reasons
         self.deid_steps: list[dict[str, Any]] = []
         self.k_anonymity: int | None = None
@@ -118,24 +118,23 @@ class StreamWriter:
             if len(self.blocking):
                 held = _ParquetOut(stack.enter_context(open_blob(
                     ws.objects, session, associated=associated_data(ds.name, number + 1, "quarantine"))))
-            units: np.ndarray | None = None
+            units = stack.enter_context(KeySpill(directory=ws.objects.dir))
             groups: pd.Series | None = None
             for batch in self.source:
                 cleaned = self.clean(batch)
                 mask = np.isin(cleaned[rid].to_numpy(), self.blocking) if held is not None else None
                 if held is not None and mask is not None and mask.any():
                     q = cleaned[mask].copy()
-                    q["quarantine_reason"] = q[rid].map(
-                        lambda r: "; ".join(self.reasons.get(r, ["failed validation"])))
+                    q["quarantine_reason"] = self._reasons_for(q[rid].to_numpy())
                     held.write(q.reset_index(drop=True))
                     cleaned = cleaned[~mask]
                 out = self._deid(cleaned.reset_index(drop=True))
                 data.write(out)
                 if unit and unit in out.columns:
-                    h = _hashes(out[unit])
-                    units = h if units is None else np.union1d(units, h)
+                    units.add(units.hash(out[unit].dropna()))
                 groups = self._count_groups(out, groups)
             self._check_k(groups)
+            unit_count = units.distinct() if unit and unit in data.columns else None
             data.close()
             if held is not None:
                 held.close()
@@ -144,19 +143,23 @@ class StreamWriter:
             assert held.sink.ref is not None
             self._quarantine = (number + 1, held.sink.ref, held.rows, held.schema)
         self.rows = data.rows
-        unit_count = int(len(units)) if units is not None else (0 if unit and unit in data.columns else None)
         return data.sink.ref, data.rows, unit_count, data.schema
+
+    def _reasons_for(self, ids: np.ndarray) -> np.ndarray:
+        """`quarantine_reason` for these quarantined ids: the labels of the expectations each failed."""
+        labels = [[] for _ in range(len(ids))]
+        for label, failing in self.reasons:
+            for j in np.flatnonzero(np.isin(ids, failing)):
+                labels[j].append(label)
+        return np.array(["; ".join(x) if x else "failed validation" for x in labels], dtype=object)
 
     def _deid(self, df: pd.DataFrame) -> pd.DataFrame:
         from privacy.deid import apply_deid, enforce_no_direct_identifiers
 
         d = self.ctx.spec.deid
-        out, report = apply_deid(df, d.steps, key_for_domain=self._key_for)
+        out, report = apply_deid(df, d.steps, key_for_domain=self._key_for, distinct_counts=False)
         transformed = {r["column"] for r in report if r.get("action") in ("drop", "pseudonymize")}
         enforce_no_direct_identifiers(out, d.direct_identifiers, transformed=transformed)
-        for r in report:  # distinct counts do not add up across batches: not reported when streaming
-            r.pop("distinct_before", None)
-            r.pop("distinct_after", None)
         if not self.deid_steps:
             self.deid_steps = [{"stage": "deid", **r, "streamed": True} for r in report]
         else:
@@ -246,7 +249,7 @@ def run_streaming(ctx: RunContext, summary: RunSummary, timed: Any, batch_rows: 
     _refuse(ctx)
     spec, rid = ctx.spec, ctx.spec.row_id
     source = open_batches(spec.resolve(spec.source.path), batch_rows, row_id_column=rid, fmt=spec.source.format,
-                          csv_options=spec.source.csv)
+                          csv_options=spec.source.csv, spill_dir=ctx.ws.objects.dir)
     suite = None
     if spec.quality:  # refuse a non-mergeable suite before reading any data
         suite = load_suite(spec.resolve(spec.quality.suite))
@@ -269,11 +272,14 @@ def run_streaming(ctx: RunContext, summary: RunSummary, timed: Any, batch_rows: 
     validation_ids: list[int] = []
 
     def validate(stage: str, transform: Callable[[pd.DataFrame], pd.DataFrame] | None) -> Any:
-        v = BatchValidator(suite, row_id_column=rid)
-        if transform is not None:
-            cleaner.start()
-        for batch in source:
-            v.add(transform(batch) if transform is not None else batch)
+        v = BatchValidator(suite, row_id_column=rid, spill_dir=ctx.ws.objects.dir)
+        try:
+            if transform is not None:
+                cleaner.start()
+            for batch in source:
+                v.add(transform(batch) if transform is not None else batch)
+        finally:
+            v.close()  # a failed pass leaves no spilled keys behind (result() closes it too)
         rec = stages.record_validation(ctx, v.suite, v.result(str(source.path)), stage)
         validation_ids.append(rec.record_id)
         return rec
@@ -283,13 +289,13 @@ def run_streaming(ctx: RunContext, summary: RunSummary, timed: Any, batch_rows: 
     if spec.cleaning:
         timed("clean", lambda: cleaner.fit(source))
     held = Quarantined(kept=None, quarantine=None, rows=0, reasons={})
-    blocking: set[Any] = set()
-    reasons_by_row: dict[Any, list[str]] = {}
+    blocking = np.empty(0, dtype=np.int64)
+    reasons_by_label: list[tuple[str, np.ndarray]] = []
     if spec.quality:
         revalidated = timed("revalidate", lambda: validate("cleaned", cleaner.apply))
         summary.clean_validation_success = revalidated.success
-        blocking = stages.blocking_ids(revalidated.result)
-        if blocking:
+        blocking = _sorted_ids(stages.blocking_ids(revalidated.result))
+        if len(blocking):
             rows_cleaned = cleaner.reports[-1].rows_out if cleaner.reports else summary.rows_ingested
             if spec.quality.on_failure == "fail":
                 raise QualityGateFailed(f"suite {spec.quality.suite}: {len(blocking)} rows still fail after cleaning")
@@ -299,15 +305,14 @@ def run_streaming(ctx: RunContext, summary: RunSummary, timed: Any, batch_rows: 
                     f"suite {spec.quality.suite}: {share:.1%} of rows fail after cleaning (more than "
                     f"max_quarantine_share {spec.quality.max_quarantine_share:.0%}); fix the source or the cleaning "
                     "steps")
-            for r in revalidated.result.failed:
-                for i in r.failing_row_ids:
-                    reasons_by_row.setdefault(i, []).append(stages._label(r))
+            reasons_by_label = [(stages._label(r), _sorted_ids(r.failing_row_ids))
+                                for r in revalidated.result.failed if r.failing_row_ids]
             held = Quarantined(kept=None, quarantine=_Pending(len(blocking)), rows=len(blocking),
                                reasons={stages._label(r): int(r.unexpected_count) for r in revalidated.result.failed})
         summary.rows_quarantined, summary.quarantine_reasons = held.rows, dict(held.reasons)
     cleaning_steps: list[dict[str, Any]] = []
     cleaner.start()
-    writer = StreamWriter(ctx, source, cleaner.apply, blocking, reasons_by_row)
+    writer = StreamWriter(ctx, source, cleaner.apply, blocking, reasons_by_label)
 
     meta: dict[str, Any] = {"pipeline": spec.name, "run_uid": ctx.run_uid,
                             "pii_findings": [dict(f) for f in summary.pii_findings],
@@ -326,6 +331,14 @@ def run_streaming(ctx: RunContext, summary: RunSummary, timed: Any, batch_rows: 
     summary.k_anonymity = writer.k_anonymity
     summary.rows_clean = stored.row_count
     summary.version, summary.quarantine_version = stored.version, stored.quarantine_version
+
+
+def _sorted_ids(ids: Any) -> np.ndarray:
+    """Row ids as one sorted array (int64 where they are integers) for `np.isin` per batch."""
+    arr = np.asarray(list(ids) if isinstance(ids, (set, frozenset)) else ids)
+    if arr.dtype == object and len(arr) and all(isinstance(x, (int, np.integer)) for x in arr[:1]):
+        arr = arr.astype(np.int64)
+    return np.sort(arr) if len(arr) else np.empty(0, dtype=np.int64)
 
 
 class _Pending:

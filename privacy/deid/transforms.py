@@ -44,7 +44,6 @@ The report has one dict per step with counts only -- never data values::
 from __future__ import annotations
 
 import hashlib
-import hmac
 from typing import Annotated, Any, Callable, Iterable, Literal, Union
 
 import numpy as np
@@ -274,13 +273,34 @@ def pseudonymize(series: pd.Series, key: bytes, *, domain: str = "", length: int
     elif normalize == "strip_lower":
         texts = texts.str.strip().str.lower()
     prefix = domain.encode("utf-8") + b"\x00"
-    key = bytes(key)
-    digest = hmac.digest
-    out_u = [digest(key, prefix + t.encode("utf-8", "surrogatepass"), "sha256").hex()[:length]
-             for t in texts.tolist()]
+    mac = hmac_sha256(bytes(key))
+    out_u = [mac(prefix + t.encode("utf-8", "surrogatepass")).hex()[:length] for t in texts.tolist()]
     vocab = np.array(out_u + [None], dtype=object)
     res = vocab[np.where(codes < 0, len(out_u), codes)]
     return pd.Series(res, index=s.index, name=s.name, dtype="str")
+
+
+def hmac_sha256(key: bytes) -> Callable[[bytes], bytes]:
+    """HMAC-SHA256 under ``key`` (RFC 2104, equal to ``hmac.digest(key, m, "sha256")``), for many short messages.
+
+    Why: ``hmac.digest`` sets up OpenSSL's HMAC context (the key schedule) on every call; a
+    pseudonymized column of millions of distinct values spends most of its time there. The inner
+    and outer SHA-256 states after the padded key block are computed once and copied per message,
+    which is about twice as fast and gives the same bytes (tests compare against ``hmac.digest``)."""
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    block = key.ljust(64, b"\x00")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def mac(message: bytes) -> bytes:
+        i = inner.copy()
+        i.update(message)
+        o = outer.copy()
+        o.update(i.digest())
+        return o.digest()
+
+    return mac
 
 
 def _age_band(s: pd.Series, width: int, top: int | None) -> pd.Series:
@@ -389,8 +409,11 @@ def _n_changed(before: pd.Series, after: pd.Series) -> int:
 
 
 def apply_deid(df: pd.DataFrame, specs: list[dict[str, Any]], key_for_domain: Callable[[str], bytes],
-               ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Run the spec steps in order on a copy of ``df``; return (new frame, per-step report)."""
+               *, distinct_counts: bool = True) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Run the spec steps in order on a copy of ``df``; return (new frame, per-step report).
+
+    ``distinct_counts=False`` leaves out `distinct_before`/`distinct_after`: a streamed run
+    de-identifies batch by batch, where distinct counts do not add up (and cost a hash table each)."""
     if not isinstance(df, pd.DataFrame):
         raise InputError(f"apply_deid: expected a pandas DataFrame, got {type(df).__name__}")
     parsed = parse_specs(specs)
@@ -452,9 +475,10 @@ def apply_deid(df: pd.DataFrame, specs: list[dict[str, Any]], key_for_domain: Ca
             entry.update({k: v for k, v in spec.model_dump().items()
                           if k not in ("column", "action", "method") and v is not None})
             entry["became_null"] = int((after.isna() & before.notna()).sum())
-        entry.update(nulls=int(after.isna().sum()), changed=_n_changed(before, after),
-                     distinct_before=int(before.nunique(dropna=True)),
-                     distinct_after=int(after.nunique(dropna=True)))
+        entry.update(nulls=int(after.isna().sum()), changed=_n_changed(before, after))
+        if distinct_counts:
+            entry.update(distinct_before=int(before.nunique(dropna=True)),
+                         distinct_after=int(after.nunique(dropna=True)))
         out[col] = after
         report.append(entry)
     return out, report

@@ -80,6 +80,27 @@ def test_duplicate_row_ids_across_batches_are_refused(tmp_path) -> None:
     assert pd.concat(list(open_batches(ok, 4)))["row_id"].tolist() == [10, 2, 30, 4, 50, 6]
 
 
+@pytest.mark.parametrize("ids", [[f"r{i}" for i in range(3000)], list(range(0, 6000, 2))])
+def test_duplicate_row_ids_are_found_when_the_ids_spill_to_disk(tmp_path, monkeypatch, ids) -> None:
+    """The across-batch id check keeps its ids on disk past the memory budget; a duplicate is still
+    found (text ids through a keyed hash, integer ids exactly) and the spill is removed."""
+    from governance.data import key_spill
+    from governance.data.streaming import open_batches
+    from privacy.errors import InputError
+
+    monkeypatch.setattr(key_spill, "MEMORY_KEYS", 100)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    ok = tmp_path / "ok.parquet"
+    pd.DataFrame({"row_id": ids, "x": range(len(ids))}).to_parquet(ok)
+    assert len(pd.concat(list(open_batches(ok, 250, spill_dir=spill)))) == len(ids)
+    bad = tmp_path / "bad.parquet"
+    pd.DataFrame({"row_id": [*ids, ids[1234]], "x": range(len(ids) + 1)}).to_parquet(bad)
+    with pytest.raises(InputError, match="1 duplicate id.*across batches"):
+        list(open_batches(bad, 250, spill_dir=spill))
+    assert list(spill.iterdir()) == []
+
+
 def test_bad_csv_is_one_line_without_cell_values(tmp_path) -> None:
     from governance.data.streaming import open_batches
     from privacy.errors import InputError

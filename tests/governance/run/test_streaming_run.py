@@ -101,6 +101,41 @@ def test_streamed_run_holds_one_batch_at_a_time(tmp_path, clinic_file, monkeypat
     assert max(seen) == 500 and sum(seen) >= 4 * 3000  # sample, validate, revalidate, store passes, each in batches of <= 500 rows
 
 
+def test_streamed_run_spills_keys_to_disk_and_removes_them(tmp_path, clinic_file, monkeypatch) -> None:
+    """With a budget of 64 keys in memory, the unit count, the uniqueness expectation and the
+    row-id check all take the disk path: same answers as the in-memory run, nothing left behind."""
+    from governance.data import key_spill
+    from governance.run.runner import run_pipeline
+    from governance.run.spec import load_pipeline
+
+    ws, tokens = new_workspace(tmp_path / "ws")
+    whole = run_pipeline(ws, load_pipeline(spec_file(tmp_path, clinic_file)), tokens["demo"])
+    spilled: list[Path] = []
+    real_flush = key_spill.KeySpill._flush
+
+    def flush(self):
+        real_flush(self)
+        spilled.append(self._dir)
+
+    monkeypatch.setattr(key_spill, "MEMORY_KEYS", 64)
+    monkeypatch.setattr(key_spill.KeySpill, "_flush", flush)
+    streamed = run_pipeline(ws, load_pipeline(spec_file(tmp_path, clinic_file, batch_rows=500)), tokens["demo"])
+    assert streamed.status == "succeeded" and spilled
+    assert {p.parent for p in spilled} == {ws.objects.dir}  # on the workspace's disk, not in /tmp
+    assert not any(p.exists() for p in spilled)
+    assert not list(ws.objects.dir.glob("privgov-keys-*"))
+    assert (streamed.rows_clean, streamed.rows_quarantined, streamed.quarantine_reasons) == \
+        (whole.rows_clean, whole.rows_quarantined, whole.quarantine_reasons)
+    with ws.session() as s:
+        from governance.storage import catalog
+
+        ds = catalog.find_dataset(s, "clinic-visits")
+        va, vb = catalog.get_version(s, ds, whole.version), catalog.get_version(s, ds, streamed.version)
+        assert vb.unit_count == va.unit_count and va.unit_count > 500
+    pd.testing.assert_frame_equal(stored(ws, whole.quarantine_version).reset_index(drop=True),
+                                  stored(ws, streamed.quarantine_version))
+
+
 def test_streaming_refuses_what_needs_the_whole_file(tmp_path, clinic_file) -> None:
     from governance.run.runner import run_pipeline
     from governance.run.spec import load_pipeline
