@@ -133,6 +133,22 @@ class KeySpill:
         found = [duplicated(keys, ids) for keys, ids in self._partitions() if ids is not None]
         return np.sort(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
 
+    def repeat_ids(self, keep: str = "first") -> np.ndarray:
+        """Sorted ids of every occurrence but one of each key: all but the smallest id (``keep="first"``)
+        or all but the largest (``"last"``) - what ``DataFrame.duplicated(keep=...)`` marks, with ids as
+        row order."""
+        if not self.with_ids:
+            raise ValueError("KeySpill(with_ids=False) holds no row ids")
+        found = []
+        for keys, ids in self._partitions():
+            assert ids is not None
+            if len(keys) < 2:
+                continue
+            order = np.lexsort((ids if keep == "first" else -ids, keys))
+            ks = keys[order]
+            found.append(ids[order[1:][ks[1:] == ks[:-1]]])
+        return np.sort(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
+
     # ---- lifetime
     def close(self) -> None:
         """Remove the spill directory (idempotent)."""

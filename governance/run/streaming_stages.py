@@ -14,7 +14,7 @@ file is read several times instead (Parquet and CSV are re-readable; nothing is 
 
 The stored version holds the same rows and values (same pseudonyms) as the in-memory run.
 State that grows: failing row ids (8 bytes per failing row and expectation; bounded by
-`max_quarantine_share`), drop_duplicates key hashes (8 bytes per distinct key), one count per
+`max_quarantine_share`), drop_duplicates' rows to drop (8 bytes per dropped duplicate), one count per
 quasi-identifier combination for `require_k`. The privacy units of the stored version and the
 values of uniqueness expectations are counted exactly through a
 :class:`~governance.data.key_spill.KeySpill` (about 1M keys in memory, the rest partitioned on
@@ -254,7 +254,7 @@ def run_streaming(ctx: RunContext, summary: RunSummary, timed: Any, batch_rows: 
     if spec.quality:  # refuse a non-mergeable suite before reading any data
         suite = load_suite(spec.resolve(spec.quality.suite))
         check_mergeable(suite)
-    cleaner = StreamCleaner(spec.cleaning, row_id_column=rid)
+    cleaner = StreamCleaner(spec.cleaning, row_id_column=rid, spill_dir=ctx.ws.objects.dir)
 
     def ingest() -> list[str]:
         rows, columns = source.count(), source.columns

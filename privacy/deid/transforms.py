@@ -417,7 +417,7 @@ def apply_deid(df: pd.DataFrame, specs: list[dict[str, Any]], key_for_domain: Ca
     if not isinstance(df, pd.DataFrame):
         raise InputError(f"apply_deid: expected a pandas DataFrame, got {type(df).__name__}")
     parsed = parse_specs(specs)
-    out = df.copy()
+    out = df.copy(deep=False)  # copy-on-write (pandas 3): `df` is never changed, columns copied only when replaced
     report: list[dict[str, Any]] = []
     for i, spec in enumerate(parsed):
         col = spec.column

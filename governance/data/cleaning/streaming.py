@@ -13,15 +13,17 @@ pass with constant state, or refused with a message (never approximated silently
 | clip_outliers / flag_outliers `zscore` | first pass: count, mean, M2 (Chan et al. merge) | 3 numbers per column |
 | standardize | first pass: count, mean, M2 | 3 numbers per column |
 | normalize | first pass: min, max | 2 numbers per column |
-| drop_duplicates `keep: first` | one sorted array of 64-bit key hashes | 8 bytes per distinct key: grows with distinct rows |
-| impute `median`/`mode`, `iqr` fences, drop_duplicates `keep: last`, coerce to `category` | refused | - |
+| drop_duplicates (`keep: first` or `last`) | extra pass: keyed key hashes with row ordinals in a KeySpill (disk past ~1M), then the sorted ordinals to drop | 8 bytes per dropped duplicate |
+| impute `median`/`mode`, `iqr` fences, coerce to `category` | refused | - |
 
 Exact quartiles and medians need every value (or a second sort of the file); `mode` needs one
 count per distinct value; a `category` dtype chosen per batch would differ between batches.
 Means and standard deviations merged across batches can differ from pandas' one-pass result
 in the last bits of a float, so a value lying exactly on a z-score fence could fall the other way.
-drop_duplicates compares 64-bit hashes of the key: a hash collision (probability about
-n^2 / 2^65, below 3e-6 at 10^7 distinct keys) would drop a row that is not a duplicate.
+drop_duplicates compares keyed 64-bit hashes of the key: a hash collision (probability about
+n^2 / 2^65, below 3e-6 at 10^7 distinct keys) would drop a row that is not a duplicate. Rows are
+named by their ordinal among the rows reaching the step in a pass (file order), which every pass
+reproduces because the steps before it are fixed by then.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from governance.data.cleaning import Step, StepReport, apply_steps, build_steps
+from governance.data.key_spill import KeySpill
 from governance.errors import InputError
 
 ROW_LOCAL = frozenset({"trim_whitespace", "normalize_case", "map_values", "normalize_missing", "strip_suffix",
@@ -54,12 +57,12 @@ def refusal(step: Step) -> str | None:
     if step.name in ("standardize", "normalize"):
         return None
     if step.name == "drop_duplicates":
-        return None if p.keep == "first" else "keep: last needs the whole file (use keep: first)"
+        return None
     return "it has no streaming implementation"
 
 
 def needs_fit(step: Step) -> bool:
-    return step.name in _MOMENTS or step.name == "normalize" or (
+    return step.name in _MOMENTS or step.name in ("normalize", "drop_duplicates") or (
         step.name == "impute" and step.params.strategy == "mean")
 
 
@@ -101,20 +104,27 @@ class _Moments:
 
 
 class _Dedupe(Step):
-    """drop_duplicates(keep=first) that remembers key hashes of earlier batches (one pass's state)."""
+    """drop_duplicates over batches: a fit pass collects (key hash, ordinal) pairs; later passes drop
+    the ordinals that pass found to repeat an earlier (or, with `keep: last`, a later) key."""
 
     name = "drop_duplicates"
 
     def __init__(self, inner: Step) -> None:
         super().__init__(inner.params, inner.index)
-        self.seen = np.empty(0, dtype=np.uint64)
+        self.inner = inner
+        self.collect: KeySpill | None = None
+        self.ordinal = 0  # rows that reached this step so far in this pass
 
     def run(self, df: pd.DataFrame, report: StepReport, row_id_column: str) -> pd.DataFrame:
-        key = self.need_columns(df, self.params.key, row_id_column)
-        h = pd.util.hash_pandas_object(df[key], index=False).to_numpy()
-        keep = ~pd.Series(h).duplicated(keep="first").to_numpy() & ~np.isin(h, self.seen, assume_unique=False)
-        self.seen = np.union1d(self.seen, h[keep])
-        return df[keep]
+        ordinals = np.arange(self.ordinal, self.ordinal + len(df), dtype=np.int64)
+        self.ordinal += len(df)
+        if self.collect is not None:
+            key = self.need_columns(df, self.params.key, row_id_column)
+            self.collect.add(self.collect.hash(df[key]), ordinals)
+            return df
+        drop = self.inner.fixed.get("drop")
+        assert drop is not None, "drop_duplicates is fitted before it runs"
+        return df[~np.isin(ordinals, drop, assume_unique=True)]
 
 
 def _merge(a: Any, b: Any) -> Any:
@@ -131,9 +141,11 @@ def _merge(a: Any, b: Any) -> Any:
 class StreamCleaner:
     """Apply declared steps batch by batch: :meth:`fit` once, then one :meth:`start` per pass."""
 
-    def __init__(self, specs: list[dict[str, Any]], *, row_id_column: str = "row_id") -> None:
+    def __init__(self, specs: list[dict[str, Any]], *, row_id_column: str = "row_id",
+                 spill_dir: Any = None) -> None:
         self.steps = build_steps(specs)
         self.row_id_column = row_id_column
+        self.spill_dir = spill_dir
         for step in self.steps:
             why = refusal(step)
             if why:
@@ -152,6 +164,10 @@ class StreamCleaner:
         pending = [j for j, step in enumerate(self.steps) if needs_fit(step)]
         while pending:
             group = self._group(pending)
+            if self.steps[group[0]].name == "drop_duplicates":
+                self._fit_dedupe(group[0], batches)
+                pending = pending[1:]
+                continue
             moments = {j: {c: _Moments() for c in self.steps[j].params.columns} for j in group}
             self.start()
             for df in batches:
@@ -165,12 +181,28 @@ class StreamCleaner:
                 self.steps[j].fixed = {c: m.fixed_for(self.steps[j]) for c, m in moments[j].items()}
             pending = pending[len(group):]
 
+    def _fit_dedupe(self, j: int, batches: Iterable[pd.DataFrame] | Any) -> None:
+        """One pass through the steps before `j`; the repeats of each key become the rows to drop."""
+        self.start()
+        step = self._pass[j]
+        assert isinstance(step, _Dedupe)
+        with KeySpill(with_ids=True, directory=self.spill_dir) as spill:
+            step.collect = spill
+            for df in batches:
+                apply_steps(df, self._pass[: j + 1], row_id_column=self.row_id_column)
+            self.steps[j].fixed = {"drop": spill.repeat_ids(self.steps[j].params.keep)}
+
     def _group(self, pending: list[int]) -> list[int]:
+        if self.steps[pending[0]].name == "drop_duplicates":  # its key may span any column: a pass of its own
+            return [pending[0]]
         group, touched = [pending[0]], set(self.steps[pending[0]].params.columns)
         for j in pending[1:]:
+            if self.steps[j].name == "drop_duplicates":
+                break
             cols = set(self.steps[j].params.columns)
             between = self.steps[group[-1] + 1:j]
-            if cols & touched or any(s.name in ("drop_duplicates", "drop_missing") for s in between):
+            if cols & touched or any(
+                    s.name in ("drop_duplicates", "drop_missing") for s in between):
                 break
             group.append(j)
             touched |= cols

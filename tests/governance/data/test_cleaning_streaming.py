@@ -48,10 +48,39 @@ def test_batches_equal_in_memory_including_statistics_and_dedupe() -> None:
     assert flagged(reports) == flagged(cleaner.reports) != []
 
 
+@pytest.mark.parametrize("keep", ["first", "last"])
+def test_dedupe_in_batches_equals_in_memory_with_its_keys_on_disk(monkeypatch, tmp_path, keep) -> None:
+    """drop_duplicates spread across batches (repeats far apart, ids not in file order), before and
+    after statistics steps, with a 50-key memory budget so the keys go to disk: same rows as pandas."""
+    from governance.data import key_spill
+    from governance.data.cleaning import apply_steps, build_steps
+    from governance.data.cleaning.streaming import StreamCleaner
+
+    monkeypatch.setattr(key_spill, "MEMORY_KEYS", 50)
+    df = frame(2000)
+    df["row_id"] = np.random.default_rng(3).permutation(10_000)[:2000]  # own ids, not in file order
+    df = pd.concat([df, df.iloc[::7].assign(row_id=np.arange(20_000, 20_000 + len(df.iloc[::7])))],
+                   ignore_index=True)  # exact repeats of every 7th row, 2000 rows later
+    specs = [{"step": "normalize_case", "columns": ["sex"], "case": "lower"},
+             {"step": "drop_duplicates", "key": [c for c in df.columns if c != "row_id"], "keep": keep},
+             {"step": "impute", "columns": ["hba1c"], "strategy": "mean"},
+             {"step": "drop_duplicates", "key": ["patient_id"], "keep": keep}]
+    whole, reports = apply_steps(df, build_steps(specs))
+    batches = [df.iloc[i:i + 300] for i in range(0, len(df), 300)]
+    cleaner = StreamCleaner(specs, spill_dir=tmp_path)
+    cleaner.fit(batches)
+    cleaner.start()
+    got = pd.concat([cleaner.apply(b) for b in batches], ignore_index=True)
+    pd.testing.assert_frame_equal(whole, got, check_exact=False, rtol=1e-9)
+    assert reports[1].rows_out < reports[1].rows_in and reports[3].rows_out < reports[3].rows_in
+    for a, b in zip(reports, cleaner.reports):
+        assert (a.rows_in, a.rows_out, sorted(a.dropped_row_ids)) == (b.rows_in, b.rows_out, sorted(b.dropped_row_ids))
+    assert list(tmp_path.iterdir()) == []  # the spilled keys are gone
+
+
 @pytest.mark.parametrize("spec, why", [
     ({"step": "impute", "columns": ["bmi"], "strategy": "median"}, "strategy `median`"),
     ({"step": "clip_outliers", "columns": ["bmi"]}, "IQR fences"),
-    ({"step": "drop_duplicates", "keep": "last"}, "keep: last"),
     ({"step": "coerce_types", "types": {"sex": "category"}}, "category"),
 ])
 def test_steps_that_need_the_whole_file_are_refused(spec, why) -> None:

@@ -31,6 +31,10 @@ def test_distinct_and_duplicates_equal_a_whole_array_answer(batches, memory_keys
         assert spill.count == len(all_keys)
         assert spill.distinct() == len(set(all_keys))
         assert spill.duplicated_ids().tolist() == _reference_duplicates(np.array(all_keys), np.array(all_ids))
+        keys_s = pd.Series(all_keys, dtype="uint64")
+        for keep in ("first", "last"):
+            expected = sorted(np.array(all_ids, dtype=np.int64)[keys_s.duplicated(keep=keep).to_numpy()].tolist())
+            assert spill.repeat_ids(keep).tolist() == expected
         # answers can be asked twice (the partitions are read again, not consumed)
         assert spill.distinct() == len(set(all_keys))
 
