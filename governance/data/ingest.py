@@ -324,7 +324,7 @@ def iter_parquet_batches(
     if batch_rows < 1:
         raise InputError(f"batch_rows={batch_rows}: expected a positive number of rows")
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering keeps every row group read: memory grows with the file
     except Exception as exc:
         raise InputError(
             f"{path}: not a readable Parquet file ({type(exc).__name__}); expected a valid Parquet file"

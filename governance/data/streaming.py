@@ -169,10 +169,16 @@ class BatchSource:
 
     # ---- Parquet
     def _parquet(self) -> Iterator[pd.DataFrame]:
+        """Record batches of the file, read with ``pre_buffer=False``.
+
+        Why: with Arrow's default pre-buffering, ``iter_batches`` keeps the coalesced byte ranges of
+        every row group it has read until the reader is dropped, so one pass holds the compressed
+        file in memory (measured: 278 MiB still allocated after a pass over a 292 MB file, RSS
+        growing ~14 bytes a row). Without it memory stays flat, and reading was no slower."""
         import pyarrow.parquet as pq
 
         try:
-            pf = pq.ParquetFile(self.path)
+            pf = pq.ParquetFile(self.path, pre_buffer=False)
         except Exception as exc:
             raise InputError(f"{self.path}: not a readable Parquet file ({type(exc).__name__}); "
                              "expected a valid Parquet file") from None
