@@ -66,7 +66,7 @@ def load_bundle(data: bytes, *, source: str = "model") -> ModelBundle:
     """Rebuild the model on CPU. A blob that is not a privgov model is a clear error."""
     import torch
 
-    from training.models import build_model
+    from training.models import rebuild_model
 
     try:  # the weights-only unpickler raises many exception types on foreign bytes
         payload = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
@@ -76,7 +76,7 @@ def load_bundle(data: bytes, *, source: str = "model") -> ModelBundle:
         raise InputError(f"{source}: not a privgov model bundle (expected format {MODEL_FORMAT})")
     try:
         encoder = FeatureEncoder.from_state(payload["encoder"])
-        model = build_model(payload["model"], **payload["model_kwargs"])
+        model = rebuild_model(payload["model"], **payload["model_kwargs"])
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, RuntimeError) as exc:
         raise InputError(f"{source}: damaged privgov model bundle ({type(exc).__name__}: {exc})") from None

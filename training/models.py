@@ -175,8 +175,18 @@ def validate_model(model: nn.Module) -> None:
 
 def build_model(name: str, **kwargs: object) -> nn.Module:
     """Build and validate a registered model (`mlp`, `logreg`, `cnn`, `transformer`)."""
-    if name not in MODELS:
-        raise InputError(f"model: unknown model {name!r}; expected one of {sorted(MODELS)}")
-    model = MODELS[name](**kwargs)
+    model = rebuild_model(name, **kwargs)
     validate_model(model)
     return model
+
+
+def rebuild_model(name: str, **kwargs: object) -> nn.Module:
+    """A registered model's architecture, for loading trained weights into it (scoring, audits).
+
+    Why no `validate_model`: that check is about training with per-sample
+    gradients, and the run that trained these weights already passed it; it
+    imports opacus (~5 s on 2 cores), which `privgov predict` would otherwise
+    pay on every call for a check whose answer cannot change."""
+    if name not in MODELS:
+        raise InputError(f"model: unknown model {name!r}; expected one of {sorted(MODELS)}")
+    return MODELS[name](**kwargs)
