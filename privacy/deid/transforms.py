@@ -266,8 +266,8 @@ def pseudonymize(series: pd.Series, key: bytes, *, domain: str = "", length: int
     codes, uniques = pd.factorize(s, use_na_sentinel=True)
     if pd.api.types.is_string_dtype(getattr(uniques, "dtype", object)) and not isinstance(uniques, np.ndarray):
         texts = pd.Series(uniques, dtype="str")
-    elif isinstance(uniques, np.ndarray) and uniques.dtype.kind in "iu":  # str(int(v)), vectorised
-        texts = pd.Series(uniques.astype(str), dtype="str")
+    elif isinstance(getattr(uniques, "dtype", None), np.dtype) and uniques.dtype.kind in "iu":
+        texts = pd.Series(np.asarray(uniques).astype(str), dtype="str")  # str(int(v)), vectorised
     else:
         texts = pd.Series([_canon_text(u) for u in uniques], dtype="str")
     if normalize == "strip":

@@ -95,6 +95,12 @@ def map_series(s: pd.Series, mapping: dict[str, Any]) -> pd.Series:
     hit = s.isin(list(mapping)).to_numpy(dtype=bool)
     if not hit.any():
         return s
+    if pd.api.types.is_string_dtype(s.dtype) and s.dtype != object and all(isinstance(v, str) for v in mapping.values()):
+        # text to text on a string column: one vectorised comparison per key, no object round trip
+        out = s.copy(deep=False)
+        for k, v in mapping.items():
+            out = out.mask(s == k, v)
+        return out
     new = s.astype(object).copy()
     new[hit] = s[hit].map(mapping).astype(object)
     return _restore(new, s)

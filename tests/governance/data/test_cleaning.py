@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from governance.data.cleaning import Step, StepParams, apply_steps, available_steps, build_steps, register_step
 from governance.errors import InputError
@@ -192,3 +194,18 @@ def test_uci_adult_test_file_cleans() -> None:
     assert out[["workclass", "occupation", "native_country"]].isna().sum().tolist() == [963, 966, 274]
     dropped, rep = apply_steps(out, build_steps([{"step": "drop_missing"}]), row_id_column="row_id")
     assert rep[0].rows_out == 15060 and len(rep[0].dropped_row_ids) == 16281 - 15060
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["f", "m", "F", " m", "x", ""])), min_size=1, max_size=40),
+       st.dictionaries(st.sampled_from(["f", "m", "F", "", "zz"]), st.sampled_from(["female", "male", "f", ""]),
+                       min_size=1, max_size=4))
+def test_map_values_on_a_string_column_equals_the_element_wise_mapping(values, mapping) -> None:
+    """The vectorised text-to-text path gives exactly what mapping each value by itself gives."""
+    from governance.data.cleaning.steps import map_series
+
+    s = pd.Series(values, dtype="str")
+    got = map_series(s, mapping)
+    expected = [None if v is None else mapping.get(v, v) for v in values]
+    assert [None if pd.isna(v) else v for v in got.tolist()] == expected
+    assert got.dtype == s.dtype
